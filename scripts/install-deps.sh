@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Installs what egressd needs to build, test and demo on Debian 12 (as root).
+# Idempotent: packages already present are left alone.
+set -euo pipefail
+
+packages=(
+  # build
+  build-essential cmake pkg-config clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev
+  libyaml-cpp-dev libspdlog-dev libcxxopts-dev nlohmann-json3-dev node-llhttp libasio-dev
+  libseccomp-dev libcap-dev libssl-dev libgtest-dev libgmock-dev
+  # tests and demo: real servers and clients
+  iproute2 dnsmasq-base bind9-dnsutils socat curl python3 procps
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "install-deps: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+echo "install-deps: all dependencies present"

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Installs what is missing, builds, and runs every test (unit + e2e on the real kernel).
+# Run as root on Debian 12. CI (.ci/run) calls exactly this.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "scripts/test.sh: run as root (the e2e tests create cgroups, netns and BPF links)" >&2
+  exit 1
+fi
+scripts/install-deps.sh
+cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo
+cmake --build build -j"$(nproc)"
+# e2e tests share the machine's cgroup tree and bpffs: run serially.
+ctest --test-dir build --output-on-failure --timeout 300

@@ -1,0 +1,40 @@
+// The egressd subcommands. Each returns the process exit code; errors are printed
+// by the command itself (file, sandbox, errno text), so main() only dispatches.
+#pragma once
+
+#include <string>
+#include <vector>
+
+namespace egressd::daemon {
+
+inline constexpr int kExitUsage = 64;
+inline constexpr int kExitBadPolicy = 2;
+inline constexpr int kExitFailure = 1;
+
+struct SandboxOptions {
+  std::string id;
+  std::string cgroup;  // path, absolute or relative to the cgroup v2 mount
+  std::string policyFile;
+  std::string netns;  // optional network namespace path (container sandboxes)
+  std::string pinRoot;
+};
+
+// Arms the sandbox, prints "egressd ready", then serves until SIGTERM/SIGINT;
+// SIGHUP re-reads the policy. Enforcement stays pinned when it exits.
+int serveCommand(const SandboxOptions& options);
+// Arms (or updates) the sandbox and exits; enforcement stays pinned.
+int applyCommand(const SandboxOptions& options);
+// Removes a sandbox's links, rules and slot.
+int detachCommand(const std::string& id, const std::string& pinRoot);
+
+struct RunOptions {
+  std::string policyFile;
+  std::string pinRoot;
+  std::string cgroupParent;  // default: the cgroup v2 root
+  bool allowIoUring = false;
+  std::vector<std::string> command;
+};
+// A transient sandbox around one command; returns the command's exit code.
+int runCommand(const RunOptions& options);
+
+}  // namespace egressd::daemon

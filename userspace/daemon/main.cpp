@@ -1,0 +1,120 @@
+// egressd: the daemon (default), `apply`, `detach` and `run`. Wiring only.
+#include <spdlog/spdlog.h>
+
+#include <cstring>
+#include <cxxopts.hpp>
+#include <iostream>
+
+#include "bpf/abi.h"
+#include "daemon/commands.h"
+
+namespace {
+
+using egressd::daemon::kExitUsage;
+
+void setLogLevel(const std::string& level) {
+  spdlog::set_pattern("egressd %^%l%$: %v");
+  spdlog::set_level(spdlog::level::from_str(level));
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  // `egressd run ... -- CMD ARGS`: everything after "--" belongs to the command.
+  std::vector<std::string> command;
+  int ownArgc = argc;
+  for (int i = 1; i < argc; ++i) {
+    if (std::strcmp(argv[i], "--") == 0) {
+      ownArgc = i;
+      for (int j = i + 1; j < argc; ++j) {
+        command.emplace_back(argv[j]);
+      }
+      break;
+    }
+  }
+  std::string sub;
+  int first = 1;
+  if (ownArgc > 1 && argv[1][0] != '-') {
+    sub = argv[1];
+    first = 2;
+  }
+
+  cxxopts::Options options("egressd", "kernel-level egress enforcer for Linux sandboxes");
+  options.custom_help(
+      "[daemon|apply|detach|run] [OPTIONS] [-- CMD ARGS...]\n\n"
+      "  egressd --sandbox ID --cgroup PATH --policy FILE   enforce and serve (SIGHUP reloads)\n"
+      "  egressd apply  --sandbox ID --cgroup PATH --policy FILE   enforce and exit\n"
+      "  egressd detach --sandbox ID                        remove a sandbox's enforcement\n"
+      "  egressd run --policy FILE -- CMD ARGS...           run CMD in a fresh sandbox");
+  options.add_options()
+      ("sandbox", "sandbox id", cxxopts::value<std::string>()->default_value(""))
+      ("cgroup", "sandbox cgroup (absolute, or relative to the cgroup v2 mount)",
+       cxxopts::value<std::string>()->default_value(""))
+      ("policy", "policy file (YAML)", cxxopts::value<std::string>()->default_value(""))
+      ("netns", "network namespace of a container sandbox (e.g. /var/run/netns/NAME)",
+       cxxopts::value<std::string>()->default_value(""))
+      ("pin-root", "bpffs directory for pinned maps and links",
+       cxxopts::value<std::string>()->default_value(EGRESSD_PIN_ROOT_DEFAULT))
+      ("cgroup-parent", "run: parent cgroup of the transient sandbox",
+       cxxopts::value<std::string>()->default_value(""))
+      ("allow-io-uring", "run: let the command use io_uring (its sockets bypass seccomp)")
+      ("log-level", "trace|debug|info|warn|error",
+       cxxopts::value<std::string>()->default_value("info"))
+      ("h,help", "this help");
+
+  cxxopts::ParseResult args;
+  try {
+    std::vector<char*> own(argv + first, argv + ownArgc);
+    own.insert(own.begin(), argv[0]);
+    int n = static_cast<int>(own.size());
+    char** v = own.data();
+    args = options.parse(n, v);
+  } catch (const std::exception& e) {
+    std::cerr << "egressd: " << e.what() << "\n" << options.help() << "\n";
+    return kExitUsage;
+  }
+  if (args.count("help") != 0U) {
+    std::cout << options.help() << "\n";
+    return 0;
+  }
+  setLogLevel(args["log-level"].as<std::string>());
+
+  egressd::daemon::SandboxOptions sandbox{
+      args["sandbox"].as<std::string>(), args["cgroup"].as<std::string>(),
+      args["policy"].as<std::string>(), args["netns"].as<std::string>(),
+      args["pin-root"].as<std::string>()};
+
+  auto require = [&](bool ok, const char* what) {
+    if (!ok) {
+      std::cerr << "egressd: " << what << "\n" << options.help() << "\n";
+    }
+    return ok;
+  };
+
+  if (sub.empty() || sub == "daemon" || sub == "apply") {
+    if (!require(!sandbox.id.empty() && !sandbox.cgroup.empty() && !sandbox.policyFile.empty(),
+                 "--sandbox, --cgroup and --policy are required")) {
+      return kExitUsage;
+    }
+    return sub == "apply" ? egressd::daemon::applyCommand(sandbox)
+                          : egressd::daemon::serveCommand(sandbox);
+  }
+  if (sub == "detach") {
+    if (!require(!sandbox.id.empty(), "--sandbox is required")) {
+      return kExitUsage;
+    }
+    return egressd::daemon::detachCommand(sandbox.id, sandbox.pinRoot);
+  }
+  if (sub == "run") {
+    if (!require(!sandbox.policyFile.empty() && !command.empty(),
+                 "run needs --policy FILE and a command after --")) {
+      return kExitUsage;
+    }
+    egressd::daemon::RunOptions run{sandbox.policyFile, sandbox.pinRoot,
+                                    args["cgroup-parent"].as<std::string>(),
+                                    args.count("allow-io-uring") != 0U, command};
+    return egressd::daemon::runCommand(run);
+  }
+  std::cerr << "egressd: unknown command '" << sub << "'\n" << options.help() << "\n";
+  return kExitUsage;
+}

@@ -1,0 +1,289 @@
+// egressd daemon / apply / detach.
+#include <bpf/libbpf.h>
+#include <signal.h>
+#include <spdlog/spdlog.h>
+#include <sys/epoll.h>
+#include <sys/signalfd.h>
+
+#include <cstdio>
+#include <iostream>
+#include <optional>
+
+#include "common/unique_fd.h"
+#include "daemon/commands.h"
+#include "daemon/sandbox_request.h"
+#include "loader/enforcer.h"
+#include "loader/maps.h"
+#include "policy/compile.h"
+#include "proxy/listener_reservation.h"
+#include "sandbox/cgroup.h"
+
+namespace egressd::daemon {
+
+namespace {
+
+struct Armed {
+  std::optional<proxy::ListenerReservation> reservation;
+  std::vector<std::string> ruleNames;
+};
+
+Result<policy::Policy> loadPolicy(const std::string& file) {
+  auto policy = policy::loadPolicyFile(file);
+  if (policy.ok()) {
+    for (const std::string& warning : policy->warnings) {
+      spdlog::warn("{}", warning);
+    }
+  }
+  return policy;
+}
+
+// Processes that already hold CAP_NET_RAW/CAP_NET_ADMIN can use socket families no
+// cgroup hook sees (AF_PACKET, ...): say so loudly, and record it for `egressctl status`.
+uint32_t capabilityWarningFlags(const std::string& id, const std::string& cgroup) {
+  auto capable = sandbox::findNetworkCapableProcesses(cgroup);
+  if (!capable.ok()) {
+    spdlog::warn("sandbox {}: could not check process capabilities: {}", id,
+                 capable.error().message());
+    return 0;
+  }
+  for (const auto& p : *capable) {
+    spdlog::warn(
+        "sandbox {}: process {} ({}) holds{}{}: it can open packet/netlink sockets that no "
+        "cgroup hook sees; run it without those capabilities (egressd run drops them)",
+        id, p.pid, p.comm, p.netRaw ? " CAP_NET_RAW" : "", p.netAdmin ? " CAP_NET_ADMIN" : "");
+  }
+  return capable->empty() ? 0 : EGRESSD_SB_CAPS_WARNING;
+}
+
+Result<std::string> resolveCgroup(const std::string& cgroup) {
+  return sandbox::resolveCgroupPath(cgroup);
+}
+
+// Arms (first time) or updates (reload) the sandbox with a parsed policy.
+Result<Armed> armWithPolicy(loader::Enforcer& enforcer, const SandboxOptions& o,
+                            const std::string& cgroupPath, const policy::Policy& policy,
+                            bool reserveProxy, const std::optional<ProxyTarget>& keepProxy,
+                            bool reloadOnly) {
+  Armed armed;
+  ProxyTarget target;
+  if (keepProxy) {
+    target = *keepProxy;
+  } else if (reserveProxy) {
+    auto reservation = proxy::ListenerReservation::reserve(o.netns);
+    if (!reservation.ok()) {
+      return std::move(reservation).error().wrap("sandbox " + o.id);
+    }
+    target = {reservation->addr4(), reservation->addr6(), reservation->port(),
+              reservation->netnsCookie()};
+    armed.reservation = std::move(*reservation);
+  }
+  uint32_t extraFlags = capabilityWarningFlags(o.id, cgroupPath);
+  auto req = buildSandboxRequest(o.id, cgroupPath, policy, target, extraFlags);
+  if (!req.ok()) {
+    return std::move(req).error();
+  }
+  auto compiled = policy::compileKernelRules(policy);
+  if (compiled.ok()) {
+    armed.ruleNames = compiled->ruleNames;
+  }
+  auto result = reloadOnly ? enforcer.updatePolicy(*req) : enforcer.arm(*req);
+  if (!result.ok()) {
+    return std::move(result).error();
+  }
+  return armed;
+}
+
+// The proxy target already configured for this sandbox (apply keeps it).
+std::optional<ProxyTarget> currentProxy(const std::string& pinRoot, const std::string& id) {
+  if (!loader::PinnedMaps::exist(pinRoot)) {
+    return std::nullopt;
+  }
+  auto maps = loader::PinnedMaps::open(pinRoot);
+  if (!maps.ok()) {
+    return std::nullopt;
+  }
+  auto slot = maps->findSlot(id);
+  if (!slot.ok() || !slot->has_value()) {
+    return std::nullopt;
+  }
+  auto config = maps->liveConfig(**slot);
+  if (!config.ok() || !config->has_value() || !((*config)->flags & EGRESSD_SB_HAS_PROXY)) {
+    return std::nullopt;
+  }
+  const egressd_sandbox_config& c = **config;
+  return ProxyTarget{c.proxy4, c.proxy6, c.proxy_port, c.netns_cookie};
+}
+
+struct EventContext {
+  const std::vector<std::string>* ruleNames;
+};
+
+const char* hookName(uint8_t hook) {
+  switch (hook) {
+    case EGRESSD_HOOK_CONNECT:
+      return "connect";
+    case EGRESSD_HOOK_SENDMSG:
+      return "sendmsg";
+    case EGRESSD_HOOK_SOCK_CREATE:
+      return "socket";
+    case EGRESSD_HOOK_SETSOCKOPT:
+      return "setsockopt";
+    case EGRESSD_HOOK_SKB:
+      return "packet";
+    default:
+      return "?";
+  }
+}
+
+int onKernelEvent(void* ctx, void* data, size_t size) {
+  if (size < sizeof(egressd_event)) {
+    return 0;
+  }
+  const auto* e = static_cast<const egressd_event*>(data);
+  const auto* names = static_cast<EventContext*>(ctx)->ruleNames;
+  std::string rule = e->rule_id < names->size() ? (*names)[e->rule_id] : "";
+  std::string comm(e->comm, strnlen(e->comm, sizeof(e->comm)));
+  spdlog::info("kernel denied: slot={} pid={} comm={} hook={} dst={}:{} proto={} reason={}{}",
+               e->sandbox, e->pid, comm, hookName(e->hook), loader::formatAddr(e->addr), e->port,
+               e->proto, loader::reasonName(e->reason), rule.empty() ? "" : " rule=" + rule);
+  return 0;
+}
+
+}  // namespace
+
+int serveCommand(const SandboxOptions& o) {
+  auto cgroupPath = resolveCgroup(o.cgroup);
+  if (!cgroupPath.ok()) {
+    std::cerr << "egressd: " << cgroupPath.error().message() << "\n";
+    return kExitFailure;
+  }
+  // Signals are taken synchronously through a signalfd; block them before anything else.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGHUP);
+  sigprocmask(SIG_BLOCK, &signals, nullptr);
+  UniqueFd sigFd(::signalfd(-1, &signals, SFD_CLOEXEC));
+  if (!sigFd) {
+    std::cerr << "egressd: signalfd: " << std::strerror(errno) << "\n";
+    return kExitFailure;
+  }
+
+  auto policy = loadPolicy(o.policyFile);
+  if (!policy.ok()) {
+    std::cerr << "egressd: " << policy.error().message() << "\n";
+    return kExitBadPolicy;
+  }
+  loader::Enforcer enforcer(o.pinRoot);
+  auto armed = armWithPolicy(enforcer, o, *cgroupPath, *policy, true, std::nullopt, false);
+  if (!armed.ok()) {
+    std::cerr << "egressd: " << armed.error().message() << "\n";
+    return kExitFailure;
+  }
+  std::vector<std::string> ruleNames = armed->ruleNames;
+  std::optional<proxy::ListenerReservation> reservation = std::move(armed->reservation);
+  ProxyTarget target{reservation->addr4(), reservation->addr6(), reservation->port(),
+                     reservation->netnsCookie()};
+
+  auto maps = loader::PinnedMaps::open(o.pinRoot);
+  if (!maps.ok()) {
+    std::cerr << "egressd: " << maps.error().message() << "\n";
+    return kExitFailure;
+  }
+  EventContext eventCtx{&ruleNames};
+  ring_buffer* events =
+      ring_buffer__new(maps->fd(EGRESSD_MAP_EVENTS), onKernelEvent, &eventCtx, nullptr);
+  if (events == nullptr) {
+    spdlog::warn("kernel denial events unavailable: {}", std::strerror(errno));
+  }
+
+  std::printf("egressd ready\n");
+  std::fflush(stdout);
+
+  UniqueFd ep(::epoll_create1(EPOLL_CLOEXEC));
+  epoll_event ev{};
+  ev.events = EPOLLIN;
+  ev.data.fd = sigFd.get();
+  epoll_ctl(ep.get(), EPOLL_CTL_ADD, sigFd.get(), &ev);
+  if (events != nullptr) {
+    ev.data.fd = ring_buffer__epoll_fd(events);
+    epoll_ctl(ep.get(), EPOLL_CTL_ADD, ring_buffer__epoll_fd(events), &ev);
+  }
+  bool running = true;
+  while (running) {
+    epoll_event ready[4];
+    int n = ::epoll_wait(ep.get(), ready, 4, -1);
+    if (n < 0 && errno == EINTR) {
+      continue;
+    }
+    for (int i = 0; i < n; ++i) {
+      if (events != nullptr && ready[i].data.fd == ring_buffer__epoll_fd(events)) {
+        ring_buffer__consume(events);
+        continue;
+      }
+      signalfd_siginfo info{};
+      if (::read(sigFd.get(), &info, sizeof(info)) != sizeof(info)) {
+        continue;
+      }
+      if (info.ssi_signo == SIGHUP) {
+        auto newPolicy = loadPolicy(o.policyFile);
+        Result<Armed> reloaded = newPolicy.ok()
+                                     ? armWithPolicy(enforcer, o, *cgroupPath, *newPolicy, false,
+                                                     target, true)
+                                     : Result<Armed>(std::move(newPolicy).error());
+        if (!reloaded.ok()) {
+          spdlog::error("reload rejected, the rules in force stay: {}",
+                        reloaded.error().message());
+        } else {
+          ruleNames = reloaded->ruleNames;
+          spdlog::info("sandbox {}: policy {} reloaded", o.id, o.policyFile);
+        }
+      } else {
+        spdlog::info("signal {}: exiting; enforcement of sandbox {} stays pinned in {}",
+                     info.ssi_signo, o.id, o.pinRoot);
+        running = false;
+      }
+    }
+  }
+  if (events != nullptr) {
+    ring_buffer__consume(events);
+    ring_buffer__free(events);
+  }
+  return 0;
+}
+
+int applyCommand(const SandboxOptions& o) {
+  auto cgroupPath = resolveCgroup(o.cgroup);
+  if (!cgroupPath.ok()) {
+    std::cerr << "egressd: " << cgroupPath.error().message() << "\n";
+    return kExitFailure;
+  }
+  auto policy = loadPolicy(o.policyFile);
+  if (!policy.ok()) {
+    std::cerr << "egressd: " << policy.error().message() << "\n";
+    return kExitBadPolicy;
+  }
+  loader::Enforcer enforcer(o.pinRoot);
+  // Without a running daemon nothing holds a proxy port: keep the target already armed,
+  // or take a free port now; connections to it are refused until a proxy listens.
+  auto armed = armWithPolicy(enforcer, o, *cgroupPath, *policy, true,
+                             currentProxy(o.pinRoot, o.id), false);
+  if (!armed.ok()) {
+    std::cerr << "egressd: " << armed.error().message() << "\n";
+    return kExitFailure;
+  }
+  return 0;
+}
+
+int detachCommand(const std::string& id, const std::string& pinRoot) {
+  loader::Enforcer enforcer(pinRoot);
+  auto status = enforcer.detach(id);
+  if (!status.ok()) {
+    std::cerr << "egressd: detach " << id << ": " << status.error().message() << "\n";
+    return kExitFailure;
+  }
+  return 0;
+}
+
+}  // namespace egressd::daemon
