@@ -101,7 +101,8 @@ int runCommand(const RunOptions& o) {
     return kExitFailure;
   }
   (*forwarder)->setTarget(*child);
-  auto status = sandbox::waitForExit(*child);
+  // Stops forwarding before reaping, so a late signal never reaches a reused pid.
+  auto status = (*forwarder)->waitForTargetExit();
   if (!status.ok()) {
     std::cerr << "egressd: " << status.error().message() << "\n";
     return kExitFailure;
