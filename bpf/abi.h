@@ -42,6 +42,7 @@
 #define EGRESSD_MAP_REVNAT "egressd_revnat"
 #define EGRESSD_MAP_ORIG_DST "egressd_orig_dst"
 #define EGRESSD_MAP_EVENTS "egressd_events"
+#define EGRESSD_MAP_SK_STATE "egressd_sk_state"
 
 /* egressd_rule_key.proto / flow protocol: IPPROTO numbers, 0 = any. */
 #define EGRESSD_PROTO_ANY 0

@@ -46,6 +46,13 @@ uint32_t capabilityWarningFlags(const std::string& id, const std::string& cgroup
                  capable.error().message());
     return 0;
   }
+  auto nsdelegate = sandbox::cgroup2HasNsDelegate();
+  if (nsdelegate.ok() && !*nsdelegate) {
+    spdlog::warn("sandbox {}: the cgroup2 mount lacks nsdelegate: a root process inside the "
+                 "sandbox could move itself to another cgroup (egressd run closes this with "
+                 "its own cgroup namespace and mount)",
+                 id);
+  }
   for (const auto& p : *capable) {
     spdlog::warn(
         "sandbox {}: process {} ({}) holds{}{}: it can open packet/netlink sockets that no "

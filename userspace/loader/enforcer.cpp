@@ -326,6 +326,16 @@ Status Enforcer::detach(const std::string& id) {
   }
   EGRESSD_TRY(maps->resetCounters(slot));
   spdlog::info("sandbox {}: detached (slot {} freed)", id, slot);
+
+  // The last sandbox gone: leave nothing pinned behind (the next arm creates the maps).
+  auto remaining = maps->listSandboxes();
+  if (remaining.ok() && remaining->empty()) {
+    for (const std::string& name : PinnedMaps::names()) {
+      ::unlink((pinRoot_ + "/" + name).c_str());
+    }
+    ::rmdir((pinRoot_ + "/links").c_str());
+    ::rmdir(pinRoot_.c_str());
+  }
   return okStatus();
 }
 

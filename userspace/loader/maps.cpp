@@ -14,7 +14,7 @@ const std::vector<std::string>& PinnedMaps::names() {
   static const std::vector<std::string> kNames = {
       EGRESSD_MAP_ACTIVE,  EGRESSD_MAP_SANDBOXES, EGRESSD_MAP_ALLOW4,  EGRESSD_MAP_ALLOW6,
       EGRESSD_MAP_DENY4,   EGRESSD_MAP_DENY6,     EGRESSD_MAP_COUNTERS, EGRESSD_MAP_REVNAT,
-      EGRESSD_MAP_ORIG_DST, EGRESSD_MAP_EVENTS};
+      EGRESSD_MAP_ORIG_DST, EGRESSD_MAP_EVENTS, EGRESSD_MAP_SK_STATE};
   return kNames;
 }
 
