@@ -1,4 +1,5 @@
 // egressd: the daemon (default), `apply`, `detach` and `run`. Wiring only.
+#include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
 #include <cstring>
@@ -12,7 +13,9 @@ namespace {
 
 using egressd::daemon::kExitUsage;
 
+// Logs go to stderr: stdout belongs to `egressd run`'s command and to the "ready" line.
 void setLogLevel(const std::string& level) {
+  spdlog::set_default_logger(spdlog::stderr_color_mt("egressd"));
   spdlog::set_pattern("egressd %^%l%$: %v");
   spdlog::set_level(spdlog::level::from_str(level));
 }

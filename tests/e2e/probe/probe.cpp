@@ -1,0 +1,654 @@
+// egressd-probe: the test-only client that e2e tests run inside a sandbox cgroup.
+//
+// Each subcommand performs one kind of network operation and prints exactly one line:
+//   OK <detail>                     exit 0
+//   ERR <ERRNO_NAME> <strerror>     exit 1   (e.g. "ERR EPERM Operation not permitted")
+// Usage errors exit 2. Addresses are IPv4, IPv6 or v4-mapped IPv6 literals; printed
+// addresses are "a.b.c.d:port" or "[v6]:port". Every blocking step is bounded by
+// --timeout-ms, so a broken rule shows up as ERR ETIMEDOUT/EAGAIN, never as a hang.
+//
+// Global options (before the subcommand):
+//   --timeout-ms N        bound for connect/recv (default 3000)
+//   --join-cgroup DIR     mkdir DIR and move this process into it first (cgroup escape tests)
+//   --resolv-conf FILE    private mount namespace with FILE bind-mounted on /etc/resolv.conf,
+//                         so getaddrinfo never asks the host's real resolver
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <linux/io_uring.h>
+#include <linux/ipv6.h>
+#include <linux/seg6.h>
+#include <net/if.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/ip.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <sched.h>
+#include <sys/mman.h>
+#include <sys/mount.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <set>
+#include <string>
+#include <vector>
+
+namespace {
+
+int gTimeoutMs = 3000;
+
+// ---- output ----
+
+[[noreturn]] void ok(const std::string& detail) {
+  std::printf("OK %s\n", detail.c_str());
+  std::fflush(stdout);
+  std::exit(0);
+}
+
+[[noreturn]] void fail(int err, const std::string& context = "") {
+  const char* name = ::strerrorname_np(err);
+  std::printf("ERR %s %s%s%s\n", name ? name : "E?", std::strerror(err),
+              context.empty() ? "" : " during ", context.c_str());
+  std::fflush(stdout);
+  std::exit(1);
+}
+
+[[noreturn]] void usage(const std::string& why) {
+  std::fprintf(stderr,
+               "egressd-probe: %s\n"
+               "usage: egressd-probe [--timeout-ms N] [--join-cgroup DIR] [--resolv-conf FILE]\n"
+               "  tcp ADDR PORT [--send X] [--no-read] | tfo ADDR PORT | uring-connect ADDR PORT\n"
+               "  udp ADDR PORT | udp-connected ADDR PORT | sendmmsg ADDR PORT\n"
+               "  raw | raw6 | ping | ping6 | packet | socket DOMAIN TYPE PROTO\n"
+               "  rthdr | rthdr2292 | ipoptions | tcprepair | nodelay | getaddrinfo NAME\n",
+               why.c_str());
+  std::exit(2);
+}
+
+// ---- addresses ----
+
+struct Addr {
+  sockaddr_storage ss{};
+  socklen_t len = 0;
+  int family() const { return ss.ss_family; }
+  const sockaddr* sa() const { return reinterpret_cast<const sockaddr*>(&ss); }
+};
+
+Addr parseAddr(const std::string& host, const std::string& portText) {
+  char* end = nullptr;
+  long port = std::strtol(portText.c_str(), &end, 10);
+  if (*end != '\0' || port < 0 || port > 65535) {
+    usage("bad port " + portText);
+  }
+  Addr a;
+  auto* in4 = reinterpret_cast<sockaddr_in*>(&a.ss);
+  auto* in6 = reinterpret_cast<sockaddr_in6*>(&a.ss);
+  if (::inet_pton(AF_INET, host.c_str(), &in4->sin_addr) == 1) {
+    in4->sin_family = AF_INET;
+    in4->sin_port = htons(static_cast<uint16_t>(port));
+    a.len = sizeof(sockaddr_in);
+  } else if (::inet_pton(AF_INET6, host.c_str(), &in6->sin6_addr) == 1) {
+    in6->sin6_family = AF_INET6;
+    in6->sin6_port = htons(static_cast<uint16_t>(port));
+    a.len = sizeof(sockaddr_in6);
+  } else {
+    usage("bad address " + host);
+  }
+  return a;
+}
+
+std::string fmtAddr(const sockaddr* sa) {
+  char buf[INET6_ADDRSTRLEN] = "?";
+  if (sa->sa_family == AF_INET) {
+    auto* in4 = reinterpret_cast<const sockaddr_in*>(sa);
+    ::inet_ntop(AF_INET, &in4->sin_addr, buf, sizeof(buf));
+    return std::string(buf) + ":" + std::to_string(ntohs(in4->sin_port));
+  }
+  if (sa->sa_family == AF_INET6) {
+    auto* in6 = reinterpret_cast<const sockaddr_in6*>(sa);
+    ::inet_ntop(AF_INET6, &in6->sin6_addr, buf, sizeof(buf));
+    return "[" + std::string(buf) + "]:" + std::to_string(ntohs(in6->sin6_port));
+  }
+  return "family-" + std::to_string(sa->sa_family);
+}
+
+std::string peerOf(int fd) {
+  sockaddr_storage ss{};
+  socklen_t len = sizeof(ss);
+  if (::getpeername(fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0) {
+    fail(errno, "getpeername");
+  }
+  return fmtAddr(reinterpret_cast<sockaddr*>(&ss));
+}
+
+// ---- socket helpers ----
+
+int mustSocket(int domain, int type, int proto) {
+  int fd = ::socket(domain, type | SOCK_CLOEXEC, proto);
+  if (fd < 0) {
+    fail(errno, "socket");
+  }
+  return fd;
+}
+
+void setTimeouts(int fd) {
+  timeval tv{gTimeoutMs / 1000, (gTimeoutMs % 1000) * 1000};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+}
+
+// Non-blocking connect bounded by the timeout, then back to blocking mode.
+void boundedConnect(int fd, const Addr& a) {
+  int flags = ::fcntl(fd, F_GETFL);
+  ::fcntl(fd, F_SETFL, flags | O_NONBLOCK);
+  if (::connect(fd, a.sa(), a.len) != 0) {
+    if (errno != EINPROGRESS) {
+      fail(errno, "connect");
+    }
+    pollfd pfd{fd, POLLOUT, 0};
+    int rc = ::poll(&pfd, 1, gTimeoutMs);
+    if (rc == 0) {
+      fail(ETIMEDOUT, "connect");
+    }
+    if (rc < 0) {
+      fail(errno, "poll");
+    }
+    int soerr = 0;
+    socklen_t len = sizeof(soerr);
+    ::getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &len);
+    if (soerr != 0) {
+      fail(soerr, "connect");
+    }
+  }
+  ::fcntl(fd, F_SETFL, flags);
+}
+
+std::string trimNewline(std::string s) {
+  while (!s.empty() && (s.back() == '\n' || s.back() == '\r')) {
+    s.pop_back();
+  }
+  return s;
+}
+
+// Reads one line (the server greeting) within the timeout.
+std::string readLine(int fd, const char* what) {
+  std::string line;
+  char c;
+  while (line.size() < 4096) {
+    ssize_t n = ::recv(fd, &c, 1, 0);
+    if (n < 0) {
+      if (errno == EINTR) {
+        continue;
+      }
+      fail(errno, what);
+    }
+    if (n == 0) {
+      if (line.empty()) {
+        fail(ECONNRESET, std::string(what) + " (closed before any data)");
+      }
+      break;
+    }
+    if (c == '\n') {
+      break;
+    }
+    line += c;
+  }
+  return line;
+}
+
+std::string recvText(int fd, sockaddr_storage* from, const char* what) {
+  char buf[2048];
+  socklen_t len = sizeof(*from);
+  ssize_t n =
+      ::recvfrom(fd, buf, sizeof(buf), 0, reinterpret_cast<sockaddr*>(from), from ? &len : nullptr);
+  if (n < 0) {
+    fail(errno, what);
+  }
+  return trimNewline(std::string(buf, static_cast<size_t>(n)));
+}
+
+// ---- TCP ----
+
+[[noreturn]] void finishTcp(int fd, const std::string& sendText) {
+  std::string peer = peerOf(fd);
+  std::string greeting = readLine(fd, "reading greeting");
+  std::string detail = "peer=" + peer + " greeting=\"" + greeting + "\"";
+  if (!sendText.empty()) {
+    std::string msg = sendText + "\n";
+    if (::send(fd, msg.data(), msg.size(), MSG_NOSIGNAL) < 0) {
+      fail(errno, "send");
+    }
+    detail += " echo=\"" + readLine(fd, "reading echo") + "\"";
+  }
+  ok(detail);
+}
+
+[[noreturn]] void cmdTcp(const Addr& a, const std::string& sendText, bool noRead) {
+  int fd = mustSocket(a.family(), SOCK_STREAM, 0);
+  setTimeouts(fd);
+  boundedConnect(fd, a);
+  if (noRead) {
+    ok("peer=" + peerOf(fd));  // servers that do not greet (e.g. DNS over TCP)
+  }
+  finishTcp(fd, sendText);
+}
+
+// sendto(MSG_FASTOPEN): the connect happens inside sendmsg (tcp_sendmsg_fastopen).
+[[noreturn]] void cmdTfo(const Addr& a) {
+  int fd = mustSocket(a.family(), SOCK_STREAM, 0);
+  setTimeouts(fd);  // SO_SNDTIMEO bounds the implicit connect
+  const char msg[] = "tfo\n";
+  if (::sendto(fd, msg, sizeof(msg) - 1, MSG_FASTOPEN | MSG_NOSIGNAL, a.sa(), a.len) < 0) {
+    fail(errno, "sendto(MSG_FASTOPEN)");
+  }
+  std::string peer = peerOf(fd);
+  std::string greeting = readLine(fd, "reading greeting");
+  std::string echo = readLine(fd, "reading echo");
+  ok("peer=" + peer + " greeting=\"" + greeting + "\" echo=\"" + echo + "\"");
+}
+
+// ---- io_uring (raw syscalls: liburing is not a dependency) ----
+
+struct Uring {
+  int fd = -1;
+  io_uring_params p{};
+  uint8_t* sqRing = nullptr;
+  uint8_t* cqRing = nullptr;
+  io_uring_sqe* sqes = nullptr;
+};
+
+[[noreturn]] void cmdUringConnect(const Addr& a) {
+  Uring r;
+  r.fd = static_cast<int>(::syscall(__NR_io_uring_setup, 4, &r.p));
+  if (r.fd < 0) {
+    fail(errno, "io_uring_setup");
+  }
+  size_t sqSize = r.p.sq_off.array + r.p.sq_entries * sizeof(uint32_t);
+  size_t cqSize = r.p.cq_off.cqes + r.p.cq_entries * sizeof(io_uring_cqe);
+  bool single = (r.p.features & IORING_FEAT_SINGLE_MMAP) != 0;
+  if (single) {
+    sqSize = cqSize = std::max(sqSize, cqSize);
+  }
+  void* sq = ::mmap(nullptr, sqSize, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, r.fd,
+                    IORING_OFF_SQ_RING);
+  if (sq == MAP_FAILED) {
+    fail(errno, "mmap sq ring");
+  }
+  void* cq = sq;
+  if (!single) {
+    cq = ::mmap(nullptr, cqSize, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, r.fd,
+                IORING_OFF_CQ_RING);
+    if (cq == MAP_FAILED) {
+      fail(errno, "mmap cq ring");
+    }
+  }
+  void* sqes = ::mmap(nullptr, r.p.sq_entries * sizeof(io_uring_sqe), PROT_READ | PROT_WRITE,
+                      MAP_SHARED | MAP_POPULATE, r.fd, IORING_OFF_SQES);
+  if (sqes == MAP_FAILED) {
+    fail(errno, "mmap sqes");
+  }
+  r.sqRing = static_cast<uint8_t*>(sq);
+  r.cqRing = static_cast<uint8_t*>(cq);
+  r.sqes = static_cast<io_uring_sqe*>(sqes);
+
+  int sock = mustSocket(a.family(), SOCK_STREAM, 0);
+  setTimeouts(sock);
+  __kernel_timespec ts{gTimeoutMs / 1000, (gTimeoutMs % 1000) * 1000000LL};
+
+  // SQE 0: connect, linked to SQE 1: a timeout that cancels it (no unbounded SYN retries).
+  std::memset(r.sqes, 0, 2 * sizeof(io_uring_sqe));
+  r.sqes[0].opcode = IORING_OP_CONNECT;
+  r.sqes[0].fd = sock;
+  r.sqes[0].addr = reinterpret_cast<uint64_t>(a.sa());
+  r.sqes[0].off = a.len;
+  r.sqes[0].flags = IOSQE_IO_LINK;
+  r.sqes[0].user_data = 1;
+  r.sqes[1].opcode = IORING_OP_LINK_TIMEOUT;
+  r.sqes[1].fd = -1;
+  r.sqes[1].addr = reinterpret_cast<uint64_t>(&ts);
+  r.sqes[1].len = 1;
+  r.sqes[1].user_data = 2;
+
+  auto* sqTail = reinterpret_cast<std::atomic<uint32_t>*>(r.sqRing + r.p.sq_off.tail);
+  uint32_t mask = *reinterpret_cast<uint32_t*>(r.sqRing + r.p.sq_off.ring_mask);
+  auto* array = reinterpret_cast<uint32_t*>(r.sqRing + r.p.sq_off.array);
+  uint32_t tail = sqTail->load(std::memory_order_acquire);
+  array[tail & mask] = 0;
+  array[(tail + 1) & mask] = 1;
+  sqTail->store(tail + 2, std::memory_order_release);
+
+  if (::syscall(__NR_io_uring_enter, r.fd, 2, 2, IORING_ENTER_GETEVENTS, nullptr, 0) < 0) {
+    fail(errno, "io_uring_enter");
+  }
+  auto* cqHead = reinterpret_cast<std::atomic<uint32_t>*>(r.cqRing + r.p.cq_off.head);
+  auto* cqTail = reinterpret_cast<std::atomic<uint32_t>*>(r.cqRing + r.p.cq_off.tail);
+  uint32_t cqMask = *reinterpret_cast<uint32_t*>(r.cqRing + r.p.cq_off.ring_mask);
+  auto* cqes = reinterpret_cast<io_uring_cqe*>(r.cqRing + r.p.cq_off.cqes);
+  int connectRes = 1;  // sentinel: not seen
+  for (int spins = 0; spins < 1000 && connectRes == 1; ++spins) {
+    uint32_t head = cqHead->load(std::memory_order_acquire);
+    uint32_t end = cqTail->load(std::memory_order_acquire);
+    for (; head != end; ++head) {
+      const io_uring_cqe& c = cqes[head & cqMask];
+      if (c.user_data == 1) {
+        connectRes = c.res;
+      }
+    }
+    cqHead->store(head, std::memory_order_release);
+    if (connectRes == 1) {
+      ::syscall(__NR_io_uring_enter, r.fd, 0, 1, IORING_ENTER_GETEVENTS, nullptr, 0);
+    }
+  }
+  if (connectRes == 1) {
+    fail(ETIMEDOUT, "io_uring connect (no completion)");
+  }
+  if (connectRes == -ECANCELED) {
+    fail(ETIMEDOUT, "io_uring connect (cancelled by link timeout)");
+  }
+  if (connectRes < 0) {
+    fail(-connectRes, "io_uring connect");
+  }
+  finishTcp(sock, "");
+}
+
+// ---- UDP ----
+
+[[noreturn]] void cmdUdp(const Addr& a) {
+  int fd = mustSocket(a.family(), SOCK_DGRAM, 0);
+  setTimeouts(fd);
+  const char msg[] = "probe";
+  if (::sendto(fd, msg, sizeof(msg) - 1, 0, a.sa(), a.len) < 0) {
+    fail(errno, "sendto");
+  }
+  sockaddr_storage from{};
+  std::string reply = recvText(fd, &from, "recvfrom");
+  ok("from=" + fmtAddr(reinterpret_cast<sockaddr*>(&from)) + " reply=\"" + reply + "\"");
+}
+
+[[noreturn]] void cmdUdpConnected(const Addr& a) {
+  int fd = mustSocket(a.family(), SOCK_DGRAM, 0);
+  setTimeouts(fd);
+  if (::connect(fd, a.sa(), a.len) != 0) {
+    fail(errno, "connect");
+  }
+  const char msg[] = "probe";
+  if (::send(fd, msg, sizeof(msg) - 1, 0) < 0) {
+    fail(errno, "send");
+  }
+  sockaddr_storage from{};
+  std::string reply = recvText(fd, &from, "recv");
+  ok("peer=" + peerOf(fd) + " from=" + fmtAddr(reinterpret_cast<sockaddr*>(&from)) + " reply=\"" +
+     reply + "\"");
+}
+
+[[noreturn]] void cmdSendmmsg(const Addr& a) {
+  int fd = mustSocket(a.family(), SOCK_DGRAM, 0);
+  setTimeouts(fd);
+  char m1[] = "mmsg1";
+  char m2[] = "mmsg2";
+  iovec iov[2] = {{m1, sizeof(m1) - 1}, {m2, sizeof(m2) - 1}};
+  mmsghdr msgs[2]{};
+  for (int i = 0; i < 2; ++i) {
+    msgs[i].msg_hdr.msg_name = const_cast<sockaddr*>(a.sa());
+    msgs[i].msg_hdr.msg_namelen = a.len;
+    msgs[i].msg_hdr.msg_iov = &iov[i];
+    msgs[i].msg_hdr.msg_iovlen = 1;
+  }
+  int sent = ::sendmmsg(fd, msgs, 2, 0);
+  if (sent < 0) {
+    fail(errno, "sendmmsg");
+  }
+  if (sent < 2) {
+    // A partial batch: the second message's error is reported by a retry of it alone.
+    if (::sendmmsg(fd, &msgs[sent], 2 - sent, 0) < 0) {
+      fail(errno, "sendmmsg (message " + std::to_string(sent + 1) + ")");
+    }
+  }
+  sockaddr_storage from{};
+  std::string r1 = recvText(fd, &from, "recvfrom");
+  std::string r2 = recvText(fd, &from, "recvfrom");
+  ok("sent=2 from=" + fmtAddr(reinterpret_cast<sockaddr*>(&from)) + " reply=\"" + r1 +
+     "\" reply2=\"" + r2 + "\"");
+}
+
+// ---- socket kinds ----
+
+[[noreturn]] void cmdSocket(int domain, int type, int proto, const std::string& what) {
+  int fd = ::socket(domain, type | SOCK_CLOEXEC, proto);
+  if (fd < 0) {
+    fail(errno, "socket(" + what + ")");
+  }
+  ::close(fd);
+  ok("socket(" + what + ") created");
+}
+
+// ---- socket options ----
+
+// A valid segment routing header (RFC 8754, type 4) with two segments: the kernel accepts
+// it from an unprivileged socket, so only a policy can refuse it (type 0 is refused anyway).
+[[noreturn]] void cmdRthdr() {
+  int fd = mustSocket(AF_INET6, SOCK_STREAM, 0);
+  alignas(8) uint8_t buf[sizeof(ipv6_sr_hdr) + 2 * sizeof(in6_addr)] = {};
+  auto* srh = reinterpret_cast<ipv6_sr_hdr*>(buf);
+  srh->nexthdr = 0;
+  srh->hdrlen = static_cast<uint8_t>(sizeof(buf) / 8 - 1);
+  srh->type = IPV6_SRCRT_TYPE_4;
+  srh->segments_left = 1;
+  srh->first_segment = 1;
+  ::inet_pton(AF_INET6, "2001:db8:e9::a", &srh->segments[0]);
+  ::inet_pton(AF_INET6, "2001:db8:e9::b", &srh->segments[1]);
+  if (::setsockopt(fd, IPPROTO_IPV6, IPV6_RTHDR, buf, sizeof(buf)) != 0) {
+    fail(errno, "setsockopt(IPV6_RTHDR)");
+  }
+  ok("setsockopt(IPV6_RTHDR, SRH type 4) accepted");
+}
+
+[[noreturn]] void cmdRthdr2292() {
+  int fd = mustSocket(AF_INET6, SOCK_DGRAM, 0);
+  int one = 1;
+  if (::setsockopt(fd, IPPROTO_IPV6, IPV6_2292RTHDR, &one, sizeof(one)) != 0) {
+    fail(errno, "setsockopt(IPV6_2292RTHDR)");
+  }
+  ok("setsockopt(IPV6_2292RTHDR) accepted");
+}
+
+// IPv4 loose source route (RFC 791 LSRR) through 198.18.0.1: only stored, never sent.
+[[noreturn]] void cmdIpOptions() {
+  int fd = mustSocket(AF_INET, SOCK_STREAM, 0);
+  uint8_t opts[8] = {IPOPT_NOP, IPOPT_LSRR, 7, 4, 198, 18, 0, 1};
+  if (::setsockopt(fd, IPPROTO_IP, IP_OPTIONS, opts, sizeof(opts)) != 0) {
+    fail(errno, "setsockopt(IP_OPTIONS)");
+  }
+  ok("setsockopt(IP_OPTIONS, LSRR) accepted");
+}
+
+// A harmless option, to show the setsockopt hook does not refuse everything.
+[[noreturn]] void cmdNodelay() {
+  int fd = mustSocket(AF_INET, SOCK_STREAM, 0);
+  int one = 1;
+  if (::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) != 0) {
+    fail(errno, "setsockopt(TCP_NODELAY)");
+  }
+  ok("setsockopt(TCP_NODELAY) accepted");
+}
+
+[[noreturn]] void cmdTcpRepair() {
+  int fd = mustSocket(AF_INET, SOCK_STREAM, 0);
+  int one = 1;
+  if (::setsockopt(fd, IPPROTO_TCP, TCP_REPAIR, &one, sizeof(one)) != 0) {
+    fail(errno, "setsockopt(TCP_REPAIR)");
+  }
+  ok("setsockopt(TCP_REPAIR) accepted");
+}
+
+// ---- resolver ----
+
+[[noreturn]] void cmdGetaddrinfo(const std::string& name) {
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  addrinfo* res = nullptr;
+  int rc = ::getaddrinfo(name.c_str(), nullptr, &hints, &res);
+  if (rc != 0) {
+    std::string eai = rc == EAI_NONAME  ? "EAI_NONAME"
+                      : rc == EAI_AGAIN ? "EAI_AGAIN"
+                      : rc == EAI_FAIL  ? "EAI_FAIL"
+                      : rc == EAI_SYSTEM
+                          ? std::string("EAI_SYSTEM/") +
+                                (::strerrorname_np(errno) ? ::strerrorname_np(errno) : "?")
+                          : "EAI_" + std::to_string(rc);
+    std::printf("ERR %s %s\n", eai.c_str(), ::gai_strerror(rc));
+    std::fflush(stdout);
+    std::exit(1);
+  }
+  std::set<std::string> addrs;
+  for (addrinfo* ai = res; ai; ai = ai->ai_next) {
+    std::string s = fmtAddr(ai->ai_addr);
+    addrs.insert(s.substr(0, s.rfind(':')));  // drop the (zero) port
+  }
+  ::freeaddrinfo(res);
+  std::string detail;
+  for (const auto& s : addrs) {
+    detail += (detail.empty() ? "" : " ") + s;
+  }
+  ok(detail);
+}
+
+void useResolvConf(const std::string& file) {
+  if (::unshare(CLONE_NEWNS) != 0) {
+    fail(errno, "unshare(CLONE_NEWNS) for --resolv-conf");
+  }
+  if (::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0) {
+    fail(errno, "make / private for --resolv-conf");
+  }
+  if (::mount(file.c_str(), "/etc/resolv.conf", nullptr, MS_BIND, nullptr) != 0) {
+    fail(errno, "bind-mount " + file + " on /etc/resolv.conf");
+  }
+}
+
+void joinCgroup(const std::string& dir) {
+  if (::mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST) {
+    fail(errno, "mkdir " + dir);
+  }
+  std::string procs = dir + "/cgroup.procs";
+  int fd = ::open(procs.c_str(), O_WRONLY | O_CLOEXEC);
+  if (fd < 0 || ::write(fd, "0", 1) != 1) {
+    fail(errno, "join cgroup " + dir);
+  }
+  ::close(fd);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::vector<std::string> args(argv + 1, argv + argc);
+  size_t i = 0;
+  for (; i < args.size() && args[i].starts_with("--"); i += 2) {
+    if (i + 1 >= args.size()) {
+      usage("missing value for " + args[i]);
+    }
+    if (args[i] == "--timeout-ms") {
+      gTimeoutMs = std::atoi(args[i + 1].c_str());
+    } else if (args[i] == "--join-cgroup") {
+      joinCgroup(args[i + 1]);
+    } else if (args[i] == "--resolv-conf") {
+      useResolvConf(args[i + 1]);
+    } else {
+      usage("unknown option " + args[i]);
+    }
+  }
+  if (i >= args.size()) {
+    usage("missing subcommand");
+  }
+  const std::string cmd = args[i];
+  std::vector<std::string> rest(args.begin() + static_cast<long>(i) + 1, args.end());
+  auto need = [&](size_t n) {
+    if (rest.size() < n) {
+      usage(cmd + ": missing arguments");
+    }
+  };
+
+  if (cmd == "tcp") {
+    need(2);
+    std::string sendText;
+    bool noRead = false;
+    for (size_t k = 2; k < rest.size(); ++k) {
+      if (rest[k] == "--send" && k + 1 < rest.size()) {
+        sendText = rest[++k];
+      } else if (rest[k] == "--no-read") {
+        noRead = true;
+      } else {
+        usage("tcp: unknown option " + rest[k]);
+      }
+    }
+    cmdTcp(parseAddr(rest[0], rest[1]), sendText, noRead);
+  }
+  if (cmd == "tfo") {
+    need(2);
+    cmdTfo(parseAddr(rest[0], rest[1]));
+  }
+  if (cmd == "uring-connect") {
+    need(2);
+    cmdUringConnect(parseAddr(rest[0], rest[1]));
+  }
+  if (cmd == "udp") {
+    need(2);
+    cmdUdp(parseAddr(rest[0], rest[1]));
+  }
+  if (cmd == "udp-connected") {
+    need(2);
+    cmdUdpConnected(parseAddr(rest[0], rest[1]));
+  }
+  if (cmd == "sendmmsg") {
+    need(2);
+    cmdSendmmsg(parseAddr(rest[0], rest[1]));
+  }
+  if (cmd == "raw") {
+    cmdSocket(AF_INET, SOCK_RAW, IPPROTO_ICMP, "AF_INET, SOCK_RAW, IPPROTO_ICMP");
+  }
+  if (cmd == "raw6") {
+    cmdSocket(AF_INET6, SOCK_RAW, IPPROTO_ICMPV6, "AF_INET6, SOCK_RAW, IPPROTO_ICMPV6");
+  }
+  if (cmd == "ping") {
+    cmdSocket(AF_INET, SOCK_DGRAM, IPPROTO_ICMP, "AF_INET, SOCK_DGRAM, IPPROTO_ICMP");
+  }
+  if (cmd == "ping6") {
+    cmdSocket(AF_INET6, SOCK_DGRAM, IPPROTO_ICMPV6, "AF_INET6, SOCK_DGRAM, IPPROTO_ICMPV6");
+  }
+  if (cmd == "packet") {
+    cmdSocket(AF_PACKET, SOCK_RAW, htons(0x0003 /* ETH_P_ALL */), "AF_PACKET, SOCK_RAW");
+  }
+  if (cmd == "socket") {
+    need(3);
+    cmdSocket(std::atoi(rest[0].c_str()), std::atoi(rest[1].c_str()), std::atoi(rest[2].c_str()),
+              rest[0] + ", " + rest[1] + ", " + rest[2]);
+  }
+  if (cmd == "rthdr") {
+    cmdRthdr();
+  }
+  if (cmd == "rthdr2292") {
+    cmdRthdr2292();
+  }
+  if (cmd == "ipoptions") {
+    cmdIpOptions();
+  }
+  if (cmd == "nodelay") {
+    cmdNodelay();
+  }
+  if (cmd == "tcprepair") {
+    cmdTcpRepair();
+  }
+  if (cmd == "getaddrinfo") {
+    need(1);
+    cmdGetaddrinfo(rest[0]);
+  }
+  usage("unknown subcommand " + cmd);
+}

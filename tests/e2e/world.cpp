@@ -1,0 +1,294 @@
+#include "world.h"
+
+#include <unistd.h>
+
+#include <sstream>
+
+namespace egressd::e2e {
+namespace {
+
+using test::milliseconds;
+
+std::optional<World>& worldSlot() {
+  static std::optional<World> slot;
+  return slot;
+}
+
+std::optional<Error>& worldError() {
+  static std::optional<Error> err;
+  return err;
+}
+
+Status buildWorld(World& w) {
+  auto net = test::TestNetwork::create({.sandboxNetns = true});
+  if (!net.ok()) {
+    return std::move(net).error().wrap("create test network");
+  }
+  w.net = std::move(net).value();
+  const std::string inet = w.net->internet().path();
+
+  std::vector<std::string> tcp;
+  std::vector<std::string> udp;
+  for (int host : {2, 3, 4}) {
+    for (int port : {kTcpA, kTcpB, kHttp, kHttps}) {
+      tcp.push_back(w.ip4(host) + ":" + std::to_string(port));
+      tcp.push_back("[" + w.ip6(host) + "]:" + std::to_string(port));
+    }
+  }
+  for (int host : {3, 4}) {
+    for (int port : {kUdp, kHttps}) {
+      udp.push_back(w.ip4(host) + ":" + std::to_string(port));
+      udp.push_back("[" + w.ip6(host) + "]:" + std::to_string(port));
+    }
+  }
+  auto servers = test::TestServers::start(inet, tcp, udp);
+  if (!servers.ok()) {
+    return std::move(servers).error().wrap("start servers in " + w.net->internet().name());
+  }
+  w.servers.emplace(std::move(servers).value());
+
+  test::DnsmasqOptions dns;
+  dns.listen = {w.ip4(2), w.ip6(2)};
+  dns.records = {"allowed.test/" + w.ip4(3), "allowed.test/" + w.ip6(3), "other.test/" + w.ip4(4)};
+  auto dnsmasq = test::TestDnsmasq::start(inet, dns, "allowed.test");
+  if (!dnsmasq.ok()) {
+    return std::move(dnsmasq).error().wrap("start dnsmasq");
+  }
+  w.dns.emplace(std::move(dnsmasq).value());
+  return okStatus();
+}
+
+// Tears the world down after the last test (before static destruction).
+class WorldEnvironment : public ::testing::Environment {
+ public:
+  void TearDown() override { worldSlot().reset(); }
+};
+
+[[maybe_unused]] ::testing::Environment* const gWorldEnv =
+    ::testing::AddGlobalTestEnvironment(new WorldEnvironment());
+
+RunResult errorResult(const Error& e) {
+  RunResult r;
+  r.exitCode = -1;
+  r.err = e.message();
+  return r;
+}
+
+}  // namespace
+
+size_t World::serverEventsFor(const std::string& local) const {
+  std::istringstream in(servers->log());
+  std::string line;
+  size_t n = 0;
+  while (std::getline(in, line)) {
+    if (line.find(" " + local + " ") != std::string::npos) {
+      ++n;
+    }
+  }
+  return n;
+}
+
+Result<World*> world() {
+  if (worldError()) {
+    return *worldError();
+  }
+  if (!worldSlot()) {
+    worldSlot().emplace();
+    Status st = buildWorld(*worldSlot());
+    if (!st.ok()) {
+      worldSlot().reset();
+      worldError() = st.error();
+      return st.error();
+    }
+  }
+  return &*worldSlot();
+}
+
+std::string probeBin() {
+#ifdef EGRESSD_PROBE_BIN
+  return EGRESSD_PROBE_BIN;
+#else
+  return "egressd-probe";
+#endif
+}
+
+std::string policyYaml(const PolicySpec& spec) {
+  std::ostringstream y;
+  y << "name: " << spec.name << "\n";
+  y << "enableInternet: " << (spec.enableInternet ? "true" : "false") << "\n";
+  if (!spec.allow.empty()) {
+    y << "allow:\n";
+    for (const auto& a : spec.allow) {
+      y << "  - cidr: " << a.cidr << "\n";
+      if (!a.ports.empty()) {
+        y << "    ports: [";
+        for (size_t i = 0; i < a.ports.size(); ++i) {
+          y << (i ? ", " : "") << a.ports[i];
+        }
+        y << "]\n";
+      }
+      if (!a.protocol.empty()) {
+        y << "    protocol: " << a.protocol << "\n";
+      }
+    }
+  }
+  auto list = [&](const char* key, const std::vector<std::string>& v) {
+    if (!v.empty()) {
+      y << key << ":\n";
+      for (const auto& e : v) {
+        y << "  - \"" << e << "\"\n";
+      }
+    }
+  };
+  list("allowedHosts", spec.allowedHosts);
+  list("deniedHosts", spec.deniedHosts);
+  std::string resolver = spec.resolver;
+  if (resolver.empty()) {
+    auto w = world();
+    if (w.ok()) {
+      resolver = (*w)->resolver4();
+    }
+  }
+  if (!resolver.empty()) {
+    y << "dns:\n  resolver: \"" << resolver << "\"\n";
+  }
+  if (spec.proxyPorts) {
+    y << "proxyPorts: [";
+    for (size_t i = 0; i < spec.proxyPorts->size(); ++i) {
+      y << (i ? ", " : "") << (*spec.proxyPorts)[i];
+    }
+    y << "]\n";
+  }
+  y << spec.extraYaml;
+  return y.str();
+}
+
+Result<std::unique_ptr<Sandbox>> Sandbox::start(const PolicySpec& spec, bool ownNetns) {
+  auto w = world();
+  if (!w.ok()) {
+    return std::move(w).error();
+  }
+  auto cg = test::TestCgroup::create();
+  if (!cg.ok()) {
+    return std::move(cg).error();
+  }
+  std::string netns;
+  if (ownNetns) {
+    netns = (*w)->net->sandboxNetns()->path();
+  }
+  std::unique_ptr<Sandbox> s(new Sandbox(std::move(cg).value(), netns));
+  test::EgressdDaemon::Options opts;
+  opts.cgroup = s->cgroup_.path();
+  opts.policyYaml = policyYaml(spec);
+  opts.netnsPath = netns;
+  auto d = test::EgressdDaemon::start(opts);
+  if (!d.ok()) {
+    return std::move(d).error().wrap("start egressd for " + s->cgroup_.path() + " with policy:\n" +
+                                     opts.policyYaml);
+  }
+  s->daemon_ = std::move(d).value();
+  return s;
+}
+
+RunResult runGuarded(const std::vector<std::string>& argv, const std::string& cgroup,
+                     const std::string& netnsPath, milliseconds timeout) {
+  // Never send anything unless the namespaces this test made are still there.
+  auto w = world();
+  if (!w.ok()) {
+    return errorResult(w.error());
+  }
+  if (Status st = (*w)->net->checkExists(); !st.ok()) {
+    return errorResult(st.error().wrap("refusing to run " + test::joinArgv(argv)));
+  }
+  auto r = test::run(test::SpawnOptions{.argv = argv, .cgroup = cgroup, .netnsPath = netnsPath},
+                     timeout);
+  if (!r.ok()) {
+    return errorResult(r.error());
+  }
+  return std::move(r).value();
+}
+
+RunResult Sandbox::probe(const std::vector<std::string>& args) const {
+  std::vector<std::string> argv{probeBin()};
+  argv.insert(argv.end(), args.begin(), args.end());
+  return runGuarded(argv, cgroup_.path(), netnsPath_, milliseconds(15000));
+}
+
+RunResult Sandbox::probeOutside(const std::vector<std::string>& args) const {
+  std::vector<std::string> argv{probeBin()};
+  argv.insert(argv.end(), args.begin(), args.end());
+  return runGuarded(argv, "", netnsPath_, milliseconds(15000));
+}
+
+RunResult Sandbox::runInside(const std::vector<std::string>& argv,
+                             const std::string& cgroupPath) const {
+  return runGuarded(argv, cgroupPath.empty() ? cgroup_.path() : cgroupPath, netnsPath_,
+                    milliseconds(15000));
+}
+
+RunResult probeHost(const std::vector<std::string>& args) {
+  std::vector<std::string> argv{probeBin()};
+  argv.insert(argv.end(), args.begin(), args.end());
+  return runGuarded(argv, "", "", milliseconds(15000));
+}
+
+::testing::AssertionResult ProbeOk(const RunResult& r) {
+  if (r.exitCode == 0 && r.out.starts_with("OK")) {
+    return ::testing::AssertionSuccess() << r.out;
+  }
+  return ::testing::AssertionFailure() << "expected probe OK, got " << r.describe();
+}
+
+::testing::AssertionResult ProbeErr(const RunResult& r, const std::string& errnoName) {
+  if (r.exitCode == 1 && r.out.starts_with("ERR " + errnoName + " ")) {
+    return ::testing::AssertionSuccess() << r.out;
+  }
+  return ::testing::AssertionFailure()
+         << "expected probe ERR " << errnoName << ", got " << r.describe();
+}
+
+void E2eTest::SetUp() {
+  if (::geteuid() != 0) {
+    GTEST_SKIP() << "e2e tests need root";
+  }
+  auto w = world();
+  ASSERT_TRUE(w.ok()) << "test world: " << w.error().message();
+  world_ = *w;
+  auto st = world_->net->checkExists();
+  ASSERT_TRUE(st.ok()) << st.error().message();
+}
+
+}  // namespace egressd::e2e
+
+#include <nlohmann/json.hpp>
+
+namespace egressd::e2e {
+
+Result<std::map<std::string, int>> cgroupLinks(uint64_t cgroupId) {
+  auto r = test::run({.argv = {"bpftool", "-j", "link", "show"}}, test::milliseconds(10000));
+  if (!r.ok()) {
+    return std::move(r).error();
+  }
+  if (!r->succeeded()) {
+    return Error(EIO, "bpftool link show: " + r->describe());
+  }
+  std::map<std::string, int> counts;
+  try {
+    auto links = nlohmann::json::parse(r->out.empty() ? "[]" : r->out);
+    for (const auto& l : links) {
+      if (l.value("type", "") == "cgroup" && l.contains("cgroup_id") &&
+          l["cgroup_id"].get<uint64_t>() == cgroupId) {
+        ++counts[l.value("attach_type", "?")];
+      }
+    }
+  } catch (const std::exception& e) {
+    return Error(EINVAL, std::string("parse bpftool output: ") + e.what());
+  }
+  return counts;
+}
+
+RunResult digIn(const Sandbox& sb, const std::string& server, const std::string& name, bool tcp) {
+  return sb.runInside({"dig", "+time=2", "+tries=1", tcp ? "+tcp" : "+notcp", "@" + server, name});
+}
+
+}  // namespace egressd::e2e

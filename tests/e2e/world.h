@@ -1,0 +1,135 @@
+// The shared e2e world of one test binary and the per-test Sandbox fixture.
+//
+// World (created lazily by the first test that needs it, torn down by a GTest environment
+// after the last): a TestNetwork (internet netns + sandbox netns), servers.py in the
+// internet netns on 198.18.N.{2,3,4} and 2001:db8:e9:N::{2,3,4} (TCP 7001, 7002, 80, 443
+// with greeting+echo; UDP 7003 and 443 echo on .3/.4 and ::3/::4), and dnsmasq on
+// 198.18.N.2:53 / [2001:db8:e9:N::2]:53 answering allowed.test -> .3 and other.test -> .4.
+//
+// Sandbox: a TestCgroup plus an EgressdDaemon enforcing a policy on it, optionally in the
+// world's sandbox netns (container-like); runs egressd-probe inside or outside of it.
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "cgroup.h"
+#include "common/result.h"
+#include "egressd.h"
+#include "netns.h"
+#include "process.h"
+#include "servers.h"
+#include "test_util.h"
+
+namespace egressd::e2e {
+
+using test::RunResult;
+
+inline constexpr int kTcpA = 7001;
+inline constexpr int kTcpB = 7002;
+inline constexpr int kUdp = 7003;
+inline constexpr int kHttp = 80;
+inline constexpr int kHttps = 443;
+
+struct World {
+  std::unique_ptr<test::TestNetwork> net;
+  std::optional<test::TestServers> servers;
+  std::optional<test::TestDnsmasq> dns;
+
+  std::string ip4(int host) const { return net->ip4(host); }
+  std::string ip6(int host) const { return net->ip6(host); }
+  std::string resolver4() const { return net->ip4(2) + ":53"; }
+  // Server event log lines mentioning `local` ("198.18.N.3:80"); counts accepted/received.
+  size_t serverEventsFor(const std::string& local) const;
+};
+
+// The binary's World; the error of a failed creation is kept and returned to every caller.
+Result<World*> world();
+
+struct AllowRule {
+  std::string cidr;
+  std::vector<int> ports;  // empty: all ports
+  std::string protocol;    // "tcp", "udp", "any" or empty (omitted)
+};
+
+struct PolicySpec {
+  std::string name = "e2e";
+  bool enableInternet = false;
+  std::vector<AllowRule> allow;
+  std::vector<std::string> allowedHosts;
+  std::vector<std::string> deniedHosts;
+  std::string resolver;  // empty: the world's dnsmasq (198.18.N.2:53)
+  std::optional<std::vector<int>> proxyPorts;
+  std::string extraYaml;  // appended verbatim
+};
+
+std::string policyYaml(const PolicySpec& spec);
+
+std::string probeBin();
+
+class Sandbox {
+ public:
+  // Creates the cgroup, starts egressd on it with `spec`; ownNetns puts the sandbox in the
+  // world's sandbox netns (egressd --netns, probes setns there).
+  static Result<std::unique_ptr<Sandbox>> start(const PolicySpec& spec, bool ownNetns = false);
+
+  const test::TestCgroup& cgroup() const { return cgroup_; }
+  test::EgressdDaemon& daemon() { return *daemon_; }
+  const std::string& netnsPath() const { return netnsPath_; }
+
+  // egressd-probe ARGS inside the sandbox (cgroup + its netns).
+  RunResult probe(const std::vector<std::string>& args) const;
+  // egressd-probe ARGS in the sandbox's netns but outside its cgroup.
+  RunResult probeOutside(const std::vector<std::string>& args) const;
+  // Any command inside the sandbox (cgroup `cgroupPath` if given, else the sandbox cgroup).
+  RunResult runInside(const std::vector<std::string>& argv,
+                      const std::string& cgroupPath = "") const;
+
+ private:
+  Sandbox(test::TestCgroup cg, std::string netns)
+      : cgroup_(std::move(cg)), netnsPath_(std::move(netns)) {}
+  test::TestCgroup cgroup_;  // declared first: destroyed after the daemon detached
+  std::string netnsPath_;
+  std::unique_ptr<test::EgressdDaemon> daemon_;
+};
+
+// Runs argv (in `cgroup` and `netnsPath` when not empty) after checking that the test
+// network still exists; spawn errors come back as a RunResult with the error in `err`.
+RunResult runGuarded(const std::vector<std::string>& argv, const std::string& cgroup,
+                     const std::string& netnsPath, test::milliseconds timeout);
+// egressd-probe with `args` outside every sandbox, in the test's own netns.
+RunResult probeHost(const std::vector<std::string>& args);
+
+// "OK ..." and exit 0.
+::testing::AssertionResult ProbeOk(const RunResult& r);
+// "ERR <errnoName> ..." and exit 1.
+::testing::AssertionResult ProbeErr(const RunResult& r, const std::string& errnoName);
+
+// A base fixture: world() exists and its namespaces are present before each test.
+class E2eTest : public ::testing::Test {
+ protected:
+  void SetUp() override;
+  World& w() { return *world_; }
+  World* world_ = nullptr;
+};
+
+}  // namespace egressd::e2e
+
+#define EXPECT_PROBE_OK(r) EXPECT_TRUE(::egressd::e2e::ProbeOk(r))
+#define ASSERT_PROBE_OK(r) ASSERT_TRUE(::egressd::e2e::ProbeOk(r))
+#define EXPECT_PROBE_ERR(r, e) EXPECT_TRUE(::egressd::e2e::ProbeErr((r), (e)))
+#define ASSERT_PROBE_ERR(r, e) ASSERT_TRUE(::egressd::e2e::ProbeErr((r), (e)))
+
+namespace egressd::e2e {
+
+// `bpftool link show -j`: the number of links per attach type on the cgroup `cgroupId`.
+Result<std::map<std::string, int>> cgroupLinks(uint64_t cgroupId);
+// `dig` inside the sandbox with a short timeout; `tcp` selects +tcp.
+RunResult digIn(const Sandbox& sb, const std::string& server, const std::string& name, bool tcp);
+
+}  // namespace egressd::e2e

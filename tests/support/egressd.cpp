@@ -1,0 +1,189 @@
+#include "egressd.h"
+
+#include <signal.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+
+#include "common/fs.h"
+#include "names.h"
+
+namespace egressd::test {
+
+std::string egressdBin() {
+  if (const char* over = ::getenv("EGRESSD_TEST_EGRESSD_BIN"); over && *over) {
+    return over;
+  }
+#ifdef EGRESSD_BIN
+  return EGRESSD_BIN;
+#else
+  return "";
+#endif
+}
+
+std::string egressctlBin() {
+  if (const char* over = ::getenv("EGRESSD_TEST_EGRESSCTL_BIN"); over && *over) {
+    return over;
+  }
+#ifdef EGRESSCTL_BIN
+  return EGRESSCTL_BIN;
+#else
+  return "";
+#endif
+}
+
+Status requireBinaries() {
+  for (const auto& [name, path] :
+       {std::pair{"egressd", egressdBin()}, std::pair{"egressctl", egressctlBin()}}) {
+    if (path.empty()) {
+      return Error(ENOENT, std::string(name) +
+                               " was not a CMake target when the tests were configured: "
+                               "re-run cmake once it exists");
+    }
+    if (::access(path.c_str(), X_OK) != 0) {
+      return lastSystemError(std::string(name) + " binary " + path);
+    }
+  }
+  return okStatus();
+}
+
+Result<std::unique_ptr<EgressdDaemon>> EgressdDaemon::start(Options opts) {
+  EGRESSD_TRY(requireBinaries());
+  EGRESSD_TRY(ensureBpffs());
+  if (opts.cgroup.empty()) {
+    return Error(EINVAL, "EgressdDaemon: no cgroup given");
+  }
+  if (opts.sandboxId.empty()) {
+    opts.sandboxId = uniqueName();
+  }
+  auto dir = TempDir::create();
+  if (!dir.ok()) {
+    return std::move(dir).error();
+  }
+  std::unique_ptr<EgressdDaemon> d(new EgressdDaemon(std::move(opts), std::move(dir).value()));
+  d->policyPath_ = d->dir_.path() + "/policy.yaml";
+  EGRESSD_TRY(d->writePolicy(d->opts_.policyYaml));
+  EGRESSD_TRY(d->spawnAndWaitReady());
+  return d;
+}
+
+std::vector<std::string> EgressdDaemon::sandboxArgs(const std::string& policyFile) const {
+  std::vector<std::string> args{"--sandbox",  opts_.sandboxId, "--cgroup",
+                                opts_.cgroup, "--policy",      policyFile};
+  if (!opts_.netnsPath.empty()) {
+    args.push_back("--netns");
+    args.push_back(opts_.netnsPath);
+  }
+  args.push_back("--pin-root");
+  args.push_back(pinRoot_.path());
+  return args;
+}
+
+Status EgressdDaemon::spawnAndWaitReady() {
+  std::vector<std::string> argv{egressdBin()};
+  auto tail = sandboxArgs(policyPath_);
+  argv.insert(argv.end(), tail.begin(), tail.end());
+  argv.insert(argv.end(), opts_.extraArgs.begin(), opts_.extraArgs.end());
+  auto p = Process::spawn(SpawnOptions{.argv = argv});
+  if (!p.ok()) {
+    return std::move(p).error();
+  }
+  proc_.emplace(std::move(p).value());
+  if (!proc_->waitForOutput("egressd ready", opts_.readyTimeout)) {
+    std::string why = proc_->running() ? "no 'egressd ready' within " +
+                                             std::to_string(opts_.readyTimeout.count()) + " ms"
+                                       : "exited before 'egressd ready'";
+    RunResult r = proc_->stop(milliseconds(2000));
+    pastLogs_ += r.out + r.err;
+    proc_.reset();
+    return Error(EIO, "'" + joinArgv(argv) + "': " + why + ": " + r.describe());
+  }
+  return okStatus();
+}
+
+Result<RunResult> EgressdDaemon::killAndWait(int sig, milliseconds timeout) {
+  if (!proc_) {
+    return Error(ESRCH, "daemon not running");
+  }
+  EGRESSD_TRY(proc_->signal(sig));
+  auto r = proc_->wait(timeout);
+  if (r.ok()) {
+    pastLogs_ += r->out + r->err;
+    proc_.reset();
+  }
+  return r;
+}
+
+Status EgressdDaemon::restart() {
+  if (proc_ && proc_->running()) {
+    return Error(EBUSY, "restart: daemon still running (pid " + std::to_string(proc_->pid()) + ")");
+  }
+  if (proc_) {
+    RunResult r = proc_->stop(milliseconds(0));
+    pastLogs_ += r.out + r.err;
+    proc_.reset();
+  }
+  return spawnAndWaitReady();
+}
+
+Status EgressdDaemon::writePolicy(const std::string& yaml) {
+  return writeFileAtomic(policyPath_, yaml);
+}
+
+Status EgressdDaemon::reload(const std::string& yaml) {
+  EGRESSD_TRY(writePolicy(yaml));
+  if (!proc_) {
+    return Error(ESRCH, "reload: daemon not running");
+  }
+  return proc_->signal(SIGHUP);
+}
+
+Result<RunResult> EgressdDaemon::apply(const std::string& policyFile) {
+  std::vector<std::string> argv{egressdBin(), "apply"};
+  auto tail = sandboxArgs(policyFile.empty() ? policyPath_ : policyFile);
+  argv.insert(argv.end(), tail.begin(), tail.end());
+  return run(SpawnOptions{.argv = argv}, milliseconds(20000));
+}
+
+Result<RunResult> EgressdDaemon::detach() {
+  return run(SpawnOptions{.argv = {egressdBin(), "detach", "--sandbox", opts_.sandboxId,
+                                   "--pin-root", pinRoot_.path()}},
+             milliseconds(20000));
+}
+
+Result<RunResult> EgressdDaemon::ctl(std::vector<std::string> args) {
+  args.insert(args.begin(), egressctlBin());
+  args.push_back("--pin-root");
+  args.push_back(pinRoot_.path());
+  return run(SpawnOptions{.argv = args}, milliseconds(20000));
+}
+
+std::string EgressdDaemon::logs() const {
+  std::string s = pastLogs_;
+  if (proc_) {
+    s += proc_->stdoutText() + proc_->stderrText();
+  }
+  return s;
+}
+
+EgressdDaemon::~EgressdDaemon() {
+  if (proc_) {
+    RunResult r = proc_->stop(milliseconds(5000));
+    if (r.termSignal == SIGKILL) {
+      std::fprintf(stderr, "[egressd-test] egressd did not exit on SIGTERM within 5 s\n");
+    }
+    proc_.reset();
+  }
+  if (pathExists(pinRoot_.path())) {
+    auto r = detach();
+    if (!r.ok() || !r->succeeded()) {
+      std::fprintf(stderr, "[egressd-test] cleanup: egressd detach --sandbox %s: %s\n",
+                   opts_.sandboxId.c_str(),
+                   r.ok() ? r->describe().c_str() : r.error().message().c_str());
+    }
+  }
+  pinRoot_.remove();
+}
+
+}  // namespace egressd::test

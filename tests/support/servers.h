@@ -1,0 +1,65 @@
+// Real servers for e2e tests, started inside a network namespace: tests/e2e/servers.py
+// (TCP greeting+echo, UDP echo, an event log) and dnsmasq (the DNS "resolver" of the test
+// internet). Both are readiness-checked before use and killed by pid on destruction.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "common/result.h"
+#include "process.h"
+#include "temp_dir.h"
+
+namespace egressd::test {
+
+class TestServers {
+ public:
+  // Starts servers.py in `netnsPath` (empty: the test's netns) on "ADDR:PORT" endpoints
+  // ("[v6]:PORT" for IPv6; port 0 picks a free port) and waits until all are bound.
+  static Result<TestServers> start(const std::string& netnsPath,
+                                   const std::vector<std::string>& tcp,
+                                   const std::vector<std::string>& udp);
+  TestServers(TestServers&&) = default;
+  TestServers& operator=(TestServers&&) = default;
+  ~TestServers() = default;
+
+  // Lines "tcp ADDR:PORT" / "udp ADDR:PORT" of the bound sockets, in argument order.
+  const std::vector<std::string>& bound() const { return bound_; }
+  // Port of the i-th TCP / UDP endpoint (useful with port 0).
+  int tcpPort(size_t i) const;
+  int udpPort(size_t i) const;
+  // The event log so far ("tcp-accept LOCAL PEER", "udp-recv LOCAL PEER LEN").
+  std::string log() const;
+  Process& process() { return proc_; }
+
+ private:
+  TestServers(TempDir dir, Process proc) : dir_(std::move(dir)), proc_(std::move(proc)) {}
+  TempDir dir_;
+  Process proc_;
+  std::vector<std::string> bound_;
+};
+
+struct DnsmasqOptions {
+  std::vector<std::string> listen;   // listen addresses
+  std::vector<std::string> records;  // "name/address" pairs for --address=/name/address
+};
+
+class TestDnsmasq {
+ public:
+  // Starts dnsmasq in `netnsPath` and waits until it answers `probeName` (via dig from
+  // inside the namespace) on the first listen address.
+  static Result<TestDnsmasq> start(const std::string& netnsPath, const DnsmasqOptions& opts,
+                                   const std::string& probeName);
+  TestDnsmasq(TestDnsmasq&&) = default;
+  // dnsmasq's query log (--log-queries, to stderr).
+  std::string log() const { return proc_.stderrText(); }
+  Process& process() { return proc_; }
+
+ private:
+  explicit TestDnsmasq(Process proc) : proc_(std::move(proc)) {}
+  Process proc_;
+};
+
+std::string serversScript();
+
+}  // namespace egressd::test

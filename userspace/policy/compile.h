@@ -1,0 +1,54 @@
+// Policy -> the kernel's view of it: LPM-trie entries for egressd_allow4/6 and
+// egressd_deny4/6 plus the per-sandbox knobs. Pure (no BPF, no I/O) so that what the
+// kernel will enforce is unit-testable byte for byte; the loader only stamps the ruleset
+// into each key and writes the entries.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "bpf/abi.h"
+#include "common/result.h"
+#include "policy/cidr.h"
+#include "policy/policy.h"
+
+namespace egressd::policy {
+
+struct KernelRules {
+  // Keys have ruleset 0; values carry the rule id (index into ruleNames).
+  std::vector<std::pair<egressd_rule4_key, egressd_rule_value>> allow4;
+  std::vector<std::pair<egressd_rule6_key, egressd_rule_value>> allow6;
+  std::vector<std::pair<egressd_rule4_key, egressd_rule_value>> deny4;
+  std::vector<std::pair<egressd_rule6_key, egressd_rule_value>> deny6;
+  // ruleNames[rule_id], for audit lines: "allow[0] 10.0.5.0/24 tcp/5432",
+  // "allowedHosts[2] 10.20.0.0/16", "deniedHosts[1] 141.101.64.0/18". ruleNames[0] = ""
+  // because rule_id 0 means "no rule".
+  std::vector<std::string> ruleNames;
+};
+
+// One rule id per policy entry (not per port): an `allow` entry with a port range expands
+// to one key per port, all with the entry's id. When two entries produce the same key, the
+// first one keeps it, so ids are deterministic. Fails only when a table would exceed
+// EGRESSD_MAX_RULES.
+Result<KernelRules> compileKernelRules(const Policy& policy);
+
+// The non-rule part of a policy that the kernel needs.
+struct SandboxKnobs {
+  bool enableInternet = false;
+  std::vector<uint16_t> proxyPorts;  // host byte order, at most EGRESSD_MAX_PROXY_PORTS
+  std::optional<Endpoint> resolver;
+  bool allowPing = false;
+  bool allowRaw = false;
+  bool allowOtherL4 = false;
+
+  // The EGRESSD_SB_* bits these knobs decide (ENABLE_INTERNET, HAS_RESOLVER, ALLOW_*);
+  // ACTIVE, HAS_PROXY and CAPS_WARNING are the loader's to add.
+  uint32_t sandboxFlags() const;
+};
+
+SandboxKnobs kernelKnobs(const Policy& policy);
+
+}  // namespace egressd::policy

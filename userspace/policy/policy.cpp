@@ -1,0 +1,858 @@
+// YAML -> Policy. The walk is strict on purpose: unknown and duplicate keys, YAML 1.1
+// booleans ("yes", "on"), empty values and a second YAML document are all errors, because a
+// policy that silently means something other than what its author wrote is a security bug.
+// Inside this file a check reports failure by throwing PolicyError, caught together with
+// yaml-cpp's own exceptions in parsePolicy(): every check sits several levels deep in the
+// YAML walk, and nothing thrown here leaves the public API.
+#include "policy/policy.h"
+
+#include <yaml-cpp/eventhandler.h>
+#include <yaml-cpp/yaml.h>
+
+#include <algorithm>
+#include <cctype>
+#include <cerrno>
+#include <exception>
+#include <map>
+#include <sstream>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "common/fs.h"
+
+namespace egressd::policy {
+
+namespace {
+
+// Conversion of handler actions/params to JSON: limits for aliases that expand
+// exponentially ("billion laughs") or refer to themselves, which yaml-cpp accepts.
+constexpr int kMaxJsonDepth = 32;
+constexpr size_t kMaxJsonNodes = 100000;
+// RFC 1035 limits, so a glob that can never match a real name is caught at load time.
+constexpr size_t kMaxHostLength = 253;
+constexpr size_t kMaxLabelLength = 63;
+
+struct PolicyError {
+  Error error;
+};
+
+// A YAML node with the path that names it in messages ("allow[0].cidr") and its position.
+struct Field {
+  YAML::Node node;
+  std::string path;
+  SourcePos pos;
+
+  bool isNull() const { return node.IsNull(); }
+};
+
+SourcePos posOf(const YAML::Mark& mark) {
+  if (mark.line < 0 || mark.column < 0) {
+    return {};
+  }
+  return {mark.line + 1, mark.column + 1};
+}
+
+std::string quote(std::string_view text) {
+  return "\"" + std::string(text) + "\"";
+}
+
+std::string lower(std::string_view text) {
+  std::string out(text);
+  std::transform(out.begin(), out.end(), out.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return out;
+}
+
+size_t editDistance(std::string_view a, std::string_view b) {
+  std::vector<size_t> row(b.size() + 1);
+  for (size_t j = 0; j <= b.size(); ++j) {
+    row[j] = j;
+  }
+  for (size_t i = 1; i <= a.size(); ++i) {
+    size_t diagonal = row[0];
+    row[0] = i;
+    for (size_t j = 1; j <= b.size(); ++j) {
+      const size_t above = row[j];
+      const size_t substitute = diagonal + (a[i - 1] == b[j - 1] ? 0 : 1);
+      row[j] = std::min({above + 1, row[j - 1] + 1, substitute});
+      diagonal = above;
+    }
+  }
+  return row[b.size()];
+}
+
+// " (did you mean 'enableInternet'?)" when one candidate is close enough, else "".
+std::string suggestion(std::string_view word, const std::vector<std::string>& candidates) {
+  const std::string lowered = lower(word);
+  const size_t allowed = word.size() >= 5 ? 2 : 1;
+  std::string best;
+  size_t bestDistance = allowed + 1;
+  for (const auto& candidate : candidates) {
+    const size_t distance = editDistance(lowered, lower(candidate));
+    if (distance < bestDistance) {
+      best = candidate;
+      bestDistance = distance;
+    }
+  }
+  return best.empty() ? "" : " (did you mean '" + best + "'?)";
+}
+
+bool isNameChar(char c, bool allowDash) {
+  return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || (allowDash && c == '-');
+}
+
+bool isName(std::string_view text, bool allowDash) {
+  return !text.empty() &&
+         std::all_of(text.begin(), text.end(), [&](char c) { return isNameChar(c, allowDash); });
+}
+
+// Sees each document's start and whether it holds anything, without building nodes.
+class DocumentScan : public YAML::EventHandler {
+ public:
+  void OnDocumentStart(const YAML::Mark& mark) override {
+    start = mark;
+    content = false;
+  }
+  void OnDocumentEnd() override {}
+  void OnNull(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnAlias(const YAML::Mark&, YAML::anchor_t) override { content = true; }
+  void OnScalar(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                const std::string&) override {
+    content = true;
+  }
+  void OnSequenceStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                       YAML::EmitterStyle::value) override {
+    content = true;
+  }
+  void OnSequenceEnd() override {}
+  void OnMapStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                  YAML::EmitterStyle::value) override {
+    content = true;
+  }
+  void OnMapEnd() override {}
+
+  YAML::Mark start;
+  bool content = false;
+};
+
+class Parser {
+ public:
+  explicit Parser(std::string sourceName) : source_(std::move(sourceName)) {}
+
+  Policy parse(std::string_view text);
+
+ private:
+  [[noreturn]] void fail(const SourcePos& pos, const std::string& path,
+                         const std::string& reason) const;
+  [[noreturn]] void fail(const Field& field, const std::string& reason) const {
+    fail(field.pos, field.path, reason);
+  }
+  void warn(const SourcePos& pos, const std::string& path, const std::string& reason);
+
+  // Map entries in file order; rejects non-scalar and duplicate keys.
+  std::vector<std::pair<Field, Field>> entries(const Field& map, bool hostKeys = false) const;
+  void rejectUnknownKeys(const Field& map, const std::vector<std::pair<Field, Field>>& items,
+                         const std::vector<std::string>& known) const;
+  std::vector<Field> elements(const Field& seq, const std::string& what) const;
+
+  std::string scalar(const Field& field, const std::string& what) const;
+  bool boolean(const Field& field) const;
+  long integer(const Field& field, long min, long max) const;
+  uint16_t port(const Field& field) const;
+
+  HostList hostList(const Field& field) const;
+  HostGlob hostGlob(const Field& field) const;
+  InterceptHttps interceptHttps(const Field& field) const;
+  std::vector<uint16_t> proxyPorts(const Field& field) const;
+  AllowRule allowRule(const Field& field, size_t index) const;
+  std::vector<PortRange> portList(const Field& field) const;
+  PortRange portRange(const Field& field) const;
+  Protocol protocol(const Field& field) const;
+  std::optional<Endpoint> dns(const Field& field) const;
+  SocketPermissions sockets(const Field& field) const;
+  std::map<std::string, SecretSource> secrets(const Field& field) const;
+  std::vector<HostHandler> outboundByHost(const Field& field) const;
+  HandlerRef handlerRef(const Field& field) const;
+  std::map<std::string, Handler> outboundHandlers(const Field& field) const;
+  nlohmann::json toJson(const Field& field, int depth, size_t& budget) const;
+
+  void checkSingleDocument(const std::string& yaml) const;
+  void checkHandlerRefs(const Policy& policy) const;
+  void addAllowWarnings(Policy& policy);
+
+  std::string source_;
+  std::vector<std::string> warnings_;
+};
+
+void Parser::fail(const SourcePos& pos, const std::string& path, const std::string& reason) const {
+  std::string message = source_;
+  if (pos.line > 0) {
+    message += ":" + std::to_string(pos.line) + ":" + std::to_string(pos.column);
+  }
+  message += ": ";
+  if (!path.empty()) {
+    message += path + ": ";
+  }
+  throw PolicyError{Error(EINVAL, message + reason)};
+}
+
+void Parser::warn(const SourcePos& pos, const std::string& path, const std::string& reason) {
+  warnings_.push_back(source_ + ":" + std::to_string(pos.line) + ":" + std::to_string(pos.column) +
+                      ": " + path + ": " + reason);
+}
+
+std::vector<std::pair<Field, Field>> Parser::entries(const Field& map, bool hostKeys) const {
+  if (!map.node.IsMap()) {
+    fail(map, "expected a mapping (key: value)");
+  }
+  std::vector<std::pair<Field, Field>> out;
+  std::map<std::string, SourcePos> seen;
+  for (auto it = map.node.begin(); it != map.node.end(); ++it) {
+    const SourcePos keyPos = posOf(it->first.Mark());
+    if (!it->first.IsScalar()) {
+      fail(keyPos, map.path, "keys must be plain strings");
+    }
+    const std::string key = it->first.Scalar();
+    std::string childPath;
+    if (hostKeys) {
+      childPath = map.path + "[" + quote(key) + "]";
+    } else {
+      childPath = map.path.empty() ? key : map.path + "." + key;
+    }
+    if (auto [prev, inserted] = seen.emplace(key, keyPos); !inserted) {
+      fail(keyPos, childPath,
+           "duplicate key (first at line " + std::to_string(prev->second.line) + ")");
+    }
+    // A null value's own mark points at whatever token follows; the key is where it is.
+    const SourcePos valuePos = it->second.IsNull() ? keyPos : posOf(it->second.Mark());
+    out.push_back({Field{it->first, childPath, keyPos}, Field{it->second, childPath, valuePos}});
+  }
+  return out;
+}
+
+void Parser::rejectUnknownKeys(const Field& map, const std::vector<std::pair<Field, Field>>& items,
+                               const std::vector<std::string>& known) const {
+  for (const auto& [key, value] : items) {
+    const std::string name = key.node.Scalar();
+    if (std::find(known.begin(), known.end(), name) == known.end()) {
+      fail(key.pos, map.path, "unknown key '" + name + "'" + suggestion(name, known));
+    }
+  }
+}
+
+std::vector<Field> Parser::elements(const Field& seq, const std::string& what) const {
+  if (!seq.node.IsSequence()) {
+    fail(seq, "expected a list of " + what);
+  }
+  std::vector<Field> out;
+  size_t index = 0;
+  for (const auto& element : seq.node) {
+    SourcePos pos = posOf(element.Mark());
+    if (pos.line == 0) {
+      pos = seq.pos;
+    }
+    out.push_back(Field{element, seq.path + "[" + std::to_string(index) + "]", pos});
+    ++index;
+  }
+  return out;
+}
+
+std::string Parser::scalar(const Field& field, const std::string& what) const {
+  if (field.isNull()) {
+    fail(field, "missing value (expected " + what + ")");
+  }
+  if (!field.node.IsScalar()) {
+    fail(field, "expected " + what);
+  }
+  return field.node.Scalar();
+}
+
+bool Parser::boolean(const Field& field) const {
+  const std::string text = scalar(field, "true or false");
+  // YAML 1.2 core schema only: "yes"/"on" are strings, and guessing would be a bug.
+  if (text == "true" || text == "True" || text == "TRUE") {
+    return true;
+  }
+  if (text == "false" || text == "False" || text == "FALSE") {
+    return false;
+  }
+  fail(field, "expected true or false, got " + quote(text));
+}
+
+long Parser::integer(const Field& field, long min, long max) const {
+  const std::string range = std::to_string(min) + ".." + std::to_string(max);
+  const std::string text = scalar(field, "an integer in " + range);
+  bool digits = !text.empty() && text.size() <= 9 &&
+                std::all_of(text.begin(), text.end(), [](char c) { return c >= '0' && c <= '9'; });
+  const long value = digits ? std::stol(text) : -1;
+  if (!digits || value < min || value > max) {
+    fail(field, "expected an integer in " + range + ", got " + quote(text));
+  }
+  return value;
+}
+
+uint16_t Parser::port(const Field& field) const {
+  return static_cast<uint16_t>(integer(field, 1, 65535));
+}
+
+HostGlob Parser::hostGlob(const Field& field) const {
+  const std::string text = scalar(field, "a host name or glob");
+  auto normalized = normalizeHostGlob(text);
+  if (!normalized.ok()) {
+    fail(field, normalized.error().message());
+  }
+  return HostGlob{*normalized, text, field.pos};
+}
+
+HostList Parser::hostList(const Field& field) const {
+  HostList list;
+  list.present = true;
+  size_t index = 0;
+  for (const Field& entry : elements(field, "hosts, IPs or CIDRs")) {
+    const std::string text = scalar(entry, "a host glob, IP or CIDR");
+    if (looksLikeIpOrCidr(text)) {
+      auto cidr = parseCidr(text);
+      if (!cidr.ok()) {
+        fail(entry, cidr.error().message());
+      }
+      list.cidrs.push_back(HostCidr{*cidr, text, index, entry.pos});
+    } else {
+      list.globs.push_back(hostGlob(entry));
+    }
+    ++index;
+  }
+  return list;
+}
+
+InterceptHttps Parser::interceptHttps(const Field& field) const {
+  InterceptHttps intercept;
+  if (field.node.IsSequence()) {
+    for (const Field& entry : elements(field, "host globs")) {
+      intercept.hosts.push_back(hostGlob(entry));
+    }
+    return intercept;
+  }
+  if (!field.node.IsScalar()) {
+    fail(field, "expected true, false or a list of host globs");
+  }
+  intercept.all = boolean(field);
+  return intercept;
+}
+
+std::vector<uint16_t> Parser::proxyPorts(const Field& field) const {
+  const std::vector<Field> items = elements(field, "ports");
+  if (items.size() > EGRESSD_MAX_PROXY_PORTS) {
+    fail(field, std::to_string(items.size()) + " ports listed; at most " +
+                    std::to_string(EGRESSD_MAX_PROXY_PORTS) + " are supported");
+  }
+  std::vector<uint16_t> ports;
+  for (const Field& item : items) {
+    const uint16_t value = port(item);
+    if (value == kDnsPort) {
+      fail(item, "port 53 cannot be proxied: DNS always goes to the pinned resolver");
+    }
+    if (std::find(ports.begin(), ports.end(), value) != ports.end()) {
+      fail(item, "port " + std::to_string(value) + " is listed twice");
+    }
+    ports.push_back(value);
+  }
+  return ports;
+}
+
+PortRange Parser::portRange(const Field& field) const {
+  const std::string text = scalar(field, "a port or a range \"N-M\"");
+  const size_t dash = text.find('-');
+  if (dash == std::string::npos) {
+    const uint16_t value = port(field);
+    return PortRange{value, value};
+  }
+  auto trim = [](std::string s) {
+    const auto notSpace = [](unsigned char c) { return !std::isspace(c); };
+    s.erase(s.begin(), std::find_if(s.begin(), s.end(), notSpace));
+    s.erase(std::find_if(s.rbegin(), s.rend(), notSpace).base(), s.end());
+    return s;
+  };
+  const auto bound = [&](const std::string& part) {
+    const bool digits =
+        !part.empty() && part.size() <= 5 &&
+        std::all_of(part.begin(), part.end(), [](char c) { return c >= '0' && c <= '9'; });
+    const long value = digits ? std::stol(part) : 0;
+    if (value < 1 || value > 65535) {
+      fail(field, "invalid port range " + quote(text) + " (ports are 1..65535)");
+    }
+    return static_cast<uint16_t>(value);
+  };
+  const uint16_t first = bound(trim(text.substr(0, dash)));
+  const uint16_t last = bound(trim(text.substr(dash + 1)));
+  if (first > last) {
+    fail(field, "port range " + quote(text) + " is reversed");
+  }
+  const unsigned width = static_cast<unsigned>(last) - first + 1;
+  if (width > kMaxPortRangeWidth) {
+    fail(field, "port range " + quote(text) + " spans " + std::to_string(width) +
+                    " ports; at most " + std::to_string(kMaxPortRangeWidth) +
+                    " per entry (omit 'ports' to allow every port)");
+  }
+  return PortRange{first, last};
+}
+
+std::vector<PortRange> Parser::portList(const Field& field) const {
+  if (field.node.IsScalar()) {
+    return {portRange(field)};
+  }
+  const std::vector<Field> items = elements(field, "ports or ranges \"N-M\"");
+  if (items.empty()) {
+    fail(field, "empty list; omit 'ports' to allow every port");
+  }
+  std::vector<PortRange> ranges;
+  for (const Field& item : items) {
+    ranges.push_back(portRange(item));
+  }
+  return ranges;
+}
+
+Protocol Parser::protocol(const Field& field) const {
+  const std::string text = lower(scalar(field, "tcp, udp or any"));
+  if (text == "tcp") {
+    return Protocol::kTcp;
+  }
+  if (text == "udp") {
+    return Protocol::kUdp;
+  }
+  if (text == "any") {
+    return Protocol::kAny;
+  }
+  fail(field, "expected tcp, udp or any, got " + quote(text));
+}
+
+AllowRule Parser::allowRule(const Field& field, size_t index) const {
+  const auto items = entries(field);
+  rejectUnknownKeys(field, items, {"cidr", "ports", "protocol"});
+  AllowRule rule;
+  rule.index = index;
+  rule.pos = field.pos;
+  bool hasCidr = false;
+  for (const auto& [key, value] : items) {
+    const std::string name = key.node.Scalar();
+    if (name == "cidr") {
+      rule.cidrText = scalar(value, "an IP or CIDR");
+      auto cidr = parseCidr(rule.cidrText);
+      if (!cidr.ok()) {
+        fail(value, cidr.error().message());
+      }
+      rule.cidr = *cidr;
+      hasCidr = true;
+    } else if (name == "ports") {
+      rule.ports = portList(value);
+    } else if (name == "protocol") {
+      rule.protocol = protocol(value);
+    }
+  }
+  if (!hasCidr) {
+    fail(field, "missing required key 'cidr'");
+  }
+  return rule;
+}
+
+std::optional<Endpoint> Parser::dns(const Field& field) const {
+  const auto items = entries(field);
+  rejectUnknownKeys(field, items, {"resolver"});
+  std::optional<Endpoint> resolver;
+  for (const auto& [key, value] : items) {
+    const std::string text = scalar(value, "an address like 127.0.0.53:53");
+    auto endpoint = parseEndpoint(text, kDnsPort);
+    if (!endpoint.ok()) {
+      fail(value, endpoint.error().message());
+    }
+    resolver = *endpoint;
+  }
+  return resolver;
+}
+
+SocketPermissions Parser::sockets(const Field& field) const {
+  const auto items = entries(field);
+  rejectUnknownKeys(field, items, {"ping", "raw", "other"});
+  SocketPermissions perms;
+  for (const auto& [key, value] : items) {
+    const std::string name = key.node.Scalar();
+    bool& target = name == "ping" ? perms.ping : name == "raw" ? perms.raw : perms.other;
+    target = boolean(value);
+  }
+  return perms;
+}
+
+std::map<std::string, SecretSource> Parser::secrets(const Field& field) const {
+  std::map<std::string, SecretSource> out;
+  for (const auto& [key, value] : entries(field)) {
+    const std::string name = key.node.Scalar();
+    if (!isName(name, false)) {
+      fail(key, "secret names may contain only letters, digits and '_'");
+    }
+    const auto items = entries(value);
+    rejectUnknownKeys(value, items, {"file", "env"});
+    if (items.size() != 1) {
+      fail(value, "expected exactly one of 'file' or 'env'");
+    }
+    const auto& [kindKey, source] = items.front();
+    SecretSource secret;
+    secret.pos = source.pos;
+    secret.value = scalar(source, "a path or variable name");
+    if (kindKey.node.Scalar() == "file") {
+      secret.kind = SecretSource::Kind::kFile;
+      // The daemon's working directory is arbitrary; a relative path would depend on it.
+      if (secret.value.empty() || secret.value.front() != '/') {
+        fail(source, "secret files need an absolute path, got " + quote(secret.value));
+      }
+    } else {
+      secret.kind = SecretSource::Kind::kEnv;
+      if (!isName(secret.value, false) ||
+          std::isdigit(static_cast<unsigned char>(secret.value[0]))) {
+        fail(source, "invalid environment variable name " + quote(secret.value));
+      }
+    }
+    out.emplace(name, std::move(secret));
+  }
+  return out;
+}
+
+HandlerRef Parser::handlerRef(const Field& field) const {
+  HandlerRef ref;
+  if (field.node.IsScalar()) {
+    ref.handler = field.node.Scalar();
+    ref.pos = field.pos;
+  } else {
+    if (!field.node.IsMap()) {
+      fail(field, "expected a handler name or {handler: NAME, params: {...}}");
+    }
+    const auto items = entries(field);
+    rejectUnknownKeys(field, items, {"handler", "params"});
+    bool hasHandler = false;
+    for (const auto& [key, value] : items) {
+      if (key.node.Scalar() == "handler") {
+        ref.handler = scalar(value, "a handler name");
+        ref.pos = value.pos;
+        hasHandler = true;
+      } else {
+        if (!value.node.IsMap()) {
+          fail(value, "expected a mapping of parameters");
+        }
+        size_t budget = kMaxJsonNodes;
+        ref.params = toJson(value, 0, budget);
+      }
+    }
+    if (!hasHandler) {
+      fail(field, "missing required key 'handler'");
+    }
+  }
+  if (!isName(ref.handler, true)) {
+    fail(ref.pos, field.path, "invalid handler name " + quote(ref.handler));
+  }
+  return ref;
+}
+
+std::vector<HostHandler> Parser::outboundByHost(const Field& field) const {
+  std::vector<HostHandler> out;
+  std::map<std::string, SourcePos> seen;
+  for (const auto& [key, value] : entries(field, true)) {
+    HostGlob host = hostGlob(key);
+    if (auto [prev, inserted] = seen.emplace(host.pattern, key.pos); !inserted) {
+      fail(key, "same host as line " + std::to_string(prev->second.line));
+    }
+    out.push_back(HostHandler{std::move(host), handlerRef(value)});
+  }
+  return out;
+}
+
+std::map<std::string, Handler> Parser::outboundHandlers(const Field& field) const {
+  std::map<std::string, Handler> out;
+  for (const auto& [key, value] : entries(field)) {
+    Handler handler;
+    handler.name = key.node.Scalar();
+    handler.pos = key.pos;
+    if (!isName(handler.name, true)) {
+      fail(key, "handler names may contain only letters, digits, '_' and '-'");
+    }
+    size_t budget = kMaxJsonNodes;
+    for (const Field& step : elements(value, "actions")) {
+      if (!step.node.IsMap() || step.node.size() != 1) {
+        fail(step,
+             "an action is a mapping with exactly one key, e.g. "
+             "setHeader: { name: ..., value: ... }");
+      }
+      handler.actions.push_back(HandlerAction{toJson(step, 0, budget), step.pos});
+    }
+    out.emplace(handler.name, std::move(handler));
+  }
+  return out;
+}
+
+nlohmann::json Parser::toJson(const Field& field, int depth, size_t& budget) const {
+  if (depth > kMaxJsonDepth) {
+    fail(field, "nested more than " + std::to_string(kMaxJsonDepth) + " levels deep");
+  }
+  if (budget == 0) {
+    fail(field, "too large (more than " + std::to_string(kMaxJsonNodes) + " values)");
+  }
+  --budget;
+  const YAML::Node& node = field.node;
+  if (node.IsNull()) {
+    return nullptr;
+  }
+  if (node.IsSequence()) {
+    nlohmann::json array = nlohmann::json::array();
+    for (const Field& element : elements(field, "values")) {
+      array.push_back(toJson(element, depth + 1, budget));
+    }
+    return array;
+  }
+  if (node.IsMap()) {
+    nlohmann::json object = nlohmann::json::object();
+    for (const auto& [key, value] : entries(field)) {
+      object[key.node.Scalar()] = toJson(value, depth + 1, budget);
+    }
+    return object;
+  }
+  const std::string text = node.Scalar();
+  // Quoted scalars ("!" tag) and explicit tags stay strings; plain ones resolve as in the
+  // YAML 1.2 core schema, so `status: 405` is a number and `value: "405"` a string.
+  if (node.Tag() != "?") {
+    return text;
+  }
+  if (text == "null" || text == "Null" || text == "NULL" || text == "~") {
+    return nullptr;
+  }
+  if (text == "true" || text == "True" || text == "TRUE") {
+    return true;
+  }
+  if (text == "false" || text == "False" || text == "FALSE") {
+    return false;
+  }
+  nlohmann::json number = nlohmann::json::parse(text, nullptr, false);
+  if (!number.is_discarded() && number.is_number()) {
+    return number;
+  }
+  return text;
+}
+
+void Parser::checkHandlerRefs(const Policy& policy) const {
+  std::vector<std::string> names;
+  for (const auto& [name, handler] : policy.outboundHandlers) {
+    names.push_back(name);
+  }
+  auto check = [&](const HandlerRef& ref, const std::string& path) {
+    if (policy.outboundHandlers.count(ref.handler) == 0) {
+      fail(ref.pos, path,
+           "unknown handler '" + ref.handler + "' (not in outboundHandlers)" +
+               suggestion(ref.handler, names));
+    }
+  };
+  for (const auto& entry : policy.outboundByHost) {
+    check(entry.ref, "outboundByHost[" + quote(entry.host.text) + "]");
+  }
+  if (policy.outbound) {
+    check(*policy.outbound, "outbound");
+  }
+}
+
+void Parser::addAllowWarnings(Policy& policy) {
+  for (const AllowRule& rule : policy.allow) {
+    const std::string path = "allow[" + std::to_string(rule.index) + "]";
+    for (const PortRange& range : rule.ports) {
+      if (range.first <= kDnsPort && kDnsPort <= range.last) {
+        warn(rule.pos, path,
+             "port 53 always goes to the pinned DNS resolver; this rule never applies to it");
+      }
+      if (rule.protocol == Protocol::kUdp) {
+        continue;
+      }
+      for (uint16_t proxied : policy.proxyPorts) {
+        if (range.first <= proxied && proxied <= range.last) {
+          warn(rule.pos, path,
+               "TCP port " + std::to_string(proxied) +
+                   " is in proxyPorts and always goes through the proxy; this rule " +
+                   (rule.protocol == Protocol::kTcp ? "never applies to it"
+                                                    : "applies to it for UDP only"));
+        }
+      }
+    }
+  }
+}
+
+// Not YAML::LoadAll: in yaml-cpp 0.7 a ',' at document level (",name: x") makes the parser
+// yield an empty document without consuming anything, so LoadAll allocates documents until
+// memory runs out. The event parser can be stopped, and a document that starts where the
+// previous one did is exactly that stray token.
+void Parser::checkSingleDocument(const std::string& yaml) const {
+  std::istringstream in(yaml);
+  YAML::Parser parser(in);
+  DocumentScan scan;
+  int previousStart = -1;
+  for (int count = 0; parser.HandleNextDocument(scan); ++count) {
+    if (scan.start.pos == previousStart) {
+      const auto at = static_cast<size_t>(scan.start.pos);
+      const char c = at < yaml.size() ? yaml[at] : '?';
+      fail(posOf(scan.start), "", std::string("YAML syntax error: unexpected '") + c + "'");
+    }
+    // A trailing "---" or "..." with nothing after it is harmless; a second policy is not.
+    if (count > 0 && scan.content) {
+      fail(posOf(scan.start), "", "only one YAML document is allowed in a policy file");
+    }
+    previousStart = scan.start.pos;
+  }
+}
+
+Policy Parser::parse(std::string_view text) {
+  const std::string yaml(text);
+  checkSingleDocument(yaml);
+  const YAML::Node doc = YAML::Load(yaml);
+  if (doc.IsNull()) {
+    fail(SourcePos{}, "", "the policy is empty");
+  }
+  const Field root{doc, "", posOf(doc.Mark())};
+  if (!root.node.IsMap()) {
+    fail(root, "a policy must be a mapping of keys such as name, enableInternet, allow");
+  }
+  const auto items = entries(root);
+  rejectUnknownKeys(root, items,
+                    {"name", "enableInternet", "interceptHttps", "proxyPorts", "allowedHosts",
+                     "deniedHosts", "allow", "dns", "sockets", "denyStatus", "secrets",
+                     "outboundByHost", "outbound", "outboundHandlers"});
+  Policy policy;
+  policy.sourceName = source_;
+  bool hasName = false;
+  for (const auto& [key, value] : items) {
+    const std::string name = key.node.Scalar();
+    if (name == "name") {
+      policy.name = scalar(value, "a name");
+      // Names show up in paths, logs and the control API.
+      if (policy.name.empty() || policy.name.size() > 64 ||
+          !std::all_of(policy.name.begin(), policy.name.end(),
+                       [](char c) { return isNameChar(c, true) || c == '.'; })) {
+        fail(value, "policy names are 1-64 letters, digits, '_', '-' or '.'");
+      }
+      hasName = true;
+    } else if (name == "enableInternet") {
+      policy.enableInternet = boolean(value);
+    } else if (name == "interceptHttps") {
+      policy.interceptHttps = interceptHttps(value);
+    } else if (name == "proxyPorts") {
+      policy.proxyPorts = proxyPorts(value);
+    } else if (name == "allowedHosts") {
+      policy.allowedHosts = hostList(value);
+    } else if (name == "deniedHosts") {
+      policy.deniedHosts = hostList(value);
+    } else if (name == "allow") {
+      size_t index = 0;
+      for (const Field& entry : elements(value, "rules {cidr, ports, protocol}")) {
+        policy.allow.push_back(allowRule(entry, index++));
+      }
+    } else if (name == "dns") {
+      policy.resolver = dns(value);
+    } else if (name == "sockets") {
+      policy.sockets = sockets(value);
+    } else if (name == "denyStatus") {
+      policy.denyStatus = static_cast<int>(integer(value, 400, 599));
+    } else if (name == "secrets") {
+      policy.secrets = secrets(value);
+    } else if (name == "outboundByHost") {
+      policy.outboundByHost = outboundByHost(value);
+    } else if (name == "outbound") {
+      policy.outbound = handlerRef(value);
+    } else if (name == "outboundHandlers") {
+      policy.outboundHandlers = outboundHandlers(value);
+    }
+  }
+  if (!hasName) {
+    fail(root, "missing required key 'name'");
+  }
+  checkHandlerRefs(policy);
+  addAllowWarnings(policy);
+  policy.warnings = std::move(warnings_);
+  return policy;
+}
+
+}  // namespace
+
+std::string_view protocolName(Protocol protocol) {
+  switch (protocol) {
+    case Protocol::kTcp:
+      return "tcp";
+    case Protocol::kUdp:
+      return "udp";
+    case Protocol::kAny:
+      break;
+  }
+  return "any";
+}
+
+Result<std::string> normalizeHostGlob(std::string_view text) {
+  std::string glob = lower(text);
+  if (!glob.empty() && glob.back() == '.') {
+    glob.pop_back();
+  }
+  if (glob.empty()) {
+    return Error(EINVAL, "empty host name");
+  }
+  if (glob.size() > kMaxHostLength) {
+    return Error(EINVAL, "host name " + quote(text) + " is longer than 253 characters");
+  }
+  for (char c : glob) {
+    const bool ok =
+        (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '.' || c == '*';
+    if (!ok) {
+      std::string reason = "invalid character in host glob " + quote(text) +
+                           " (allowed: letters, digits, '-', '.', '*')";
+      if (static_cast<unsigned char>(c) >= 0x80) {
+        reason += "; write internationalized names in their xn-- form";
+      }
+      return Error(EINVAL, reason);
+    }
+  }
+  size_t start = 0;
+  while (start <= glob.size()) {
+    size_t end = glob.find('.', start);
+    if (end == std::string::npos) {
+      end = glob.size();
+    }
+    const std::string_view label(glob.data() + start, end - start);
+    if (label.empty()) {
+      return Error(EINVAL, "empty label in host glob " + quote(text));
+    }
+    if (label.size() > kMaxLabelLength && label.find('*') == std::string_view::npos) {
+      return Error(EINVAL, "a label of " + quote(text) + " is longer than 63 characters");
+    }
+    start = end + 1;
+  }
+  return glob;
+}
+
+Result<Policy> parsePolicy(std::string_view yamlText, const std::string& sourceName) {
+  Parser parser(sourceName);
+  try {
+    return parser.parse(yamlText);
+  } catch (const PolicyError& e) {
+    return e.error;
+  } catch (const YAML::Exception& e) {
+    const SourcePos pos = posOf(e.mark);
+    std::string where = sourceName;
+    if (pos.line > 0) {
+      where += ":" + std::to_string(pos.line) + ":" + std::to_string(pos.column);
+    }
+    return Error(EINVAL, where + ": YAML syntax error: " + e.msg);
+  } catch (const std::bad_alloc&) {
+    return Error(ENOMEM, sourceName + ": out of memory while parsing the policy");
+  } catch (const std::exception& e) {
+    return Error(EINVAL, sourceName + ": " + e.what());
+  }
+}
+
+Result<Policy> loadPolicyFile(const std::string& path) {
+  auto text = readFile(path);
+  if (!text.ok()) {
+    return std::move(text).error();
+  }
+  return parsePolicy(*text, path);
+}
+
+}  // namespace egressd::policy

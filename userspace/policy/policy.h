@@ -1,0 +1,154 @@
+// The policy model (design.md "Policy file (YAML)") and its YAML loader. Loading is
+// all-or-nothing and never throws: any problem comes back as one Error whose message starts
+// with "FILE:LINE:COL: " (1-based) and names the field, so a rejected policy can be fixed
+// from the message alone while the rules already in force stay untouched. Loading never
+// reads secret files or environment variables; it only records where secrets come from.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "common/result.h"
+#include "policy/cidr.h"
+
+namespace egressd::policy {
+
+// Where something was written, for messages about it after parsing (1-based; 0 = unknown).
+struct SourcePos {
+  int line = 0;
+  int column = 0;
+};
+
+inline constexpr int kDefaultDenyStatus = 403;
+inline constexpr uint16_t kDnsPort = 53;
+// A port range in `allow` expands to one map key per port; this bounds a single entry.
+inline constexpr unsigned kMaxPortRangeWidth = 1024;
+
+// A host glob as the proxy and DNS match it: lowercase, trailing dot removed.
+struct HostGlob {
+  std::string pattern;  // normalized
+  std::string text;     // as written
+  SourcePos pos;
+};
+
+// An allowedHosts/deniedHosts entry that is an IP or CIDR (enforced in the kernel).
+struct HostCidr {
+  Cidr cidr;
+  std::string text;  // as written
+  size_t index = 0;  // position in the YAML list, for rule names and messages
+  SourcePos pos;
+};
+
+// allowedHosts / deniedHosts split by kind; each entry lands in exactly one vector.
+struct HostList {
+  bool present = false;  // the key was written (allowedHosts: [] still counts as set)
+  std::vector<HostGlob> globs;
+  std::vector<HostCidr> cidrs;
+
+  bool empty() const { return globs.empty() && cidrs.empty(); }
+};
+
+enum class Protocol { kAny, kTcp, kUdp };
+std::string_view protocolName(Protocol protocol);
+
+struct PortRange {
+  uint16_t first = 0;
+  uint16_t last = 0;  // inclusive; equal to first for a single port
+};
+
+// One `allow` entry: non-HTTP traffic permitted in the kernel.
+struct AllowRule {
+  Cidr cidr;
+  std::string cidrText;          // as written
+  std::vector<PortRange> ports;  // empty = every port
+  Protocol protocol = Protocol::kAny;
+  size_t index = 0;
+  SourcePos pos;
+};
+
+// interceptHttps: false (passthrough everywhere), true (intercept everything) or a list of
+// host globs to intercept.
+struct InterceptHttps {
+  bool all = false;
+  std::vector<HostGlob> hosts;
+};
+
+// Socket kinds the kernel refuses by default and a policy may re-enable.
+struct SocketPermissions {
+  bool ping = false;   // ICMP/ICMPv6 datagram sockets
+  bool raw = false;    // SOCK_RAW
+  bool other = false;  // MPTCP, SCTP, UDP-Lite
+};
+
+struct SecretSource {
+  enum class Kind { kFile, kEnv };
+  Kind kind = Kind::kFile;
+  std::string value;  // the file path or the environment variable name
+  SourcePos pos;
+};
+
+// A use of a handler: by name, with optional params.
+struct HandlerRef {
+  std::string handler;
+  nlohmann::json params = nlohmann::json::object();
+  SourcePos pos;  // of the handler name, for "unknown handler" messages
+};
+
+struct HostHandler {
+  HostGlob host;
+  HandlerRef ref;
+};
+
+// One action of a handler, e.g. {"setHeader": {"name": ..., "value": ...}}: a JSON object
+// with exactly one key, the action's name. Its meaning is the proxy's business.
+struct HandlerAction {
+  nlohmann::json action;
+  SourcePos pos;
+
+  const std::string& kind() const { return action.begin().key(); }
+  const nlohmann::json& args() const { return action.begin().value(); }
+};
+
+struct Handler {
+  std::string name;
+  std::vector<HandlerAction> actions;
+  SourcePos pos;
+};
+
+struct Policy {
+  std::string sourceName;  // file path (or the name given to parsePolicy)
+  std::string name;
+  bool enableInternet = false;
+  InterceptHttps interceptHttps;
+  std::vector<uint16_t> proxyPorts = {80, 443};
+  HostList allowedHosts;
+  HostList deniedHosts;
+  std::vector<AllowRule> allow;
+  std::optional<Endpoint> resolver;  // dns.resolver
+  SocketPermissions sockets;
+  int denyStatus = kDefaultDenyStatus;
+  std::map<std::string, SecretSource> secrets;
+  std::vector<HostHandler> outboundByHost;  // in file order
+  std::optional<HandlerRef> outbound;
+  std::map<std::string, Handler> outboundHandlers;
+  // Valid but probably not what the author meant ("FILE:LINE:COL: ..."), for the caller
+  // to log; e.g. an allow rule for a port that the proxy or DNS pinning always takes first.
+  std::vector<std::string> warnings;
+};
+
+Result<Policy> loadPolicyFile(const std::string& path);
+// `sourceName` only labels messages ("FILE" above); nothing is read from it.
+Result<Policy> parsePolicy(std::string_view yamlText, const std::string& sourceName);
+
+// Host glob syntax shared with runtime overrides (allowHost, setOutboundByHost, ...):
+// returns the normalized pattern or a reason such as "empty label in \"a..b\"".
+Result<std::string> normalizeHostGlob(std::string_view text);
+
+}  // namespace egressd::policy
