@@ -53,27 +53,28 @@
  * Verdict reasons: numbered once, never renumbered; retired ones stay as
  * comments. X(name, number, is_deny). Each also names one per-sandbox counter.
  */
-#define EGRESSD_REASONS(X)                                                     \
-	X(allow_rule, 1, 0)          /* an allow CIDR/port rule matched */     \
-	X(allow_default, 2, 0)       /* enableInternet: true */                \
-	X(redirect_proxy, 3, 0)      /* proxied port -> sandbox proxy */       \
-	X(redirect_dns, 4, 0)        /* port 53 -> pinned resolver */          \
-	X(deny_cidr, 5, 1)           /* a deny CIDR matched */                 \
-	X(deny_default, 6, 1)        /* enableInternet: false, no rule */      \
-	X(deny_special, 7, 1)        /* loopback/link-local/multicast/... */  \
-	X(deny_embedded_v4, 8, 1)    /* NAT64/6to4/Teredo/v4-compatible */    \
-	X(deny_quic, 9, 1)           /* UDP to a proxied port (QUIC) */       \
-	X(deny_proxy_direct, 10, 1)  /* direct connect to the proxy target */ \
-	X(deny_no_resolver, 11, 1)   /* DNS but no resolver configured */     \
-	X(deny_no_proxy, 12, 1)      /* proxied port but no proxy target */   \
-	X(deny_socket_kind, 13, 1)   /* socket(): raw/ping/sctp/... */        \
-	X(deny_sockopt, 14, 1)       /* setsockopt(): rthdr/ip options/... */ \
-	X(deny_skb_options, 15, 1)   /* backstop: IPv4 options / IPv6 RH */   \
-	X(deny_skb_dest, 16, 1)      /* backstop: destination not allowed */  \
-	X(deny_inactive, 17, 1)      /* sandbox slot not active (teardown) */ \
-	X(revnat_restored, 18, 0)    /* recvmsg/getpeername showed original */ \
-	X(allow_skb, 19, 0)          /* backstop passed a packet */
+#define EGRESSD_REASONS(X)                                                                         \
+	X(allow_rule, 1, 0)	    /* an allow CIDR/port rule matched */                          \
+	X(allow_default, 2, 0)	    /* enableInternet: true */                                     \
+	X(redirect_proxy, 3, 0)	    /* proxied port -> sandbox proxy */                            \
+	X(redirect_dns, 4, 0)	    /* port 53 -> pinned resolver */                               \
+	X(deny_cidr, 5, 1)	    /* a deny CIDR matched */                                      \
+	X(deny_default, 6, 1)	    /* enableInternet: false, no rule */                           \
+	X(deny_special, 7, 1)	    /* loopback/link-local/multicast/... */                        \
+	X(deny_embedded_v4, 8, 1)   /* NAT64/6to4/Teredo/v4-compatible */                          \
+	X(deny_quic, 9, 1)	    /* UDP to a proxied port (QUIC) */                             \
+	X(deny_proxy_direct, 10, 1) /* direct connect to the proxy target */                       \
+	X(deny_no_resolver, 11, 1)  /* DNS but no resolver configured */                           \
+	X(deny_no_proxy, 12, 1)	    /* proxied port but no proxy target */                         \
+	X(deny_socket_kind, 13, 1)  /* socket(): raw/ping/sctp/... */                              \
+	X(deny_sockopt, 14, 1)	    /* setsockopt(): rthdr/ip options/... */                       \
+	X(deny_skb_options, 15, 1)  /* backstop: IPv4 options / IPv6 RH */                         \
+	X(deny_skb_dest, 16, 1)	    /* backstop: destination not allowed */                        \
+	X(deny_inactive, 17, 1)	    /* sandbox slot not active (teardown) */                       \
+	X(revnat_restored, 18, 0)   /* recvmsg/getpeername showed original */                      \
+	X(allow_skb, 19, 0)	    /* backstop passed a packet */
 
+/* clang-format off */
 enum egressd_reason {
 	EGRESSD_REASON_NONE = 0,
 #define EGRESSD_X_ENUM(name, num, deny) EGRESSD_REASON_##name = num,
@@ -81,6 +82,15 @@ enum egressd_reason {
 #undef EGRESSD_X_ENUM
 	EGRESSD_REASON_MAX = 20,
 };
+/* clang-format on */
+
+/* Every reason indexes the counters: keep them below EGRESSD_REASON_MAX. */
+/* clang-format off */
+#define EGRESSD_X_RANGE(name, num, deny) \
+	EGRESSD_STATIC_ASSERT(num > 0 && num < EGRESSD_REASON_MAX, "reason out of range: " #name);
+EGRESSD_REASONS(EGRESSD_X_RANGE)
+#undef EGRESSD_X_RANGE
+/* clang-format on */
 
 /* Per-sandbox counters, per CPU: one __u64 per reason (index = reason). */
 struct egressd_counters {
@@ -94,8 +104,8 @@ EGRESSD_STATIC_ASSERT(sizeof(struct egressd_counters) == 8 * EGRESSD_REASON_MAX,
 #define EGRESSD_SB_ENABLE_INTERNET (1u << 1)
 #define EGRESSD_SB_HAS_RESOLVER (1u << 2)
 #define EGRESSD_SB_HAS_PROXY (1u << 3)
-#define EGRESSD_SB_ALLOW_PING (1u << 4)     /* ICMP/ICMPv6 datagram sockets */
-#define EGRESSD_SB_ALLOW_RAW (1u << 5)      /* SOCK_RAW */
+#define EGRESSD_SB_ALLOW_PING (1u << 4)	    /* ICMP/ICMPv6 datagram sockets */
+#define EGRESSD_SB_ALLOW_RAW (1u << 5)	    /* SOCK_RAW */
 #define EGRESSD_SB_ALLOW_OTHER_L4 (1u << 6) /* MPTCP, SCTP, UDP-Lite */
 #define EGRESSD_SB_CAPS_WARNING (1u << 7)   /* processes held NET_RAW/NET_ADMIN at attach */
 
@@ -116,18 +126,18 @@ EGRESSD_STATIC_ASSERT(sizeof(struct egressd_active) == 4, "egressd_active size")
 
 /* egressd_sandboxes: array indexed by ruleset (slot * 2 + generation). */
 struct egressd_sandbox_config {
-	__u32 active_ruleset; /* its own index: slot * 2 + generation */
-	__u32 flags;          /* EGRESSD_SB_* */
-	__u64 cgroup_id;      /* the sandbox cgroup (descendants inherit) */
-	__u64 netns_cookie;   /* netns of the proxy listener, 0 = not known */
-	struct egressd_addr proxy4;   /* v4-mapped IPv4 proxy target */
-	struct egressd_addr proxy6;   /* IPv6 proxy target (or v4-mapped proxy4) */
+	__u32 active_ruleset;	    /* its own index: slot * 2 + generation */
+	__u32 flags;		    /* EGRESSD_SB_* */
+	__u64 cgroup_id;	    /* the sandbox cgroup (descendants inherit) */
+	__u64 netns_cookie;	    /* netns of the proxy listener, 0 = not known */
+	struct egressd_addr proxy4; /* v4-mapped IPv4 proxy target */
+	struct egressd_addr proxy6; /* IPv6 proxy target (or v4-mapped proxy4) */
 	struct egressd_addr resolver4;
 	struct egressd_addr resolver6;
 	__u16 proxy_port;
 	__u16 resolver_port;
 	__u16 proxied_ports[EGRESSD_MAX_PROXY_PORTS]; /* 0 = unused */
-	__u32 generation_counter; /* bumped on every policy swap */
+	__u32 generation_counter;		      /* bumped on every policy swap */
 	char id[EGRESSD_SANDBOX_ID_LEN];
 };
 EGRESSD_STATIC_ASSERT(sizeof(struct egressd_sandbox_config) == 24 + 64 + 4 + 16 + 4 + 64,
@@ -174,8 +184,8 @@ EGRESSD_STATIC_ASSERT(sizeof(struct egressd_rule_value) == 8, "egressd_rule_valu
  * reads it to publish egressd_orig_dst for the proxy.
  */
 struct egressd_revnat_key {
-	__u64 cookie;               /* socket cookie */
-	struct egressd_addr addr;   /* rewritten (v4-mapped for IPv4) */
+	__u64 cookie;		  /* socket cookie */
+	struct egressd_addr addr; /* rewritten (v4-mapped for IPv4) */
 	__u16 port;
 	__u16 pad[3];
 };
@@ -209,8 +219,7 @@ struct egressd_orig_dst_value {
 	__u32 sandbox;
 	__u64 cookie;
 };
-EGRESSD_STATIC_ASSERT(sizeof(struct egressd_orig_dst_value) == 32,
-		      "egressd_orig_dst_value size");
+EGRESSD_STATIC_ASSERT(sizeof(struct egressd_orig_dst_value) == 32, "egressd_orig_dst_value size");
 
 /* Which hook emitted an event. */
 #define EGRESSD_HOOK_CONNECT 1

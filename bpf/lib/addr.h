@@ -12,9 +12,9 @@
 
 struct egressd_flow {
 	struct egressd_addr addr; /* destination, v4-mapped for IPv4 */
-	__u16 port;               /* destination, host order */
-	__u8 proto;               /* IPPROTO_TCP / IPPROTO_UDP / other */
-	__u8 is_v4;               /* addr is v4-mapped */
+	__u16 port;		  /* destination, host order */
+	__u8 proto;		  /* IPPROTO_TCP / IPPROTO_UDP / other */
+	__u8 is_v4;		  /* addr is v4-mapped */
 };
 
 static __always_inline void __addr_from_v4(struct egressd_addr *a, __u32 ip4_be)
@@ -68,7 +68,8 @@ static __always_inline int __addr_is_zero(const struct egressd_addr *a)
  * reads keeps clang from merging them into one 8-byte load, which the
  * verifier refuses for this context (narrow/wide ctx access rules).
  */
-static __always_inline void __addr_from_ctx6(struct egressd_addr *a, const struct bpf_sock_addr *ctx)
+static __always_inline void __addr_from_ctx6(struct egressd_addr *a,
+					     const struct bpf_sock_addr *ctx)
 {
 	__u32 w0 = ctx->user_ip6[0];
 	barrier();

@@ -54,14 +54,14 @@ static __always_inline int __port_is_proxied(const struct egressd_sandbox_config
 	return 0;
 }
 
-static __always_inline const struct egressd_addr *__proxy_target(const struct egressd_sandbox_config *cfg,
-								 const struct egressd_flow *f)
+static __always_inline const struct egressd_addr *
+__proxy_target(const struct egressd_sandbox_config *cfg, const struct egressd_flow *f)
 {
 	return f->is_v4 ? &cfg->proxy4 : &cfg->proxy6;
 }
 
-static __always_inline const struct egressd_addr *__resolver_target(const struct egressd_sandbox_config *cfg,
-								    const struct egressd_flow *f)
+static __always_inline const struct egressd_addr *
+__resolver_target(const struct egressd_sandbox_config *cfg, const struct egressd_flow *f)
 {
 	return f->is_v4 ? &cfg->resolver4 : &cfg->resolver6;
 }
@@ -70,10 +70,10 @@ static __always_inline int __lookup4(void *map, __u32 ruleset, __u8 proto, __u16
 				     __u32 *rule_id)
 {
 	struct egressd_rule4_key key = {
-		.prefixlen = EGRESSD_RULE_KEY_FIXED_BITS + 32,
-		.ruleset = ruleset,
-		.proto = proto,
-		.port = port,
+	    .prefixlen = EGRESSD_RULE_KEY_FIXED_BITS + 32,
+	    .ruleset = ruleset,
+	    .proto = proto,
+	    .port = port,
 	};
 	struct egressd_rule_value *v;
 
@@ -89,10 +89,10 @@ static __always_inline int __lookup6(void *map, __u32 ruleset, __u8 proto, __u16
 				     const struct egressd_addr *a, __u32 *rule_id)
 {
 	struct egressd_rule6_key key = {
-		.prefixlen = EGRESSD_RULE_KEY_FIXED_BITS + 128,
-		.ruleset = ruleset,
-		.proto = proto,
-		.port = port,
+	    .prefixlen = EGRESSD_RULE_KEY_FIXED_BITS + 128,
+	    .ruleset = ruleset,
+	    .proto = proto,
+	    .port = port,
 	};
 	struct egressd_rule_value *v;
 
@@ -104,8 +104,9 @@ static __always_inline int __lookup6(void *map, __u32 ruleset, __u8 proto, __u16
 	return 1;
 }
 
-static __always_inline int __lookup(void *map4, void *map6, __u32 ruleset, const struct egressd_flow *f,
-				    __u8 proto, __u16 port, __u32 *rule_id)
+static __always_inline int __lookup(void *map4, void *map6, __u32 ruleset,
+				    const struct egressd_flow *f, __u8 proto, __u16 port,
+				    __u32 *rule_id)
 {
 	if (f->is_v4)
 		return __lookup4(map4, ruleset, proto, port, __addr_v4(&f->addr), rule_id);
@@ -122,13 +123,15 @@ static __always_inline int __allowed(__u32 ruleset, const struct egressd_flow *f
 		return 1;
 	if (__lookup(&egressd_allow4, &egressd_allow6, ruleset, f, f->proto, 0, rule_id))
 		return 1;
-	if (__lookup(&egressd_allow4, &egressd_allow6, ruleset, f, EGRESSD_PROTO_ANY, f->port, rule_id))
+	if (__lookup(&egressd_allow4, &egressd_allow6, ruleset, f, EGRESSD_PROTO_ANY, f->port,
+		     rule_id))
 		return 1;
-	return __lookup(&egressd_allow4, &egressd_allow6, ruleset, f, EGRESSD_PROTO_ANY, 0, rule_id);
+	return __lookup(&egressd_allow4, &egressd_allow6, ruleset, f, EGRESSD_PROTO_ANY, 0,
+			rule_id);
 }
 
-static __always_inline struct egressd_verdict egressd_decide(const struct egressd_sandbox_config *cfg,
-							     const struct egressd_flow *f, int mode)
+static __always_inline struct egressd_verdict
+egressd_decide(const struct egressd_sandbox_config *cfg, const struct egressd_flow *f, int mode)
 {
 	struct egressd_verdict v = {};
 	int is_tcp = f->proto == EGRESSD_PROTO_TCP;
@@ -144,7 +147,8 @@ static __always_inline struct egressd_verdict egressd_decide(const struct egress
 	to_proxy = (cfg->flags & EGRESSD_SB_HAS_PROXY) && is_tcp && f->port == cfg->proxy_port &&
 		   __addr_equal(&f->addr, __proxy_target(cfg, f));
 	to_resolver = (cfg->flags & EGRESSD_SB_HAS_RESOLVER) && (is_tcp || is_udp) &&
-		      f->port == cfg->resolver_port && __addr_equal(&f->addr, __resolver_target(cfg, f));
+		      f->port == cfg->resolver_port &&
+		      __addr_equal(&f->addr, __resolver_target(cfg, f));
 	if (mode == EGRESSD_MODE_SKB) {
 		if (to_proxy || to_resolver) {
 			v.reason = EGRESSD_REASON_allow_skb;
@@ -165,14 +169,16 @@ static __always_inline struct egressd_verdict egressd_decide(const struct egress
 	if (mode == EGRESSD_MODE_SOCKET) {
 		/* 2. DNS always goes to the pinned resolver. */
 		if ((is_tcp || is_udp) && f->port == 53) {
-			v.reason = (cfg->flags & EGRESSD_SB_HAS_RESOLVER) ? EGRESSD_REASON_redirect_dns
-									  : EGRESSD_REASON_deny_no_resolver;
+			v.reason = (cfg->flags & EGRESSD_SB_HAS_RESOLVER)
+				       ? EGRESSD_REASON_redirect_dns
+				       : EGRESSD_REASON_deny_no_resolver;
 			return v;
 		}
 		/* 3. Proxied TCP ports go to the sandbox's proxy (fails closed without one). */
 		if (is_tcp && __port_is_proxied(cfg, f->port)) {
-			v.reason = (cfg->flags & EGRESSD_SB_HAS_PROXY) ? EGRESSD_REASON_redirect_proxy
-								       : EGRESSD_REASON_deny_no_proxy;
+			v.reason = (cfg->flags & EGRESSD_SB_HAS_PROXY)
+				       ? EGRESSD_REASON_redirect_proxy
+				       : EGRESSD_REASON_deny_no_proxy;
 			return v;
 		}
 	}

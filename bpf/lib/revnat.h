@@ -23,9 +23,8 @@ static __always_inline void egressd_revnat_record(__u64 cookie, const struct egr
 }
 
 /* Returns the original destination for what the socket now sees, or NULL. */
-static __always_inline struct egressd_revnat_value *egressd_revnat_lookup(__u64 cookie,
-									  const struct egressd_addr *seen,
-									  __u16 seen_port)
+static __always_inline struct egressd_revnat_value *
+egressd_revnat_lookup(__u64 cookie, const struct egressd_addr *seen, __u16 seen_port)
 {
 	struct egressd_revnat_key key = {.cookie = cookie, .port = seen_port};
 

@@ -10,7 +10,8 @@
 
 #include "bpf/lib/common.h"
 
-static __always_inline void __flow_from_ctx4(struct egressd_flow *f, const struct bpf_sock_addr *ctx)
+static __always_inline void __flow_from_ctx4(struct egressd_flow *f,
+					     const struct bpf_sock_addr *ctx)
 {
 	__addr_from_v4(&f->addr, ctx->user_ip4);
 	f->port = __ctx_port(ctx);
@@ -18,7 +19,8 @@ static __always_inline void __flow_from_ctx4(struct egressd_flow *f, const struc
 	f->is_v4 = 1;
 }
 
-static __always_inline void __flow_from_ctx6(struct egressd_flow *f, const struct bpf_sock_addr *ctx)
+static __always_inline void __flow_from_ctx6(struct egressd_flow *f,
+					     const struct bpf_sock_addr *ctx)
 {
 	__addr_from_ctx6(&f->addr, ctx);
 	f->port = __ctx_port(ctx);
@@ -53,8 +55,9 @@ static __always_inline int egressd_sock_addr(struct bpf_sock_addr *ctx, struct e
 		if (__addr_is_zero(target) ||
 		    (is_ctx_v6 && !f->is_v4 && !v6_can_map && __addr_is_v4_mapped(target))) {
 			/* No target for this family (e.g. an IPv6 flow, an IPv4-only target). */
-			v.reason = v.reason == EGRESSD_REASON_redirect_dns ? EGRESSD_REASON_deny_no_resolver
-									     : EGRESSD_REASON_deny_no_proxy;
+			v.reason = v.reason == EGRESSD_REASON_redirect_dns
+				       ? EGRESSD_REASON_deny_no_resolver
+				       : EGRESSD_REASON_deny_no_proxy;
 			goto deny;
 		}
 		if (is_ctx_v6)

@@ -17,14 +17,10 @@ using egressd::loader::PinnedMaps;
 nlohmann::json flagsJson(uint32_t flags) {
   nlohmann::json j = nlohmann::json::array();
   const std::pair<uint32_t, const char*> names[] = {
-      {EGRESSD_SB_ACTIVE, "active"},
-      {EGRESSD_SB_ENABLE_INTERNET, "enableInternet"},
-      {EGRESSD_SB_HAS_RESOLVER, "resolver"},
-      {EGRESSD_SB_HAS_PROXY, "proxy"},
-      {EGRESSD_SB_ALLOW_PING, "ping"},
-      {EGRESSD_SB_ALLOW_RAW, "raw"},
-      {EGRESSD_SB_ALLOW_OTHER_L4, "otherL4"},
-      {EGRESSD_SB_CAPS_WARNING, "capabilityWarning"}};
+      {EGRESSD_SB_ACTIVE, "active"},          {EGRESSD_SB_ENABLE_INTERNET, "enableInternet"},
+      {EGRESSD_SB_HAS_RESOLVER, "resolver"},  {EGRESSD_SB_HAS_PROXY, "proxy"},
+      {EGRESSD_SB_ALLOW_PING, "ping"},        {EGRESSD_SB_ALLOW_RAW, "raw"},
+      {EGRESSD_SB_ALLOW_OTHER_L4, "otherL4"}, {EGRESSD_SB_CAPS_WARNING, "capabilityWarning"}};
   for (const auto& [bit, name] : names) {
     if ((flags & bit) != 0U) {
       j.push_back(name);
@@ -107,7 +103,8 @@ int status(const std::string& pinRoot, bool json) {
   }
   std::cout << "pin root: " << pinRoot << "\n" << list.size() << " sandbox(es)\n";
   for (const auto& s : list) {
-    std::cout << "\n" << s["id"].get<std::string>() << "  (slot " << s["slot"] << ", cgroup id "
+    std::cout << "\n"
+              << s["id"].get<std::string>() << "  (slot " << s["slot"] << ", cgroup id "
               << s["cgroupId"] << ", generation " << s["generation"] << ")\n";
     std::cout << "  flags:    " << s["flags"].dump() << "\n";
     std::cout << "  rules:    " << s["rules"] << " map entries\n";

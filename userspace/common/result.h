@@ -35,12 +35,14 @@ class Error {
 inline Error systemError(int err, const std::string& what) {
   return Error(err, what + ": " + std::generic_category().message(err));
 }
-inline Error lastSystemError(const std::string& what) { return systemError(errno, what); }
+inline Error lastSystemError(const std::string& what) {
+  return systemError(errno, what);
+}
 
 template <typename T>
 class [[nodiscard]] Result {
  public:
-  Result(T value) : v_(std::move(value)) {}  // NOLINT(google-explicit-constructor)
+  Result(T value) : v_(std::move(value)) {}      // NOLINT(google-explicit-constructor)
   Result(Error error) : v_(std::move(error)) {}  // NOLINT(google-explicit-constructor)
 
   bool ok() const { return std::holds_alternative<T>(v_); }
@@ -79,15 +81,17 @@ class [[nodiscard]] Result<void> {
 };
 
 using Status = Result<void>;
-inline Status okStatus() { return Status(); }
+inline Status okStatus() {
+  return Status();
+}
 
 }  // namespace egressd
 
 // Propagates an error from an expression returning Result/Status, optionally wrapped.
-#define EGRESSD_TRY(expr)                    \
-  do {                                       \
-    auto egressd_try_status_ = (expr);       \
-    if (!egressd_try_status_.ok()) {         \
+#define EGRESSD_TRY(expr)                            \
+  do {                                               \
+    auto egressd_try_status_ = (expr);               \
+    if (!egressd_try_status_.ok()) {                 \
       return std::move(egressd_try_status_).error(); \
-    }                                        \
+    }                                                \
   } while (0)

@@ -49,21 +49,19 @@ int main(int argc, char** argv) {
       "  egressd apply  --sandbox ID --cgroup PATH --policy FILE   enforce and exit\n"
       "  egressd detach --sandbox ID                        remove a sandbox's enforcement\n"
       "  egressd run --policy FILE -- CMD ARGS...           run CMD in a fresh sandbox");
-  options.add_options()
-      ("sandbox", "sandbox id", cxxopts::value<std::string>()->default_value(""))
-      ("cgroup", "sandbox cgroup (absolute, or relative to the cgroup v2 mount)",
-       cxxopts::value<std::string>()->default_value(""))
-      ("policy", "policy file (YAML)", cxxopts::value<std::string>()->default_value(""))
-      ("netns", "network namespace of a container sandbox (e.g. /var/run/netns/NAME)",
-       cxxopts::value<std::string>()->default_value(""))
-      ("pin-root", "bpffs directory for pinned maps and links",
-       cxxopts::value<std::string>()->default_value(EGRESSD_PIN_ROOT_DEFAULT))
-      ("cgroup-parent", "run: parent cgroup of the transient sandbox",
-       cxxopts::value<std::string>()->default_value(""))
-      ("allow-io-uring", "run: let the command use io_uring (its sockets bypass seccomp)")
-      ("log-level", "trace|debug|info|warn|error",
-       cxxopts::value<std::string>()->default_value("info"))
-      ("h,help", "this help");
+  options.add_options()("sandbox", "sandbox id", cxxopts::value<std::string>()->default_value(""))(
+      "cgroup", "sandbox cgroup (absolute, or relative to the cgroup v2 mount)",
+      cxxopts::value<std::string>()->default_value(""))(
+      "policy", "policy file (YAML)", cxxopts::value<std::string>()->default_value(""))(
+      "netns", "network namespace of a container sandbox (e.g. /var/run/netns/NAME)",
+      cxxopts::value<std::string>()->default_value(""))(
+      "pin-root", "bpffs directory for pinned maps and links",
+      cxxopts::value<std::string>()->default_value(EGRESSD_PIN_ROOT_DEFAULT))(
+      "cgroup-parent", "run: parent cgroup of the transient sandbox",
+      cxxopts::value<std::string>()->default_value(""))(
+      "allow-io-uring", "run: let the command use io_uring (its sockets bypass seccomp)")(
+      "log-level", "trace|debug|info|warn|error",
+      cxxopts::value<std::string>()->default_value("info"))("h,help", "this help");
 
   cxxopts::ParseResult args;
   try {

@@ -48,10 +48,11 @@ uint32_t capabilityWarningFlags(const std::string& id, const std::string& cgroup
   }
   auto nsdelegate = sandbox::cgroup2HasNsDelegate();
   if (nsdelegate.ok() && !*nsdelegate) {
-    spdlog::warn("sandbox {}: the cgroup2 mount lacks nsdelegate: a root process inside the "
-                 "sandbox could move itself to another cgroup (egressd run closes this with "
-                 "its own cgroup namespace and mount)",
-                 id);
+    spdlog::warn(
+        "sandbox {}: the cgroup2 mount lacks nsdelegate: a root process inside the "
+        "sandbox could move itself to another cgroup (egressd run closes this with "
+        "its own cgroup namespace and mount)",
+        id);
   }
   for (const auto& p : *capable) {
     spdlog::warn(
@@ -235,13 +236,11 @@ int serveCommand(const SandboxOptions& o) {
       }
       if (info.ssi_signo == SIGHUP) {
         auto newPolicy = loadPolicy(o.policyFile);
-        Result<Armed> reloaded = newPolicy.ok()
-                                     ? armWithPolicy(enforcer, o, *cgroupPath, *newPolicy, false,
-                                                     target, true)
-                                     : Result<Armed>(std::move(newPolicy).error());
+        Result<Armed> reloaded = newPolicy.ok() ? armWithPolicy(enforcer, o, *cgroupPath,
+                                                                *newPolicy, false, target, true)
+                                                : Result<Armed>(std::move(newPolicy).error());
         if (!reloaded.ok()) {
-          spdlog::error("reload rejected, the rules in force stay: {}",
-                        reloaded.error().message());
+          spdlog::error("reload rejected, the rules in force stay: {}", reloaded.error().message());
         } else {
           ruleNames = reloaded->ruleNames;
           spdlog::info("sandbox {}: policy {} reloaded", o.id, o.policyFile);
@@ -274,8 +273,8 @@ int applyCommand(const SandboxOptions& o) {
   loader::Enforcer enforcer(o.pinRoot);
   // Without a running daemon nothing holds a proxy port: keep the target already armed,
   // or take a free port now; connections to it are refused until a proxy listens.
-  auto armed = armWithPolicy(enforcer, o, *cgroupPath, *policy, true,
-                             currentProxy(o.pinRoot, o.id), false);
+  auto armed =
+      armWithPolicy(enforcer, o, *cgroupPath, *policy, true, currentProxy(o.pinRoot, o.id), false);
   if (!armed.ok()) {
     std::cerr << "egressd: " << armed.error().message() << "\n";
     return kExitFailure;

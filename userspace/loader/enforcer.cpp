@@ -243,9 +243,10 @@ Result<ArmResult> Enforcer::arm(const SandboxRequest& req) {
           spdlog::warn("sandbox {}: updating pinned link {} failed ({}); recreating it", req.id,
                        pin, std::strerror(errno));
         } else {
-          spdlog::warn("sandbox {}: pinned link {} belongs to another cgroup or is defunct; "
-                       "recreating it",
-                       req.id, pin);
+          spdlog::warn(
+              "sandbox {}: pinned link {} belongs to another cgroup or is defunct; "
+              "recreating it",
+              req.id, pin);
         }
       }
       destroyPinnedLink(pin);

@@ -12,9 +12,9 @@ namespace egressd::loader {
 
 const std::vector<std::string>& PinnedMaps::names() {
   static const std::vector<std::string> kNames = {
-      EGRESSD_MAP_ACTIVE,  EGRESSD_MAP_SANDBOXES, EGRESSD_MAP_ALLOW4,  EGRESSD_MAP_ALLOW6,
-      EGRESSD_MAP_DENY4,   EGRESSD_MAP_DENY6,     EGRESSD_MAP_COUNTERS, EGRESSD_MAP_REVNAT,
-      EGRESSD_MAP_ORIG_DST, EGRESSD_MAP_EVENTS, EGRESSD_MAP_SK_STATE};
+      EGRESSD_MAP_ACTIVE,   EGRESSD_MAP_SANDBOXES, EGRESSD_MAP_ALLOW4,   EGRESSD_MAP_ALLOW6,
+      EGRESSD_MAP_DENY4,    EGRESSD_MAP_DENY6,     EGRESSD_MAP_COUNTERS, EGRESSD_MAP_REVNAT,
+      EGRESSD_MAP_ORIG_DST, EGRESSD_MAP_EVENTS,    EGRESSD_MAP_SK_STATE};
   return kNames;
 }
 
@@ -131,8 +131,8 @@ Result<uint32_t> PinnedMaps::allocateSlot() const {
       return slot;
     }
   }
-  return Error(ENOSPC, "all " + std::to_string(EGRESSD_MAX_SANDBOXES) +
-                           " sandbox slots under " + pinRoot_ + " are in use");
+  return Error(ENOSPC, "all " + std::to_string(EGRESSD_MAX_SANDBOXES) + " sandbox slots under " +
+                           pinRoot_ + " are in use");
 }
 
 namespace {
@@ -223,18 +223,16 @@ Result<size_t> PinnedMaps::deleteRuleset(uint32_t ruleset) const {
 Result<size_t> PinnedMaps::countRules(uint32_t ruleset) const {
   size_t total = 0;
   for (const char* name : {EGRESSD_MAP_ALLOW4, EGRESSD_MAP_DENY4}) {
-    auto n = scanTrie<egressd_rule4_key>(fd(name), name, [&](const egressd_rule4_key& k) {
-      return k.ruleset == ruleset;
-    });
+    auto n = scanTrie<egressd_rule4_key>(
+        fd(name), name, [&](const egressd_rule4_key& k) { return k.ruleset == ruleset; });
     if (!n.ok()) {
       return std::move(n).error();
     }
     total += *n;
   }
   for (const char* name : {EGRESSD_MAP_ALLOW6, EGRESSD_MAP_DENY6}) {
-    auto n = scanTrie<egressd_rule6_key>(fd(name), name, [&](const egressd_rule6_key& k) {
-      return k.ruleset == ruleset;
-    });
+    auto n = scanTrie<egressd_rule6_key>(
+        fd(name), name, [&](const egressd_rule6_key& k) { return k.ruleset == ruleset; });
     if (!n.ok()) {
       return std::move(n).error();
     }

@@ -74,8 +74,7 @@ Result<ListenerReservation> ListenerReservation::reserve(const std::string& netn
     r.fd6_ = std::move(*v6);
     r.port_ = port;
     socklen_t cookieLen = sizeof(r.netnsCookie_);
-    if (::getsockopt(r.fd4_.get(), SOL_SOCKET, SO_NETNS_COOKIE, &r.netnsCookie_, &cookieLen) !=
-        0) {
+    if (::getsockopt(r.fd4_.get(), SOL_SOCKET, SO_NETNS_COOKIE, &r.netnsCookie_, &cookieLen) != 0) {
       return lastSystemError("read the network namespace cookie (SO_NETNS_COOKIE, Linux 5.14+)");
     }
     return r;
