@@ -7,6 +7,7 @@
 
 #include <cstdio>
 #include <iostream>
+#include <memory>
 #include <optional>
 
 #include "common/unique_fd.h"
@@ -200,8 +201,10 @@ int serveCommand(const SandboxOptions& o) {
     return kExitFailure;
   }
   EventContext eventCtx{&ruleNames};
-  ring_buffer* events =
-      ring_buffer__new(maps->fd(EGRESSD_MAP_EVENTS), onKernelEvent, &eventCtx, nullptr);
+  std::unique_ptr<ring_buffer, decltype(&ring_buffer__free)> eventsOwner(
+      ring_buffer__new(maps->fd(EGRESSD_MAP_EVENTS), onKernelEvent, &eventCtx, nullptr),
+      &ring_buffer__free);
+  ring_buffer* events = eventsOwner.get();
   if (events == nullptr) {
     spdlog::warn("kernel denial events unavailable: {}", std::strerror(errno));
   }
@@ -254,7 +257,6 @@ int serveCommand(const SandboxOptions& o) {
   }
   if (events != nullptr) {
     ring_buffer__consume(events);
-    ring_buffer__free(events);
   }
   return 0;
 }
