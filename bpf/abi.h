@@ -108,6 +108,15 @@ EGRESSD_STATIC_ASSERT(sizeof(struct egressd_counters) == 8 * EGRESSD_REASON_MAX,
 #define EGRESSD_SB_ALLOW_RAW (1u << 5)	    /* SOCK_RAW */
 #define EGRESSD_SB_ALLOW_OTHER_L4 (1u << 6) /* MPTCP, SCTP, UDP-Lite */
 #define EGRESSD_SB_CAPS_WARNING (1u << 7)   /* processes held NET_RAW/NET_ADMIN at attach */
+/*
+ * Which rule shapes this generation holds (set by the loader from the rules), so the
+ * hot path skips LPM lookups that cannot match: each costs a trie walk.
+ */
+#define EGRESSD_SB_HAS_DENY (1u << 8)
+#define EGRESSD_SB_HAS_ALLOW_PROTO_PORT (1u << 9) /* proto != any, port != any */
+#define EGRESSD_SB_HAS_ALLOW_PROTO (1u << 10)	  /* proto != any, every port */
+#define EGRESSD_SB_HAS_ALLOW_PORT (1u << 11)	  /* any proto, port != any */
+#define EGRESSD_SB_HAS_ALLOW_ANY (1u << 12)	  /* any proto, every port */
 
 /*
  * Addresses are 16 bytes everywhere: IPv4 as v4-mapped (::ffff:a.b.c.d), so

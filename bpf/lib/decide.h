@@ -117,17 +117,23 @@ static __always_inline int __lookup(void *map4, void *map6, __u32 ruleset,
  * Allow rules may name a protocol and a port; try the exact pair and the
  * wildcards so that a narrow rule for a prefix never hides a broader rule.
  */
-static __always_inline int __allowed(__u32 ruleset, const struct egressd_flow *f, __u32 *rule_id)
+static __always_inline int __allowed(const struct egressd_sandbox_config *cfg,
+				     const struct egressd_flow *f, __u32 *rule_id)
 {
-	if (__lookup(&egressd_allow4, &egressd_allow6, ruleset, f, f->proto, f->port, rule_id))
+	__u32 rs = cfg->active_ruleset;
+	__u32 flags = cfg->flags;
+
+	if ((flags & EGRESSD_SB_HAS_ALLOW_PROTO_PORT) &&
+	    __lookup(&egressd_allow4, &egressd_allow6, rs, f, f->proto, f->port, rule_id))
 		return 1;
-	if (__lookup(&egressd_allow4, &egressd_allow6, ruleset, f, f->proto, 0, rule_id))
+	if ((flags & EGRESSD_SB_HAS_ALLOW_PROTO) &&
+	    __lookup(&egressd_allow4, &egressd_allow6, rs, f, f->proto, 0, rule_id))
 		return 1;
-	if (__lookup(&egressd_allow4, &egressd_allow6, ruleset, f, EGRESSD_PROTO_ANY, f->port,
-		     rule_id))
+	if ((flags & EGRESSD_SB_HAS_ALLOW_PORT) &&
+	    __lookup(&egressd_allow4, &egressd_allow6, rs, f, EGRESSD_PROTO_ANY, f->port, rule_id))
 		return 1;
-	return __lookup(&egressd_allow4, &egressd_allow6, ruleset, f, EGRESSD_PROTO_ANY, 0,
-			rule_id);
+	return (flags & EGRESSD_SB_HAS_ALLOW_ANY) &&
+	       __lookup(&egressd_allow4, &egressd_allow6, rs, f, EGRESSD_PROTO_ANY, 0, rule_id);
 }
 
 static __always_inline struct egressd_verdict
@@ -160,7 +166,8 @@ egressd_decide(const struct egressd_sandbox_config *cfg, const struct egressd_fl
 	}
 
 	/* 1. deniedHosts IPs/CIDRs: every port, every protocol. */
-	if (__lookup(&egressd_deny4, &egressd_deny6, cfg->active_ruleset, f, EGRESSD_PROTO_ANY, 0,
+	if ((cfg->flags & EGRESSD_SB_HAS_DENY) &&
+	    __lookup(&egressd_deny4, &egressd_deny6, cfg->active_ruleset, f, EGRESSD_PROTO_ANY, 0,
 		     &v.rule_id)) {
 		v.reason = EGRESSD_REASON_deny_cidr;
 		return v;
@@ -184,7 +191,7 @@ egressd_decide(const struct egressd_sandbox_config *cfg, const struct egressd_fl
 	}
 
 	/* 4. Allow rules. */
-	if (__allowed(cfg->active_ruleset, f, &v.rule_id)) {
+	if (__allowed(cfg, f, &v.rule_id)) {
 		v.reason = EGRESSD_REASON_allow_rule;
 		return v;
 	}

@@ -79,6 +79,27 @@ void copyId(egressd_sandbox_config& config, const std::string& id) {
   std::memcpy(config.id, id.data(), std::min(id.size(), sizeof(config.id) - 1));
 }
 
+// The EGRESSD_SB_HAS_* bits: which lookups the BPF side needs for these rules.
+uint32_t ruleShapeFlags(const RuleEntries& rules) {
+  uint32_t flags = 0;
+  if (!rules.deny4.empty() || !rules.deny6.empty()) {
+    flags |= EGRESSD_SB_HAS_DENY;
+  }
+  auto shape = [](uint8_t proto, uint16_t port) -> uint32_t {
+    if (proto != EGRESSD_PROTO_ANY) {
+      return port != 0 ? EGRESSD_SB_HAS_ALLOW_PROTO_PORT : EGRESSD_SB_HAS_ALLOW_PROTO;
+    }
+    return port != 0 ? EGRESSD_SB_HAS_ALLOW_PORT : EGRESSD_SB_HAS_ALLOW_ANY;
+  };
+  for (const auto& [key, value] : rules.allow4) {
+    flags |= shape(key.proto, key.port);
+  }
+  for (const auto& [key, value] : rules.allow6) {
+    flags |= shape(key.proto, key.port);
+  }
+  return flags;
+}
+
 }  // namespace
 
 Result<uint64_t> cgroupIdOf(const std::string& cgroupPath) {
@@ -132,7 +153,7 @@ Result<ArmResult> Enforcer::swapPolicy(const PinnedMaps& maps, uint32_t slot,
 
   egressd_sandbox_config config = req.config;
   config.active_ruleset = newRuleset;
-  config.flags |= EGRESSD_SB_ACTIVE;
+  config.flags |= EGRESSD_SB_ACTIVE | ruleShapeFlags(req.rules);
   config.cgroup_id = cgroupId;
   config.generation_counter = generation;
   copyId(config, req.id);
