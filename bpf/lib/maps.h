@@ -99,12 +99,7 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } egressd_events __weak SEC(".maps");
 
-/* Per-socket state: marks accepted (passive) TCP sockets for the skb backstop. */
-struct egressd_sk_state {
-	__u32 passive;
-	__u32 pad;
-};
-
+/* Per-socket state for the skb backstop (struct egressd_sk_state in abi.h). */
 struct {
 	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
 	__uint(map_flags, BPF_F_NO_PREALLOC);
