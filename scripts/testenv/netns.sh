@@ -29,6 +29,16 @@ testenv_exec() {
 
 testenv_down() {
   [ -n "${TESTENV_NS:-}" ] || return 0
+  # `ip netns exec` forks, so the pids a caller saw are not its servers': stop every
+  # process living in the namespace, by pid.
+  if ip netns list | grep -qw "$TESTENV_NS"; then
+    local pids
+    pids=$(ip netns pids "$TESTENV_NS" 2>/dev/null || true)
+    [ -n "$pids" ] && kill $pids 2>/dev/null || true
+    sleep 0.2
+    pids=$(ip netns pids "$TESTENV_NS" 2>/dev/null || true)
+    [ -n "$pids" ] && kill -9 $pids 2>/dev/null || true
+  fi
   ip link del "$TESTENV_VETH_HOST" 2>/dev/null || true
   ip netns del "$TESTENV_NS" 2>/dev/null || true
 }

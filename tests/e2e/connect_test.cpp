@@ -198,14 +198,49 @@ TEST_F(ConnectTest, HostLoopbackServicesAreDenied) {
   EXPECT_PROBE_OK(sb->probe({"tcp", w().ip4(3), kA}));
 }
 
+// A host-namespace sandbox with one loopback rule reaches exactly that address and port:
+// not the next port, not the same port over ::1, not through "::" (which reaches ::1).
 TEST_F(ConnectTest, LoopbackAllowedOnlyByExplicitRule) {
-  ASSERT_OK_AND_ASSIGN(auto host, test::TestServers::start("", {"127.0.0.1:0", "127.0.0.1:0"}, {}));
-  const int allowed = host.tcpPort(0);
+  // Servers on 127.0.0.1:P, 127.0.0.1:P+1 and [::1]:P (P picked by the kernel, retried
+  // until P+1 and [::1]:P are free too).
+  std::optional<test::TestServers> first;
+  std::optional<test::TestServers> second;
+  int p = 0;
+  for (int attempt = 0; attempt < 10 && !second; ++attempt) {
+    ASSERT_OK_AND_ASSIGN(auto s1, test::TestServers::start("", {"127.0.0.1:0"}, {}));
+    p = s1.tcpPort(0);
+    if (p <= 0 || p >= 65535) {
+      continue;
+    }
+    auto s2 = test::TestServers::start(
+        "", {"127.0.0.1:" + std::to_string(p + 1), "[::1]:" + std::to_string(p)}, {});
+    if (s2.ok()) {
+      first.emplace(std::move(s1));
+      second.emplace(std::move(s2).value());
+    }
+  }
+  ASSERT_TRUE(second.has_value()) << "no port P with 127.0.0.1:P+1 and [::1]:P free";
+  const std::string P = std::to_string(p);
+  const std::string P1 = std::to_string(p + 1);
+
   PolicySpec spec;
-  spec.allow = {{.cidr = "127.0.0.1/32", .ports = {allowed}, .protocol = "tcp"}};
+  spec.allow = {{.cidr = "127.0.0.1/32", .ports = {p}}};
   ASSERT_OK_AND_ASSIGN(auto sb, Sandbox::start(spec));
-  EXPECT_PROBE_OK(sb->probe({"tcp", "127.0.0.1", std::to_string(allowed)}));
-  EXPECT_PROBE_ERR(sb->probe({"tcp", "127.0.0.1", std::to_string(host.tcpPort(1))}), "EPERM");
+
+  auto r = sb->probe({"tcp", "127.0.0.1", P, "--send", "lo"});
+  ASSERT_PROBE_OK(r);
+  EXPECT_TRUE(contains(r.out, "greeting=\"hello from 127.0.0.1:" + P + "\"")) << r.out;
+  EXPECT_TRUE(contains(r.out, "echo=\"lo\"")) << r.out;
+  EXPECT_PROBE_ERR(sb->probe({"tcp", "127.0.0.1", P1}), "EPERM");
+  EXPECT_PROBE_ERR(sb->probe({"tcp", "::1", P}), "EPERM");
+  EXPECT_PROBE_ERR(sb->probe({"tcp", "::", P}), "EPERM");
+  EXPECT_EQ(second->log(), "") << "a loopback service outside the rule was reached";
+  // Control: outside the sandbox every one of them answers ("::" reaches the ::1 listener).
+  EXPECT_PROBE_OK(probeHost({"tcp", "127.0.0.1", P1}));
+  EXPECT_PROBE_OK(probeHost({"tcp", "::1", P}));
+  r = probeHost({"tcp", "::", P});
+  ASSERT_PROBE_OK(r);
+  EXPECT_TRUE(contains(r.out, "hello from [::1]:" + P)) << r.out;
 }
 
 }  // namespace

@@ -5,8 +5,10 @@
 
 #include <nlohmann/json.hpp>
 #include <regex>
+#include <set>
 #include <thread>
 
+#include "bpf/abi.h"
 #include "common/fs.h"
 #include "world.h"
 
@@ -15,6 +17,71 @@ namespace {
 
 const std::string kA = std::to_string(kTcpA);
 const std::string kB = std::to_string(kTcpB);
+
+// The 12 egressd programs, one per hook.
+const std::set<std::string> kPrograms = {
+    "egressd_connect4",    "egressd_connect6",   "egressd_sendmsg4",     "egressd_sendmsg6",
+    "egressd_recvmsg4",    "egressd_recvmsg6",   "egressd_getpeername4", "egressd_getpeername6",
+    "egressd_sock_create", "egressd_setsockopt", "egressd_sockops",      "egressd_skb_egress"};
+
+// What `bpftool cgroup show` and `bpftool link show` say is attached to one cgroup.
+struct Attachments {
+  std::map<std::string, int> timesByProgram;      // program name -> attachments
+  std::map<std::string, uint64_t> progByProgram;  // program name -> program id
+  std::map<uint64_t, uint64_t> linkByProg;        // program id -> id of the link holding it
+  size_t total = 0;
+};
+
+Result<Attachments> attachmentsOf(const test::TestCgroup& cg) {
+  auto cgid = cg.id();
+  if (!cgid.ok()) {
+    return std::move(cgid).error();
+  }
+  auto progs = bpftoolJson({"cgroup", "show", cg.path()});
+  if (!progs.ok()) {
+    return std::move(progs).error();
+  }
+  auto links = bpftoolJson({"link", "show"});
+  if (!links.ok()) {
+    return std::move(links).error();
+  }
+  Attachments a;
+  try {
+    for (const auto& p : *progs) {
+      const std::string name = p.value("name", "?");
+      ++a.total;
+      ++a.timesByProgram[name];
+      a.progByProgram[name] = p.at("id").get<uint64_t>();
+    }
+    for (const auto& l : *links) {
+      if (l.value("type", "") == "cgroup" && l.value("cgroup_id", uint64_t{0}) == *cgid) {
+        a.linkByProg[l.at("prog_id").get<uint64_t>()] = l.at("id").get<uint64_t>();
+      }
+    }
+  } catch (const std::exception& e) {
+    return Error(EINVAL, std::string("bpftool JSON: ") + e.what());
+  }
+  return a;
+}
+
+// Each egressd program attached exactly once, each through a link; returns the failure.
+::testing::AssertionResult EachProgramOnceViaLinks(const Attachments& a) {
+  if (a.total != kPrograms.size()) {
+    return ::testing::AssertionFailure()
+           << a.total << " programs attached, expected " << kPrograms.size();
+  }
+  for (const auto& name : kPrograms) {
+    auto it = a.timesByProgram.find(name);
+    if (it == a.timesByProgram.end() || it->second != 1) {
+      return ::testing::AssertionFailure()
+             << name << " attached " << (it == a.timesByProgram.end() ? 0 : it->second) << " times";
+    }
+    if (!a.linkByProg.contains(a.progByProgram.at(name))) {
+      return ::testing::AssertionFailure() << name << " is attached but held by no link";
+    }
+  }
+  return ::testing::AssertionSuccess();
+}
 
 class DaemonLifecycleTest : public E2eTest {
  protected:
@@ -46,26 +113,7 @@ class DaemonLifecycleTest : public E2eTest {
     }
     return false;
   }
-  Result<nlohmann::json> statusOf(Sandbox& sb) {
-    auto r = sb.daemon().ctl({"status", "--json"});
-    if (!r.ok()) {
-      return std::move(r).error();
-    }
-    if (!r->succeeded()) {
-      return Error(EIO, "egressctl status --json: " + r->describe());
-    }
-    try {
-      auto j = nlohmann::json::parse(r->out);
-      for (const auto& s : j.at("sandboxes")) {
-        if (s.value("id", "") == sb.daemon().sandboxId()) {
-          return s;
-        }
-      }
-      return Error(ENOENT, "sandbox " + sb.daemon().sandboxId() + " not in status: " + r->out);
-    } catch (const std::exception& e) {
-      return Error(EINVAL, std::string("status JSON: ") + e.what() + "\n" + r->out);
-    }
-  }
+  Result<nlohmann::json> statusOf(Sandbox& sb) { return sandboxStatus(sb); }
 };
 
 TEST_F(DaemonLifecycleTest, SigkillLeavesEnforcementAndRestartAdoptsIt) {
@@ -87,10 +135,26 @@ TEST_F(DaemonLifecycleTest, SigkillLeavesEnforcementAndRestartAdoptsIt) {
   ASSERT_OK_AND_ASSIGN(auto linksOrphaned, cgroupLinks(cgid));
   EXPECT_EQ(linksOrphaned, linksBefore);
 
+  ASSERT_OK_AND_ASSIGN(auto attachedBefore, attachmentsOf(sb->cgroup()));
+  ASSERT_TRUE(EachProgramOnceViaLinks(attachedBefore));
+
   ASSERT_OK(sb->daemon().restart());
   ASSERT_OK_AND_ASSIGN(auto linksAfter, cgroupLinks(cgid));
   EXPECT_EQ(linksAfter, linksBefore) << "restart attached programs again instead of adopting";
   expectOnlyPortAllowed(*sb, kA, kB);
+
+  // `bpftool cgroup show`: still each program exactly once (12 attachments). The restarted
+  // daemon loaded new programs and swapped them into the same links (bpf_link_update):
+  // every program id changed, every link id stayed.
+  ASSERT_OK_AND_ASSIGN(auto attachedAfter, attachmentsOf(sb->cgroup()));
+  ASSERT_TRUE(EachProgramOnceViaLinks(attachedAfter));
+  for (const auto& name : kPrograms) {
+    const uint64_t oldProg = attachedBefore.progByProgram.at(name);
+    const uint64_t newProg = attachedAfter.progByProgram.at(name);
+    EXPECT_NE(newProg, oldProg) << name << ": the old program is still attached";
+    EXPECT_EQ(attachedAfter.linkByProg.at(newProg), attachedBefore.linkByProg.at(oldProg))
+        << name << ": the program is held by a new link instead of the adopted one";
+  }
 
   // The adopted sandbox is still under the restarted daemon's control.
   ASSERT_OK(sb->daemon().reload(policyYaml(allowPort(kTcpB))));
@@ -190,6 +254,62 @@ TEST_F(DaemonLifecycleTest, MapsListsPinnedPathsUnderThePinRoot) {
     ++found;
   }
   EXPECT_GT(found, 0) << r.out;
+}
+
+// The pinned maps carry BTF: bpftool prints named fields, including the sandbox id string
+// and the per-CPU counters, and those agree with egressctl status.
+TEST_F(DaemonLifecycleTest, BpftoolDumpsPinnedMapsWithBtfNames) {
+  ASSERT_OK_AND_ASSIGN(auto sb, Sandbox::start(allowPort(kTcpA)));
+  EXPECT_PROBE_ERR(sb->probe({"tcp", w().ip4(3), kB}), "EPERM");
+  EXPECT_PROBE_ERR(sb->probe({"tcp", w().ip4(4), kA}), "EPERM");
+  const std::string pin = sb->daemon().pinRoot();
+  const std::string id = sb->daemon().sandboxId();
+
+  auto text = test::run({.argv = {"bpftool", "map", "dump", "pinned", pin + "/egressd_sandboxes"}},
+                        test::milliseconds(10000));
+  ASSERT_OK(text);
+  ASSERT_TRUE(text->succeeded()) << text->describe();
+  EXPECT_NE(text->out.find("\"id\": \"" + id + "\""), std::string::npos)
+      << "sandbox id not in the dump:\n"
+      << text->out.substr(0, 2000);
+
+  ASSERT_OK_AND_ASSIGN(auto configs, bpftoolMapDump(pin + "/egressd_sandboxes"));
+  int named = 0;
+  for (const auto& e : configs) {
+    ASSERT_TRUE(e.contains("formatted")) << "no BTF-formatted entry: " << e.dump();
+    const auto& v = e["formatted"].at("value");
+    ASSERT_TRUE(v.contains("id") && v.contains("flags")) << v.dump();
+    if (v["id"] == id) {
+      ++named;
+      EXPECT_NE(v["flags"].get<uint32_t>() & 1U, 0U) << "not active: " << v.dump();
+    }
+  }
+  EXPECT_EQ(named, 1) << "entries naming " << id;
+
+  ASSERT_OK_AND_ASSIGN(auto status, sandboxStatus(*sb));
+  const auto slot = status.at("slot").get<uint64_t>();
+  ASSERT_OK_AND_ASSIGN(auto counters, bpftoolMapDump(pin + "/egressd_counters"));
+  bool foundSlot = false;
+  for (const auto& e : counters) {
+    ASSERT_TRUE(e.contains("formatted")) << "no BTF-formatted entry: " << e.dump();
+    const auto& f = e["formatted"];
+    if (f.at("key").get<uint64_t>() != slot) {
+      continue;
+    }
+    foundSlot = true;
+    ASSERT_TRUE(f.contains("values") && f["values"].is_array() && !f["values"].empty())
+        << "not per-CPU values: " << f.dump();
+    uint64_t denyDefault = 0;
+    for (const auto& cpu : f["values"]) {
+      ASSERT_TRUE(cpu.contains("cpu")) << cpu.dump();
+      const auto& byReason = cpu.at("value").at("by_reason");
+      ASSERT_EQ(byReason.size(), static_cast<size_t>(EGRESSD_REASON_MAX)) << cpu.dump();
+      denyDefault += byReason.at(EGRESSD_REASON_deny_default).get<uint64_t>();
+    }
+    EXPECT_EQ(denyDefault, counterOf(status, "deny_default")) << f.dump();
+    EXPECT_GE(denyDefault, 2u) << f.dump();
+  }
+  EXPECT_TRUE(foundSlot) << "slot " << slot << " not in egressd_counters";
 }
 
 }  // namespace

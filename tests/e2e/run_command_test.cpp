@@ -51,15 +51,19 @@ class RunCommandTest : public E2eTest {
     parent_.emplace(std::move(cg));
   }
 
-  std::vector<std::string> runArgv(const std::vector<std::string>& cmd) const {
+  std::vector<std::string> runArgv(const std::vector<std::string>& cmd,
+                                   const std::vector<std::string>& flags = {}) const {
     std::vector<std::string> argv{
-        test::egressdBin(), "run",           "--policy", policy_, "--pin-root", pin_.path(),
-        "--cgroup-parent",  parent_->path(), "--"};
+        test::egressdBin(), "run",       "--policy",        policy_,
+        "--pin-root",       pin_.path(), "--cgroup-parent", parent_->path()};
+    argv.insert(argv.end(), flags.begin(), flags.end());
+    argv.push_back("--");
     argv.insert(argv.end(), cmd.begin(), cmd.end());
     return argv;
   }
-  RunResult runEgressd(const std::vector<std::string>& cmd) {
-    return runGuarded(runArgv(cmd), "", "", test::milliseconds(30000));
+  RunResult runEgressd(const std::vector<std::string>& cmd,
+                       const std::vector<std::string>& flags = {}) {
+    return runGuarded(runArgv(cmd, flags), "", "", test::milliseconds(30000));
   }
   std::vector<std::string> probe(std::vector<std::string> args) const {
     args.insert(args.begin(), probeBin());
@@ -102,11 +106,31 @@ TEST_F(RunCommandTest, RefusesPacketSocketsAndIoUring) {
   r = runEgressd(probe({"uring-connect", w().ip4(3), kA}));
   EXPECT_EQ(r.exitCode, 1) << r.describe();
   line = probeLine(r.out);
-  EXPECT_TRUE(line.starts_with("ERR ") && line.find("io_uring_setup") != std::string::npos)
+  EXPECT_TRUE(line.starts_with("ERR EPERM ") && line.find("io_uring_setup") != std::string::npos)
       << r.describe();
   // Outside `egressd run` both work (root), so the refusals are egressd's.
   EXPECT_PROBE_OK(probeHost({"packet"}));
   EXPECT_PROBE_OK(probeHost({"uring-connect", w().ip4(3), kA}));
+}
+
+// --allow-io-uring lifts the seccomp refusal, not the kernel's judgement: io_uring's
+// connect still goes through cgroup/connect4.
+TEST_F(RunCommandTest, AllowIoUringStillJudgesItsConnects) {
+  const std::vector<std::string> allow{"--allow-io-uring"};
+  auto r = runEgressd(probe({"uring-connect", w().ip4(3), kA}), allow);
+  EXPECT_EQ(r.exitCode, 0) << r.describe();
+  std::string line = probeLine(r.out);
+  EXPECT_TRUE(line.starts_with("OK ") &&
+              line.find("hello from " + w().ip4(3) + ":" + kA) != std::string::npos)
+      << r.describe();
+  for (const auto& [host, port] : {std::pair{w().ip4(3), kB}, std::pair{w().ip4(4), kA}}) {
+    r = runEgressd(probe({"uring-connect", host, port}), allow);
+    EXPECT_EQ(r.exitCode, 1) << r.describe();
+    line = probeLine(r.out);
+    EXPECT_TRUE(line.starts_with("ERR EPERM ") &&
+                line.find("io_uring connect") != std::string::npos)
+        << host << ":" << port << " " << r.describe();
+  }
 }
 
 TEST_F(RunCommandTest, HidesBpffs) {

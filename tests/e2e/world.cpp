@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <sstream>
+#include <thread>
 
 namespace egressd::e2e {
 namespace {
@@ -86,6 +87,19 @@ size_t World::serverEventsFor(const std::string& local) const {
     }
   }
   return n;
+}
+
+bool World::waitForServerEvent(const std::string& needle, milliseconds timeout) const {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (true) {
+    if (servers->log().find(needle) != std::string::npos) {
+      return true;
+    }
+    if (std::chrono::steady_clock::now() >= deadline) {
+      return false;
+    }
+    std::this_thread::sleep_for(milliseconds(20));
+  }
 }
 
 Result<World*> world() {
@@ -285,6 +299,78 @@ Result<std::map<std::string, int>> cgroupLinks(uint64_t cgroupId) {
     return Error(EINVAL, std::string("parse bpftool output: ") + e.what());
   }
   return counts;
+}
+
+::testing::AssertionResult SandboxNetnsHasNoDefaultRoute(const World& w) {
+  const test::TestNetns* ns = w.net ? w.net->sandboxNetns() : nullptr;
+  if (ns == nullptr || !ns->exists()) {
+    return ::testing::AssertionFailure() << "the world's sandbox netns does not exist";
+  }
+  for (const char* family : {"-4", "-6"}) {
+    auto r = test::run({.argv = {"ip", family, "-n", ns->name(), "route", "show", "default"}},
+                       test::milliseconds(5000));
+    if (!r.ok()) {
+      return ::testing::AssertionFailure() << "ip route: " << r.error().message();
+    }
+    if (!r->succeeded()) {
+      return ::testing::AssertionFailure() << "ip route: " << r->describe();
+    }
+    if (r->out.find_first_not_of(" \n") != std::string::npos) {
+      return ::testing::AssertionFailure()
+             << "sandbox netns " << ns->name() << " has a default route (" << family
+             << "): " << r->out << "refusing to send to special destinations from it";
+    }
+  }
+  return ::testing::AssertionSuccess();
+}
+
+Result<nlohmann::json> sandboxStatus(Sandbox& sb) {
+  auto r = sb.daemon().ctl({"status", "--json"});
+  if (!r.ok()) {
+    return std::move(r).error();
+  }
+  if (!r->succeeded()) {
+    return Error(EIO, "egressctl status --json: " + r->describe());
+  }
+  try {
+    auto j = nlohmann::json::parse(r->out);
+    for (const auto& s : j.at("sandboxes")) {
+      if (s.value("id", "") == sb.daemon().sandboxId()) {
+        return s;
+      }
+    }
+    return Error(ENOENT, "sandbox " + sb.daemon().sandboxId() + " not in status: " + r->out);
+  } catch (const std::exception& e) {
+    return Error(EINVAL, std::string("status JSON: ") + e.what() + "\n" + r->out);
+  }
+}
+
+uint64_t counterOf(const nlohmann::json& status, const std::string& reason) {
+  if (!status.contains("counters") || !status["counters"].contains(reason)) {
+    return 0;
+  }
+  return status["counters"][reason].get<uint64_t>();
+}
+
+Result<nlohmann::json> bpftoolJson(const std::vector<std::string>& args) {
+  std::vector<std::string> argv{"bpftool", "-j"};
+  argv.insert(argv.end(), args.begin(), args.end());
+  auto r = test::run({.argv = argv}, test::milliseconds(10000));
+  if (!r.ok()) {
+    return std::move(r).error();
+  }
+  if (!r->succeeded()) {
+    return Error(EIO, test::joinArgv(argv) + ": " + r->describe());
+  }
+  try {
+    return nlohmann::json::parse(r->out.empty() ? "[]" : r->out);
+  } catch (const std::exception& e) {
+    return Error(EINVAL, "parse output of " + test::joinArgv(argv) + ": " + e.what());
+  }
+}
+
+Result<nlohmann::json> bpftoolMapDump(const std::string& pinnedPath) {
+  return bpftoolJson({"map", "dump", "pinned", pinnedPath});
 }
 
 RunResult digIn(const Sandbox& sb, const std::string& server, const std::string& name, bool tcp) {

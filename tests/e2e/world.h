@@ -12,6 +12,8 @@
 
 #include <gtest/gtest.h>
 
+#include <nlohmann/json.hpp>
+
 #include <map>
 #include <memory>
 #include <optional>
@@ -46,6 +48,8 @@ struct World {
   std::string resolver4() const { return net->ip4(2) + ":53"; }
   // Server event log lines mentioning `local` ("198.18.N.3:80"); counts accepted/received.
   size_t serverEventsFor(const std::string& local) const;
+  // Polls the server event log (bounded) until a line contains `needle`.
+  bool waitForServerEvent(const std::string& needle, test::milliseconds timeout) const;
 };
 
 // The binary's World; the error of a failed creation is kept and returned to every caller.
@@ -126,6 +130,20 @@ class E2eTest : public ::testing::Test {
 #define ASSERT_PROBE_ERR(r, e) ASSERT_TRUE(::egressd::e2e::ProbeErr((r), (e)))
 
 namespace egressd::e2e {
+
+// The world's sandbox netns exists and has no default route (IPv4 and IPv6): only the test
+// subnets are reachable from it. Required before sending to special destinations there.
+::testing::AssertionResult SandboxNetnsHasNoDefaultRoute(const World& w);
+
+// This sandbox's entry of `egressctl status --json`.
+Result<nlohmann::json> sandboxStatus(Sandbox& sb);
+// A per-reason counter of such an entry (0 when absent: only non-zero counters are listed).
+uint64_t counterOf(const nlohmann::json& status, const std::string& reason);
+
+// `bpftool -j ARGS...`, parsed.
+Result<nlohmann::json> bpftoolJson(const std::vector<std::string>& args);
+// `bpftool -j map dump pinned PATH`, parsed.
+Result<nlohmann::json> bpftoolMapDump(const std::string& pinnedPath);
 
 // `bpftool link show -j`: the number of links per attach type on the cgroup `cgroupId`.
 Result<std::map<std::string, int>> cgroupLinks(uint64_t cgroupId);

@@ -100,6 +100,9 @@ class TestNetwork {
   const TestNetns& internet() const { return *internet_; }
   // nullptr unless created with sandboxNetns.
   const TestNetns* sandboxNetns() const { return sandbox_.get(); }
+  // The sandbox netns's end of its veth (the scope of link-local addresses there); empty
+  // unless created with sandboxNetns.
+  std::string sandboxIfName() const { return sandboxLink_ ? sandboxLink_->hostName() : ""; }
   // Every namespace and link this network consists of still exists: call before sending.
   Status checkExists() const;
 

@@ -3,7 +3,8 @@
 // Each subcommand performs one kind of network operation and prints exactly one line:
 //   OK <detail>                     exit 0
 //   ERR <ERRNO_NAME> <strerror>     exit 1   (e.g. "ERR EPERM Operation not permitted")
-// Usage errors exit 2. Addresses are IPv4, IPv6 or v4-mapped IPv6 literals; printed
+// Usage errors exit 2. Some subcommands append notes to that line (tcp --show-local:
+// " local_port=N"). Addresses are IPv4, IPv6 or v4-mapped IPv6 literals; printed
 // addresses are "a.b.c.d:port" or "[v6]:port". Every blocking step is bounded by
 // --timeout-ms, so a broken rule shows up as ERR ETIMEDOUT/EAGAIN, never as a hang.
 //
@@ -44,19 +45,22 @@
 namespace {
 
 int gTimeoutMs = 3000;
+// Appended to the OK/ERR line when set (e.g. "local_port=41234" of tcp --show-local).
+std::string gNote;
 
 // ---- output ----
 
 [[noreturn]] void ok(const std::string& detail) {
-  std::printf("OK %s\n", detail.c_str());
+  std::printf("OK %s%s%s\n", detail.c_str(), gNote.empty() ? "" : " ", gNote.c_str());
   std::fflush(stdout);
   std::exit(0);
 }
 
 [[noreturn]] void fail(int err, const std::string& context = "") {
   const char* name = ::strerrorname_np(err);
-  std::printf("ERR %s %s%s%s\n", name ? name : "E?", std::strerror(err),
-              context.empty() ? "" : " during ", context.c_str());
+  std::printf("ERR %s %s%s%s%s%s\n", name ? name : "E?", std::strerror(err),
+              context.empty() ? "" : " during ", context.c_str(), gNote.empty() ? "" : " ",
+              gNote.c_str());
   std::fflush(stdout);
   std::exit(1);
 }
@@ -65,8 +69,12 @@ int gTimeoutMs = 3000;
   std::fprintf(stderr,
                "egressd-probe: %s\n"
                "usage: egressd-probe [--timeout-ms N] [--join-cgroup DIR] [--resolv-conf FILE]\n"
-               "  tcp ADDR PORT [--send X] [--no-read] | tfo ADDR PORT | uring-connect ADDR PORT\n"
-               "  udp ADDR PORT | udp-connected ADDR PORT | sendmmsg ADDR PORT\n"
+               "  tcp ADDR PORT [--send X] [--no-read] [--show-local] | tfo ADDR PORT\n"
+               "  uring-connect ADDR PORT\n"
+               "  udp ADDR PORT [--broadcast] | udp-connected ADDR PORT | sendmmsg ADDR PORT\n"
+               "  raw-udp4 ADDR PORT [--src A] [--sport N] [--hdrincl] [--ip-options]\n"
+               "  raw-udp6 ADDR PORT [--src A] [--sport N] [--hdrincl] [--rthdr] [--srh]\n"
+               "  (ADDR may carry a scope: fe80::1%%IFNAME)\n"
                "  raw | raw6 | ping | ping6 | packet | socket DOMAIN TYPE PROTO\n"
                "  rthdr | rthdr2292 | ipoptions | tcprepair | nodelay | getaddrinfo NAME\n",
                why.c_str());
@@ -74,6 +82,16 @@ int gTimeoutMs = 3000;
 }
 
 // ---- addresses ----
+
+struct ip6_hdr_probe {  // the fixed IPv6 header (netinet/ip6.h's names clash with linux/ipv6.h)
+  uint32_t vtcflow;
+  uint16_t plen;
+  uint8_t nxt;
+  uint8_t hlim;
+  in6_addr src;
+  in6_addr dst;
+};
+static_assert(sizeof(ip6_hdr_probe) == 40);
 
 struct Addr {
   sockaddr_storage ss{};
@@ -91,13 +109,29 @@ Addr parseAddr(const std::string& host, const std::string& portText) {
   Addr a;
   auto* in4 = reinterpret_cast<sockaddr_in*>(&a.ss);
   auto* in6 = reinterpret_cast<sockaddr_in6*>(&a.ss);
-  if (::inet_pton(AF_INET, host.c_str(), &in4->sin_addr) == 1) {
+  // "fe80::1%IFNAME" (or "%INDEX"): the scope id of a link-local/multicast address, resolved
+  // in the namespace the probe runs in.
+  std::string literal = host;
+  uint32_t scope = 0;
+  if (size_t pct = host.find('%'); pct != std::string::npos) {
+    literal = host.substr(0, pct);
+    std::string ifname = host.substr(pct + 1);
+    scope = ::if_nametoindex(ifname.c_str());
+    if (scope == 0) {
+      scope = static_cast<uint32_t>(std::strtoul(ifname.c_str(), &end, 10));
+      if (*end != '\0' || scope == 0) {
+        usage("unknown interface in " + host);
+      }
+    }
+  }
+  if (scope == 0 && ::inet_pton(AF_INET, literal.c_str(), &in4->sin_addr) == 1) {
     in4->sin_family = AF_INET;
     in4->sin_port = htons(static_cast<uint16_t>(port));
     a.len = sizeof(sockaddr_in);
-  } else if (::inet_pton(AF_INET6, host.c_str(), &in6->sin6_addr) == 1) {
+  } else if (::inet_pton(AF_INET6, literal.c_str(), &in6->sin6_addr) == 1) {
     in6->sin6_family = AF_INET6;
     in6->sin6_port = htons(static_cast<uint16_t>(port));
+    in6->sin6_scope_id = scope;
     a.len = sizeof(sockaddr_in6);
   } else {
     usage("bad address " + host);
@@ -231,9 +265,27 @@ std::string recvText(int fd, sockaddr_storage* from, const char* what) {
   ok(detail);
 }
 
-[[noreturn]] void cmdTcp(const Addr& a, const std::string& sendText, bool noRead) {
+// showLocal: bind to the wildcard address, port 0, first and report the local port the
+// kernel picked on every outcome ("local_port=N"): a refused connect releases it again.
+[[noreturn]] void cmdTcp(const Addr& a, const std::string& sendText, bool noRead, bool showLocal) {
   int fd = mustSocket(a.family(), SOCK_STREAM, 0);
   setTimeouts(fd);
+  if (showLocal) {
+    sockaddr_storage any{};
+    any.ss_family = static_cast<sa_family_t>(a.family());
+    socklen_t len = a.family() == AF_INET ? sizeof(sockaddr_in) : sizeof(sockaddr_in6);
+    if (::bind(fd, reinterpret_cast<sockaddr*>(&any), len) != 0) {
+      fail(errno, "bind");
+    }
+    len = sizeof(any);
+    if (::getsockname(fd, reinterpret_cast<sockaddr*>(&any), &len) != 0) {
+      fail(errno, "getsockname");
+    }
+    uint16_t port = any.ss_family == AF_INET
+                        ? ntohs(reinterpret_cast<sockaddr_in*>(&any)->sin_port)
+                        : ntohs(reinterpret_cast<sockaddr_in6*>(&any)->sin6_port);
+    gNote = "local_port=" + std::to_string(port);
+  }
   boundedConnect(fd, a);
   if (noRead) {
     ok("peer=" + peerOf(fd));  // servers that do not greet (e.g. DNS over TCP)
@@ -361,9 +413,15 @@ struct Uring {
 
 // ---- UDP ----
 
-[[noreturn]] void cmdUdp(const Addr& a) {
+[[noreturn]] void cmdUdp(const Addr& a, bool broadcast) {
   int fd = mustSocket(a.family(), SOCK_DGRAM, 0);
   setTimeouts(fd);
+  if (broadcast) {
+    int one = 1;
+    if (::setsockopt(fd, SOL_SOCKET, SO_BROADCAST, &one, sizeof(one)) != 0) {
+      fail(errno, "setsockopt(SO_BROADCAST)");
+    }
+  }
   const char msg[] = "probe";
   if (::sendto(fd, msg, sizeof(msg) - 1, 0, a.sa(), a.len) < 0) {
     fail(errno, "sendto");
@@ -417,6 +475,167 @@ struct Uring {
   std::string r2 = recvText(fd, &from, "recvfrom");
   ok("sent=2 from=" + fmtAddr(reinterpret_cast<sockaddr*>(&from)) + " reply=\"" + r1 +
      "\" reply2=\"" + r2 + "\"");
+}
+
+// ---- raw UDP (packets no connect/sendmsg hook judges: only the skb backstop sees them) ----
+
+struct RawOptions {
+  std::string src;    // source address (needed for IPv6 header-included packets)
+  int sport = 40000;  // UDP source port: lets the test find this datagram in the server log
+  bool hdrincl = false;
+  bool ipOptions = false;  // IPv4: ihl=6 with NOP, NOP, NOP, EOL
+  bool rthdr = false;      // IPv6: a type 0 routing header with segments_left 0
+  bool srh = false;        // IPv6: a type 4 segment routing header with segments_left 0
+};
+
+uint32_t csumAdd(uint32_t sum, const void* data, size_t len) {
+  const auto* p = static_cast<const uint8_t*>(data);
+  for (size_t i = 0; i + 1 < len; i += 2) {
+    sum += static_cast<uint32_t>(p[i] << 8 | p[i + 1]);
+  }
+  if (len % 2 != 0) {
+    sum += static_cast<uint32_t>(p[len - 1] << 8);
+  }
+  return sum;
+}
+
+uint16_t csumFold(uint32_t sum) {
+  while ((sum >> 16) != 0) {
+    sum = (sum & 0xffff) + (sum >> 16);
+  }
+  auto c = static_cast<uint16_t>(~sum & 0xffff);
+  return c == 0 ? 0xffff : c;
+}
+
+// UDP header + payload with the checksum over the pseudo header (src/dst of `addrLen` bytes).
+std::vector<uint8_t> udpDatagram(const RawOptions& o, uint16_t dport, const std::string& payload,
+                                 const void* src, const void* dst, size_t addrLen) {
+  std::vector<uint8_t> d(8 + payload.size());
+  auto len = static_cast<uint16_t>(d.size());
+  d[0] = static_cast<uint8_t>(o.sport >> 8);
+  d[1] = static_cast<uint8_t>(o.sport & 0xff);
+  d[2] = static_cast<uint8_t>(dport >> 8);
+  d[3] = static_cast<uint8_t>(dport & 0xff);
+  d[4] = static_cast<uint8_t>(len >> 8);
+  d[5] = static_cast<uint8_t>(len & 0xff);
+  std::memcpy(d.data() + 8, payload.data(), payload.size());
+  if (src != nullptr) {
+    uint32_t sum = csumAdd(0, src, addrLen);
+    sum = csumAdd(sum, dst, addrLen);
+    sum += IPPROTO_UDP;
+    sum += len;
+    sum = csumAdd(sum, d.data(), d.size());
+    uint16_t c = csumFold(sum);
+    d[6] = static_cast<uint8_t>(c >> 8);
+    d[7] = static_cast<uint8_t>(c & 0xff);
+  }
+  return d;
+}
+
+[[noreturn]] void rawSend(int fd, const std::vector<uint8_t>& pkt, const Addr& a,
+                          const std::string& what) {
+  Addr to = a;
+  if (to.family() == AF_INET) {
+    reinterpret_cast<sockaddr_in*>(&to.ss)->sin_port = 0;
+  } else {
+    reinterpret_cast<sockaddr_in6*>(&to.ss)->sin6_port = 0;
+  }
+  ssize_t n = ::sendto(fd, pkt.data(), pkt.size(), 0, to.sa(), to.len);
+  if (n < 0) {
+    fail(errno, "sendto(" + what + ")");
+  }
+  ok("sent=" + std::to_string(n) + " " + what + " to " + fmtAddr(a.sa()));
+}
+
+[[noreturn]] void cmdRawUdp4(const Addr& a, const RawOptions& o) {
+  if (a.family() != AF_INET) {
+    usage("raw-udp4 needs an IPv4 address");
+  }
+  const in_addr dst = reinterpret_cast<const sockaddr_in*>(&a.ss)->sin_addr;
+  const uint16_t dport = ntohs(reinterpret_cast<const sockaddr_in*>(&a.ss)->sin_port);
+  in_addr src{};
+  if (!o.src.empty() && ::inet_pton(AF_INET, o.src.c_str(), &src) != 1) {
+    usage("bad --src " + o.src);
+  }
+  const bool hdrincl = o.hdrincl || o.ipOptions;
+  auto udp = udpDatagram(o, dport, hdrincl ? "raw4-hdrincl" : "raw4",
+                         o.src.empty() ? nullptr : &src, &dst, 4);
+  int fd = mustSocket(AF_INET, SOCK_RAW, IPPROTO_UDP);
+  if (!hdrincl) {
+    rawSend(fd, udp, a, "SOCK_RAW IPPROTO_UDP");  // the kernel builds the IP header
+  }
+  int one = 1;
+  if (::setsockopt(fd, IPPROTO_IP, IP_HDRINCL, &one, sizeof(one)) != 0) {
+    fail(errno, "setsockopt(IP_HDRINCL)");
+  }
+  const uint8_t options[4] = {IPOPT_NOP, IPOPT_NOP, IPOPT_NOP, IPOPT_END};
+  const size_t ihl = o.ipOptions ? 6 : 5;
+  std::vector<uint8_t> pkt(ihl * 4 + udp.size());
+  auto* ip = reinterpret_cast<iphdr*>(pkt.data());
+  ip->version = 4;
+  ip->ihl = static_cast<unsigned>(ihl) & 0xf;
+  ip->ttl = 64;
+  ip->protocol = IPPROTO_UDP;
+  ip->tot_len = htons(static_cast<uint16_t>(pkt.size()));
+  ip->saddr = src.s_addr;  // 0: the kernel fills in the route's source
+  ip->daddr = dst.s_addr;
+  if (o.ipOptions) {
+    std::memcpy(pkt.data() + 20, options, sizeof(options));
+  }
+  std::memcpy(pkt.data() + ihl * 4, udp.data(), udp.size());
+  rawSend(fd, pkt, a, o.ipOptions ? "IP_HDRINCL ihl=6 NOP,NOP,NOP,EOL" : "IP_HDRINCL");
+}
+
+[[noreturn]] void cmdRawUdp6(const Addr& a, const RawOptions& o) {
+  if (a.family() != AF_INET6) {
+    usage("raw-udp6 needs an IPv6 address");
+  }
+  const in6_addr dst = reinterpret_cast<const sockaddr_in6*>(&a.ss)->sin6_addr;
+  const uint16_t dport = ntohs(reinterpret_cast<const sockaddr_in6*>(&a.ss)->sin6_port);
+  const bool hdrincl = o.hdrincl || o.rthdr || o.srh;
+  if (!hdrincl) {
+    // The kernel builds the IPv6 header and fills in the UDP checksum (offset 6).
+    int fd = mustSocket(AF_INET6, SOCK_RAW, IPPROTO_UDP);
+    int offset = 6;
+    if (::setsockopt(fd, IPPROTO_IPV6, IPV6_CHECKSUM, &offset, sizeof(offset)) != 0) {
+      fail(errno, "setsockopt(IPV6_CHECKSUM)");
+    }
+    rawSend(fd, udpDatagram(o, dport, "raw6", nullptr, nullptr, 16), a, "SOCK_RAW IPPROTO_UDP");
+  }
+  in6_addr src{};
+  if (o.src.empty() || ::inet_pton(AF_INET6, o.src.c_str(), &src) != 1) {
+    usage("raw-udp6 with a header needs --src IPV6");
+  }
+  auto udp = udpDatagram(o, dport, "raw6-hdrincl", &src, &dst, 16);
+  std::vector<uint8_t> ext;
+  std::string what = "IPV6_HDRINCL";
+  if (o.rthdr) {
+    // Type 0, no addresses, segments_left 0: a receiver skips it (RFC 5095 section 3).
+    ext = {IPPROTO_UDP, 0, 0 /* type 0 */, 0 /* segments_left */, 0, 0, 0, 0};
+    what += " rthdr type 0";
+  } else if (o.srh) {
+    // Type 4 (RFC 8754) with one segment, the destination itself, segments_left 0.
+    ext.assign(8 + 16, 0);
+    ext[0] = IPPROTO_UDP;
+    ext[1] = 2;  // 8-octet units after the first 8
+    ext[2] = IPV6_SRCRT_TYPE_4;
+    ext[3] = 0;  // segments_left
+    ext[4] = 0;  // last_entry
+    std::memcpy(ext.data() + 8, &dst, 16);
+    what += " rthdr type 4 (SRH)";
+  }
+  std::vector<uint8_t> pkt(sizeof(ip6_hdr_probe) + ext.size() + udp.size());
+  auto* ip6 = reinterpret_cast<ip6_hdr_probe*>(pkt.data());
+  ip6->vtcflow = htonl(6u << 28);
+  ip6->plen = htons(static_cast<uint16_t>(ext.size() + udp.size()));
+  ip6->nxt = static_cast<uint8_t>(ext.empty() ? int{IPPROTO_UDP} : int{IPPROTO_ROUTING});
+  ip6->hlim = 64;
+  ip6->src = src;
+  ip6->dst = dst;
+  std::memcpy(pkt.data() + sizeof(ip6_hdr_probe), ext.data(), ext.size());
+  std::memcpy(pkt.data() + sizeof(ip6_hdr_probe) + ext.size(), udp.data(), udp.size());
+  int fd = mustSocket(AF_INET6, SOCK_RAW, IPPROTO_RAW);  // IPPROTO_RAW: header included
+  rawSend(fd, pkt, a, what);
 }
 
 // ---- socket kinds ----
@@ -580,16 +799,19 @@ int main(int argc, char** argv) {
     need(2);
     std::string sendText;
     bool noRead = false;
+    bool showLocal = false;
     for (size_t k = 2; k < rest.size(); ++k) {
       if (rest[k] == "--send" && k + 1 < rest.size()) {
         sendText = rest[++k];
       } else if (rest[k] == "--no-read") {
         noRead = true;
+      } else if (rest[k] == "--show-local") {
+        showLocal = true;
       } else {
         usage("tcp: unknown option " + rest[k]);
       }
     }
-    cmdTcp(parseAddr(rest[0], rest[1]), sendText, noRead);
+    cmdTcp(parseAddr(rest[0], rest[1]), sendText, noRead, showLocal);
   }
   if (cmd == "tfo") {
     need(2);
@@ -601,7 +823,43 @@ int main(int argc, char** argv) {
   }
   if (cmd == "udp") {
     need(2);
-    cmdUdp(parseAddr(rest[0], rest[1]));
+    bool broadcast = false;
+    for (size_t k = 2; k < rest.size(); ++k) {
+      if (rest[k] == "--broadcast") {
+        broadcast = true;
+      } else {
+        usage("udp: unknown option " + rest[k]);
+      }
+    }
+    cmdUdp(parseAddr(rest[0], rest[1]), broadcast);
+  }
+  if (cmd == "raw-udp4" || cmd == "raw-udp6") {
+    need(2);
+    RawOptions o;
+    for (size_t k = 2; k < rest.size(); ++k) {
+      if (rest[k] == "--src" && k + 1 < rest.size()) {
+        o.src = rest[++k];
+      } else if (rest[k] == "--sport" && k + 1 < rest.size()) {
+        o.sport = std::atoi(rest[++k].c_str());
+      } else if (rest[k] == "--hdrincl") {
+        o.hdrincl = true;
+      } else if (rest[k] == "--ip-options" && cmd == "raw-udp4") {
+        o.ipOptions = true;
+      } else if (rest[k] == "--rthdr" && cmd == "raw-udp6") {
+        o.rthdr = true;
+      } else if (rest[k] == "--srh" && cmd == "raw-udp6") {
+        o.srh = true;
+      } else {
+        usage(cmd + ": unknown option " + rest[k]);
+      }
+    }
+    if (o.sport <= 0 || o.sport > 65535) {
+      usage(cmd + ": bad --sport");
+    }
+    if (cmd == "raw-udp4") {
+      cmdRawUdp4(parseAddr(rest[0], rest[1]), o);
+    }
+    cmdRawUdp6(parseAddr(rest[0], rest[1]), o);
   }
   if (cmd == "udp-connected") {
     need(2);
