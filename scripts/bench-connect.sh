@@ -17,7 +17,9 @@ cg="$cg_root/egressd-test-bench-$$"
 pin="/sys/fs/bpf/egressd-test-bench-$$"
 tmp=$(mktemp -d)
 stats_before=$(cat /proc/sys/kernel/bpf_stats_enabled)
+server_pid=""
 cleanup() {
+  [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null || true
   echo "$stats_before" >/proc/sys/kernel/bpf_stats_enabled
   "$egressd" detach --sandbox bench --pin-root "$pin" >/dev/null 2>&1 || true
   rm -rf "$pin" "$tmp"
@@ -32,7 +34,7 @@ make_policy() {
 import sys
 n, port = int(sys.argv[1]), int(sys.argv[2])
 print("name: bench\nenableInternet: false\nallow:")
-print(f"  - {{cidr: 127.0.0.1/32, ports: [{port}]}}")
+print(f"  - {{cidr: 127.0.0.1/32, ports: [{port}, {port + 1}]}}")
 for i in range(n - 1):
     print(f"  - {{cidr: 10.{(i >> 16) & 255}.{(i >> 8) & 255}.{i & 255}/32, ports: [5432], protocol: tcp}}")
 PY
@@ -44,9 +46,11 @@ median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 measure() {
   local out="$tmp/out" in="$tmp/in"
   : >"$out"; : >"$in"
+  local p=$port
+  [ "$1" = tcp-client ] && p=$((port + 1))
   for _ in $(seq "$runs"); do
-    taskset -c 0 "$bench" "$1" $port "$iter" | awk '{print $2}' >>"$out"
-    sh -c "echo \$\$ > '$cg/cgroup.procs'; exec taskset -c 0 '$bench' $1 $port $iter" |
+    taskset -c 0 "$bench" "$1" $p "$iter" | awk '{print $2}' >>"$out"
+    sh -c "echo \$\$ > '$cg/cgroup.procs'; exec taskset -c 0 '$bench' $1 $p $iter" |
       awk '{print $2}' >>"$in"
   done
   echo "$(median <"$out") $(median <"$in")"
@@ -68,27 +72,42 @@ print(" %s=%.0f" % (sys.argv[1].replace("egressd_", ""), p.get("run_time_ns", 0)
   echo "$out"
 }
 
+# The peer listens outside the sandbox, on the other CPU, like a real sandbox's peers.
+taskset -c 1 "$bench" serve $((port + 1)) >/dev/null &
+server_pid=$!
+sleep 0.3
+
 make_policy 10
 make_policy 100000
-echo 1 >/proc/sys/kernel/bpf_stats_enabled
+# bpf_stats costs two clock reads per program run: on only for its own pass.
+stats_pass() {
+  echo 1 >/proc/sys/kernel/bpf_stats_enabled
+  sh -c "echo \$\$ > '$cg/cgroup.procs'; exec taskset -c 0 '$bench' tcp-client $((port + 1)) $iter" >/dev/null
+  hook_costs
+  echo 0 >/proc/sys/kernel/bpf_stats_enabled
+}
 "$egressd" apply --sandbox bench --cgroup "$cg" --policy "$tmp/p10.yaml" --pin-root "$pin" 2>/dev/null
 read -r udp_out udp_10 < <(measure udp)
 read -r tcp_out tcp_10 < <(measure tcp)
-costs_10=$(hook_costs)
+read -r tcpc_out tcpc_10 < <(measure tcp-client)
+costs_10=$(stats_pass)
 t0=$(date +%s.%N)
 "$egressd" apply --sandbox bench --cgroup "$cg" --policy "$tmp/p100000.yaml" --pin-root "$pin" 2>/dev/null
 t1=$(date +%s.%N)
 read -r udp_out2 udp_100k < <(measure udp)
 read -r tcp_out2 tcp_100k < <(measure tcp)
-costs_100k=$(hook_costs)
+read -r tcpc_out2 tcpc_100k < <(measure tcp-client)
+costs_100k=$(stats_pass)
 
 printf '\nconnect()+close() on loopback, %s iterations x %s runs (median), pinned to CPU 0\n' "$iter" "$runs"
 printf '%-44s %10s %10s %10s\n' "case" "outside" "inside" "added"
 row() { printf '%-44s %10s %10s %10s\n' "$1" "$2" "$3" "$(($3 - $2))"; }
 row "UDP socket+connect+close, 10 rules (ns)" "$udp_out" "$udp_10"
 row "UDP socket+connect+close, 100000 rules (ns)" "$udp_out2" "$udp_100k"
-row "TCP connect+close, 10 rules (ns)" "$tcp_out" "$tcp_10"
-row "TCP connect+close, 100000 rules (ns)" "$tcp_out2" "$tcp_100k"
-printf 'kernel-measured ns per program run (bpf_stats), 10 rules:    %s\n' "$costs_10"
-printf 'kernel-measured ns per program run (bpf_stats), 100000 rules: %s\n' "$costs_100k"
+row "TCP, peer outside the sandbox, 10 rules" "$tcpc_out" "$tcpc_10"
+row "TCP, peer outside the sandbox, 100000 rules" "$tcpc_out2" "$tcpc_100k"
+row "TCP, peer inside too (both ends), 10 rules" "$tcp_out" "$tcp_10"
+row "TCP, peer inside too (both ends), 100000" "$tcp_out2" "$tcp_100k"
+printf 'ns per program run (bpf_stats, TCP client pass), 10 rules:    %s\n' "$costs_10"
+printf 'ns per program run (bpf_stats, TCP client pass), 100000 rules: %s\n' "$costs_100k"
 printf 'loading 100000 rules (parse + compile + map writes): %.2f s\n' "$(echo "$t1 - $t0" | bc -l)"

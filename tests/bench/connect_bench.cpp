@@ -1,5 +1,8 @@
 // connect()+close() latency on loopback: the cost egressd's hooks add.
-// Usage: egressd-connect-bench tcp|udp PORT ITERATIONS  (prints "ns_per_connect N")
+// Usage: egressd-connect-bench tcp|tcp-client|udp PORT ITERATIONS  (prints "ns_per_connect N")
+//        egressd-connect-bench serve PORT    (accept-and-close loop, until killed)
+// tcp-client connects to a `serve` process started elsewhere (outside the sandbox, as a
+// real sandbox's peers are), so only the client side's hooks are measured.
 // tcp: a listener on 127.0.0.1:PORT accepts in a thread; the client connects and closes
 //      in a loop (SO_LINGER 0: RST, so TIME_WAIT does not exhaust ports). Includes the
 //      handshake and the per-packet backstop, and the scheduler noise of two threads.
@@ -18,13 +21,17 @@
 #include <thread>
 
 int main(int argc, char** argv) {
-  if (argc != 4) {
-    std::fprintf(stderr, "usage: %s tcp|udp PORT ITERATIONS\n", argv[0]);
+  const std::string_view mode = argc > 1 ? argv[1] : "";
+  if (!((argc == 4 && (mode == "tcp" || mode == "tcp-client" || mode == "udp")) ||
+        (argc == 3 && mode == "serve"))) {
+    std::fprintf(stderr, "usage: %s tcp|tcp-client|udp PORT ITERATIONS | serve PORT\n", argv[0]);
     return 64;
   }
-  const bool udp = std::string_view(argv[1]) == "udp";
+  const bool udp = mode == "udp";
+  const bool serveOnly = mode == "serve";
+  const bool ownListener = mode == "tcp" || serveOnly;
   const int port = std::atoi(argv[2]);
-  const long iterations = std::atol(argv[3]);
+  const long iterations = serveOnly ? 0 : std::atol(argv[3]);
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
   addr.sin_port = htons(static_cast<uint16_t>(port));
@@ -33,7 +40,7 @@ int main(int argc, char** argv) {
   std::atomic<bool> done{false};
   std::thread acceptor;
   int listener = -1;
-  if (!udp) {
+  if (ownListener) {
     listener = socket(AF_INET, SOCK_STREAM, 0);
     int one = 1;
     setsockopt(listener, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
@@ -52,6 +59,12 @@ int main(int argc, char** argv) {
     });
   }
 
+  if (serveOnly) {
+    std::printf("serving\n");
+    std::fflush(stdout);
+    acceptor.join();  // until killed
+    return 0;
+  }
   linger lin{1, 0};
   auto start = std::chrono::steady_clock::now();
   for (long i = 0; i < iterations; ++i) {
