@@ -17,10 +17,7 @@ Result<loader::SandboxRequest> buildSandboxRequest(const std::string& id,
   loader::SandboxRequest req;
   req.id = id;
   req.cgroupPath = cgroupPath;
-  req.rules.allow4 = std::move(rules->allow4);
-  req.rules.allow6 = std::move(rules->allow6);
-  req.rules.deny4 = std::move(rules->deny4);
-  req.rules.deny6 = std::move(rules->deny6);
+  req.rules = std::move(*rules);
 
   egressd_sandbox_config& c = req.config;
   c.flags = knobs.sandboxFlags() | extraFlags;

@@ -91,10 +91,7 @@ Result<Armed> armWithPolicy(loader::Enforcer& enforcer, const SandboxOptions& o,
   if (!req.ok()) {
     return std::move(req).error();
   }
-  auto compiled = policy::compileKernelRules(policy);
-  if (compiled.ok()) {
-    armed.ruleNames = compiled->ruleNames;
-  }
+  armed.ruleNames = req->rules.ruleNames;
   auto result = reloadOnly ? enforcer.updatePolicy(*req) : enforcer.arm(*req);
   if (!result.ok()) {
     return std::move(result).error();

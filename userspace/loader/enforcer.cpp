@@ -174,7 +174,7 @@ Result<ArmResult> Enforcer::swapPolicy(const PinnedMaps& maps, uint32_t slot,
   ArmResult result;
   result.slot = slot;
   result.ruleset = newRuleset;
-  result.rules = req.rules.size();
+  result.rules = ruleCount(req.rules);
   return result;
 }
 

@@ -11,16 +11,15 @@
 #include "bpf/abi.h"
 #include "common/result.h"
 #include "common/unique_fd.h"
+#include "policy/compile.h"
 
 namespace egressd::loader {
 
-struct RuleEntries {
-  std::vector<std::pair<egressd_rule4_key, egressd_rule_value>> allow4;
-  std::vector<std::pair<egressd_rule6_key, egressd_rule_value>> allow6;
-  std::vector<std::pair<egressd_rule4_key, egressd_rule_value>> deny4;
-  std::vector<std::pair<egressd_rule6_key, egressd_rule_value>> deny6;
-  size_t size() const { return allow4.size() + allow6.size() + deny4.size() + deny6.size(); }
-};
+// Map entries as the policy compiler produces them (ruleset 0; the loader stamps it).
+using RuleEntries = policy::KernelRules;
+inline size_t ruleCount(const RuleEntries& r) {
+  return r.allow4.size() + r.allow6.size() + r.deny4.size() + r.deny6.size();
+}
 
 struct SandboxState {
   uint32_t slot = 0;
