@@ -632,7 +632,9 @@ std::vector<uint8_t> udpDatagram(const RawOptions& o, uint16_t dport, const std:
   ip6->hlim = 64;
   ip6->src = src;
   ip6->dst = dst;
-  std::memcpy(pkt.data() + sizeof(ip6_hdr_probe), ext.data(), ext.size());
+  if (!ext.empty()) {  // memcpy from an empty vector's null data() is UB
+    std::memcpy(pkt.data() + sizeof(ip6_hdr_probe), ext.data(), ext.size());
+  }
   std::memcpy(pkt.data() + sizeof(ip6_hdr_probe) + ext.size(), udp.data(), udp.size());
   int fd = mustSocket(AF_INET6, SOCK_RAW, IPPROTO_RAW);  // IPPROTO_RAW: header included
   rawSend(fd, pkt, a, what);
