@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# The whole suite (unit + e2e) built with AddressSanitizer + UndefinedBehaviorSanitizer.
+# Not part of .ci/run (it doubles the build time); run it before landing risky changes.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+[ "$(id -u)" -eq 0 ] || { echo "scripts/test-sanitizers.sh: run as root" >&2; exit 1; }
+scripts/install-deps.sh
+cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DEGRESSD_SANITIZE="address;undefined"
+cmake --build build-asan -j"$(nproc)"
+ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
+  ctest --test-dir build-asan --output-on-failure --timeout 300
