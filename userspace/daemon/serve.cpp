@@ -9,6 +9,7 @@
 #include <iostream>
 #include <memory>
 #include <optional>
+#include <variant>
 
 #include "common/unique_fd.h"
 #include "daemon/commands.h"
@@ -64,8 +65,24 @@ uint32_t capabilityWarningFlags(const std::string& id, const std::string& cgroup
   return capable->empty() ? 0 : EGRESSD_SB_CAPS_WARNING;
 }
 
-Result<std::string> resolveCgroup(const std::string& cgroup) {
-  return sandbox::resolveCgroupPath(cgroup);
+// What both serve and apply start from: the cgroup's path and a valid policy. On failure
+// the message is printed and the exit code returned.
+struct Inputs {
+  std::string cgroupPath;
+  policy::Policy policy;
+};
+std::variant<Inputs, int> loadInputs(const SandboxOptions& o) {
+  auto cgroupPath = sandbox::resolveCgroupPath(o.cgroup);
+  if (!cgroupPath.ok()) {
+    std::cerr << "egressd: " << cgroupPath.error().message() << "\n";
+    return kExitFailure;
+  }
+  auto policy = loadPolicy(o.policyFile);
+  if (!policy.ok()) {
+    std::cerr << "egressd: " << policy.error().message() << "\n";
+    return kExitBadPolicy;
+  }
+  return Inputs{std::move(*cgroupPath), std::move(*policy)};
 }
 
 // Arms (first time) or updates (reload) the sandbox with a parsed policy.
@@ -158,11 +175,6 @@ int onKernelEvent(void* ctx, void* data, size_t size) {
 }  // namespace
 
 int serveCommand(const SandboxOptions& o) {
-  auto cgroupPath = resolveCgroup(o.cgroup);
-  if (!cgroupPath.ok()) {
-    std::cerr << "egressd: " << cgroupPath.error().message() << "\n";
-    return kExitFailure;
-  }
   // Signals are taken synchronously through a signalfd; block them before anything else.
   sigset_t signals;
   sigemptyset(&signals);
@@ -176,13 +188,14 @@ int serveCommand(const SandboxOptions& o) {
     return kExitFailure;
   }
 
-  auto policy = loadPolicy(o.policyFile);
-  if (!policy.ok()) {
-    std::cerr << "egressd: " << policy.error().message() << "\n";
-    return kExitBadPolicy;
+  auto inputs = loadInputs(o);
+  if (const int* code = std::get_if<int>(&inputs)) {
+    return *code;
   }
+  const std::string cgroupPath = std::get<Inputs>(inputs).cgroupPath;
   loader::Enforcer enforcer(o.pinRoot);
-  auto armed = armWithPolicy(enforcer, o, *cgroupPath, *policy, true, std::nullopt, false);
+  auto armed = armWithPolicy(enforcer, o, cgroupPath, std::get<Inputs>(inputs).policy, true,
+                             std::nullopt, false);
   if (!armed.ok()) {
     std::cerr << "egressd: " << armed.error().message() << "\n";
     return kExitFailure;
@@ -236,9 +249,9 @@ int serveCommand(const SandboxOptions& o) {
       }
       if (info.ssi_signo == SIGHUP) {
         auto newPolicy = loadPolicy(o.policyFile);
-        Result<Armed> reloaded = newPolicy.ok() ? armWithPolicy(enforcer, o, *cgroupPath,
-                                                                *newPolicy, false, target, true)
-                                                : Result<Armed>(std::move(newPolicy).error());
+        Result<Armed> reloaded =
+            newPolicy.ok() ? armWithPolicy(enforcer, o, cgroupPath, *newPolicy, false, target, true)
+                           : Result<Armed>(std::move(newPolicy).error());
         if (!reloaded.ok()) {
           spdlog::error("reload rejected, the rules in force stay: {}", reloaded.error().message());
         } else {
@@ -259,21 +272,16 @@ int serveCommand(const SandboxOptions& o) {
 }
 
 int applyCommand(const SandboxOptions& o) {
-  auto cgroupPath = resolveCgroup(o.cgroup);
-  if (!cgroupPath.ok()) {
-    std::cerr << "egressd: " << cgroupPath.error().message() << "\n";
-    return kExitFailure;
+  auto inputs = loadInputs(o);
+  if (const int* code = std::get_if<int>(&inputs)) {
+    return *code;
   }
-  auto policy = loadPolicy(o.policyFile);
-  if (!policy.ok()) {
-    std::cerr << "egressd: " << policy.error().message() << "\n";
-    return kExitBadPolicy;
-  }
+  const Inputs& in = std::get<Inputs>(inputs);
   loader::Enforcer enforcer(o.pinRoot);
   // Without a running daemon nothing holds a proxy port: keep the target already armed,
   // or take a free port now; connections to it are refused until a proxy listens.
-  auto armed =
-      armWithPolicy(enforcer, o, *cgroupPath, *policy, true, currentProxy(o.pinRoot, o.id), false);
+  auto armed = armWithPolicy(enforcer, o, in.cgroupPath, in.policy, true,
+                             currentProxy(o.pinRoot, o.id), false);
   if (!armed.ok()) {
     std::cerr << "egressd: " << armed.error().message() << "\n";
     return kExitFailure;
