@@ -16,14 +16,13 @@ namespace {
 const std::string kU = std::to_string(kUdp);
 constexpr test::milliseconds kArrival{3000};
 
-class BackstopTest : public E2eTest {
+class BackstopTest : public RoutelessNetnsTest {
  protected:
   void SetUp() override {
-    E2eTest::SetUp();
+    RoutelessNetnsTest::SetUp();
     if (IsSkipped() || HasFatalFailure()) {
       return;
     }
-    ASSERT_TRUE(SandboxNetnsHasNoDefaultRoute(w()));
     PolicySpec spec;
     spec.extraYaml = "sockets:\n  raw: true\n";
     spec.allow = {{.cidr = w().ip4(3) + "/32", .ports = {kUdp}, .protocol = "udp"},

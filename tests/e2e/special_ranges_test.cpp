@@ -34,14 +34,13 @@ bool contains(const std::string& hay, const std::string& needle) {
   return ::testing::AssertionFailure() << "expected a non-EPERM error, got " << r.describe();
 }
 
-class SpecialRangesTest : public E2eTest {
+class SpecialRangesTest : public RoutelessNetnsTest {
  protected:
   void SetUp() override {
-    E2eTest::SetUp();
+    RoutelessNetnsTest::SetUp();
     if (IsSkipped() || HasFatalFailure()) {
       return;
     }
-    ASSERT_TRUE(SandboxNetnsHasNoDefaultRoute(w()));
     const unsigned low = (static_cast<unsigned>(w().net->subnet()) << 8) | 3;  // .N.3
     embed_ = "c612:" + hex(low);                                               // 198.18.N.3
     ifname_ = w().net->sandboxIfName();

@@ -135,6 +135,19 @@ namespace egressd::e2e {
 // subnets are reachable from it. Required before sending to special destinations there.
 ::testing::AssertionResult SandboxNetnsHasNoDefaultRoute(const World& w);
 
+// Base for tests that send to special destinations from the sandbox netns: SetUp fails
+// unless that netns has no default route. Subclasses call it first, then return if
+// IsSkipped() || HasFatalFailure().
+class RoutelessNetnsTest : public E2eTest {
+ protected:
+  void SetUp() override {
+    E2eTest::SetUp();
+    if (!IsSkipped() && !HasFatalFailure()) {
+      ASSERT_TRUE(SandboxNetnsHasNoDefaultRoute(w()));
+    }
+  }
+};
+
 // This sandbox's entry of `egressctl status --json`.
 Result<nlohmann::json> sandboxStatus(Sandbox& sb);
 // A per-reason counter of such an entry (0 when absent: only non-zero counters are listed).
