@@ -5,6 +5,8 @@
 #include <string>
 #include <vector>
 
+#include "daemon/proxy_runtime.h"
+
 namespace egressd::daemon {
 
 inline constexpr int kExitUsage = 64;
@@ -21,7 +23,7 @@ struct SandboxOptions {
 
 // Arms the sandbox, prints "egressd ready", then serves until SIGTERM/SIGINT;
 // SIGHUP re-reads the policy. Enforcement stays pinned when it exits.
-int serveCommand(const SandboxOptions& options);
+int serveCommand(const SandboxOptions& options, const ProxyOptions& proxy);
 // Arms (or updates) the sandbox and exits; enforcement stays pinned.
 int applyCommand(const SandboxOptions& options);
 // Removes a sandbox's links, rules and slot.
@@ -33,6 +35,7 @@ struct RunOptions {
   std::string cgroupParent;  // default: the cgroup v2 root
   bool allowIoUring = false;
   std::vector<std::string> command;
+  ProxyOptions proxy;
 };
 // A transient sandbox around one command; returns the command's exit code.
 int runCommand(const RunOptions& options);

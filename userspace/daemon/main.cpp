@@ -60,6 +60,21 @@ int main(int argc, char** argv) {
       "cgroup-parent", "run: parent cgroup of the transient sandbox",
       cxxopts::value<std::string>()->default_value(""))(
       "allow-io-uring", "run: let the command use io_uring (its sockets bypass seccomp)")(
+      "audit-log", "audit JSON lines to FILE (\"-\" = stdout)",
+      cxxopts::value<std::string>()->default_value(""))(
+      "metrics", "Prometheus endpoint: unix:/PATH or 127.0.0.1:PORT",
+      cxxopts::value<std::string>()->default_value(""))(
+      "upstream-resolver",
+      "DNS server egressd resolves upstream hosts with (default: the policy's dns.resolver, "
+      "else /etc/resolv.conf)",
+      cxxopts::value<std::string>()->default_value(""))(
+      "proxy-threads", "proxy event-loop threads (0 = one per CPU)",
+      cxxopts::value<unsigned>()->default_value("0"))(
+      "no-proxy", "kernel enforcement only: proxied ports refuse connections")(
+      "header-timeout-ms", "a request head must arrive within this time (slowloris)",
+      cxxopts::value<unsigned>()->default_value("15000"))(
+      "idle-timeout-ms", "close keep-alive connections idle this long",
+      cxxopts::value<unsigned>()->default_value("60000"))(
       "log-level", "trace|debug|info|warn|error",
       cxxopts::value<std::string>()->default_value("info"))("h,help", "this help");
 
@@ -85,6 +100,15 @@ int main(int argc, char** argv) {
       args["policy"].as<std::string>(), args["netns"].as<std::string>(),
       args["pin-root"].as<std::string>()};
 
+  egressd::daemon::ProxyOptions proxy;
+  proxy.enabled = args.count("no-proxy") == 0U;
+  proxy.auditLog = args["audit-log"].as<std::string>();
+  proxy.metrics = args["metrics"].as<std::string>();
+  proxy.upstreamResolver = args["upstream-resolver"].as<std::string>();
+  proxy.threads = args["proxy-threads"].as<unsigned>();
+  proxy.headerTimeoutMs = args["header-timeout-ms"].as<unsigned>();
+  proxy.idleTimeoutMs = args["idle-timeout-ms"].as<unsigned>();
+
   auto require = [&](bool ok, const char* what) {
     if (!ok) {
       std::cerr << "egressd: " << what << "\n" << options.help() << "\n";
@@ -98,7 +122,7 @@ int main(int argc, char** argv) {
       return kExitUsage;
     }
     return sub == "apply" ? egressd::daemon::applyCommand(sandbox)
-                          : egressd::daemon::serveCommand(sandbox);
+                          : egressd::daemon::serveCommand(sandbox, proxy);
   }
   if (sub == "detach") {
     if (!require(!sandbox.id.empty(), "--sandbox is required")) {
@@ -111,9 +135,12 @@ int main(int argc, char** argv) {
                  "run needs --policy FILE and a command after --")) {
       return kExitUsage;
     }
-    egressd::daemon::RunOptions run{sandbox.policyFile, sandbox.pinRoot,
+    egressd::daemon::RunOptions run{sandbox.policyFile,
+                                    sandbox.pinRoot,
                                     args["cgroup-parent"].as<std::string>(),
-                                    args.count("allow-io-uring") != 0U, command};
+                                    args.count("allow-io-uring") != 0U,
+                                    command,
+                                    proxy};
     return egressd::daemon::runCommand(run);
   }
   std::cerr << "egressd: unknown command '" << sub << "'\n" << options.help() << "\n";

@@ -9,8 +9,10 @@
 
 #include "common/scope_guard.h"
 #include "daemon/commands.h"
+#include "daemon/proxy_runtime.h"
 #include "daemon/sandbox_request.h"
 #include "loader/enforcer.h"
+#include "loader/maps.h"
 #include "policy/policy.h"
 #include "proxy/listener_reservation.h"
 #include "sandbox/cgroup.h"
@@ -78,6 +80,27 @@ int runCommand(const RunOptions& o) {
   if (!armed.ok()) {
     std::cerr << "egressd: " << armed.error().message() << "\n";
     return kExitFailure;
+  }
+  // The proxy listens before the command exists, so its first request is served.
+  auto runtime = ProxyRuntime::start(o.proxy, o.pinRoot);
+  if (!runtime.ok()) {
+    std::cerr << "egressd: " << runtime.error().message() << "\n";
+    return kExitFailure;
+  }
+  {
+    auto maps = loader::PinnedMaps::open(o.pinRoot);
+    auto slot = maps.ok() ? maps->findSlot(id) : Result<std::optional<uint32_t>>(maps.error());
+    if (!slot.ok() || !slot->has_value()) {
+      std::cerr << "egressd: sandbox " << id << " has no slot after arming\n";
+      return kExitFailure;
+    }
+    if (o.proxy.enabled) {
+      auto served = (*runtime)->addSandbox(id, **slot, *policy, std::move(*reservation));
+      if (!served.ok()) {
+        std::cerr << "egressd: " << served.error().message() << "\n";
+        return kExitFailure;
+      }
+    }
   }
 
   sandbox::SpawnOptions spawn;

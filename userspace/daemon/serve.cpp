@@ -13,6 +13,7 @@
 
 #include "common/unique_fd.h"
 #include "daemon/commands.h"
+#include "daemon/proxy_runtime.h"
 #include "daemon/sandbox_request.h"
 #include "loader/enforcer.h"
 #include "loader/maps.h"
@@ -139,42 +140,28 @@ std::optional<ProxyTarget> currentProxy(const std::string& pinRoot, const std::s
 
 struct EventContext {
   const std::vector<std::string>* ruleNames;
+  ProxyRuntime* runtime;
+  uint32_t slot;
+  std::string sandboxId;
 };
-
-const char* hookName(uint8_t hook) {
-  switch (hook) {
-    case EGRESSD_HOOK_CONNECT:
-      return "connect";
-    case EGRESSD_HOOK_SENDMSG:
-      return "sendmsg";
-    case EGRESSD_HOOK_SOCK_CREATE:
-      return "socket";
-    case EGRESSD_HOOK_SETSOCKOPT:
-      return "setsockopt";
-    case EGRESSD_HOOK_SKB:
-      return "packet";
-    default:
-      return "?";
-  }
-}
 
 int onKernelEvent(void* ctx, void* data, size_t size) {
   if (size < sizeof(egressd_event)) {
     return 0;
   }
   const auto* e = static_cast<const egressd_event*>(data);
-  const auto* names = static_cast<EventContext*>(ctx)->ruleNames;
-  std::string rule = e->rule_id < names->size() ? (*names)[e->rule_id] : "";
-  std::string comm(e->comm, strnlen(e->comm, sizeof(e->comm)));
-  spdlog::info("kernel denied: slot={} pid={} comm={} hook={} dst={}:{} proto={} reason={}{}",
-               e->sandbox, e->pid, comm, hookName(e->hook), loader::formatAddr(e->addr), e->port,
-               e->proto, loader::reasonName(e->reason), rule.empty() ? "" : " rule=" + rule);
+  const auto* c = static_cast<EventContext*>(ctx);
+  std::string rule = e->rule_id < c->ruleNames->size() ? (*c->ruleNames)[e->rule_id] : "";
+  // The ring buffer is shared by every sandbox under the pin root.
+  const std::string id =
+      e->sandbox == c->slot ? c->sandboxId : "slot-" + std::to_string(e->sandbox);
+  c->runtime->auditKernelEvent(*e, id, rule);
   return 0;
 }
 
 }  // namespace
 
-int serveCommand(const SandboxOptions& o) {
+int serveCommand(const SandboxOptions& o, const ProxyOptions& proxyOptions) {
   // Signals are taken synchronously through a signalfd; block them before anything else.
   sigset_t signals;
   sigemptyset(&signals);
@@ -210,7 +197,29 @@ int serveCommand(const SandboxOptions& o) {
     std::cerr << "egressd: " << maps.error().message() << "\n";
     return kExitFailure;
   }
-  EventContext eventCtx{&ruleNames};
+  auto slot = maps->findSlot(o.id);
+  if (!slot.ok() || !slot->has_value()) {
+    std::cerr << "egressd: sandbox " << o.id << " has no slot after arming\n";
+    return kExitFailure;
+  }
+  auto runtime = ProxyRuntime::start(proxyOptions, o.pinRoot);
+  if (!runtime.ok()) {
+    std::cerr << "egressd: " << runtime.error().message() << "\n";
+    return kExitFailure;
+  }
+  if (proxyOptions.enabled) {
+    auto served = (*runtime)->addSandbox(o.id, **slot, std::get<Inputs>(inputs).policy,
+                                         std::move(*reservation));
+    if (!served.ok()) {
+      std::cerr << "egressd: " << served.error().message() << "\n";
+      return kExitFailure;
+    }
+    reservation.reset();
+  } else {
+    spdlog::info("sandbox {}: --no-proxy: proxied ports stay reserved and refuse connections",
+                 o.id);
+  }
+  EventContext eventCtx{&ruleNames, runtime->get(), **slot, o.id};
   std::unique_ptr<ring_buffer, decltype(&ring_buffer__free)> eventsOwner(
       ring_buffer__new(maps->fd(EGRESSD_MAP_EVENTS), onKernelEvent, &eventCtx, nullptr),
       &ring_buffer__free);
@@ -256,6 +265,11 @@ int serveCommand(const SandboxOptions& o) {
           spdlog::error("reload rejected, the rules in force stay: {}", reloaded.error().message());
         } else {
           ruleNames = reloaded->ruleNames;
+          if (proxyOptions.enabled) {
+            if (auto updated = (*runtime)->updatePolicy(o.id, *newPolicy); !updated.ok()) {
+              spdlog::error("proxy policy update: {}", updated.error().message());
+            }
+          }
           spdlog::info("sandbox {}: policy {} reloaded", o.id, o.policyFile);
         }
       } else {
@@ -268,6 +282,7 @@ int serveCommand(const SandboxOptions& o) {
   if (events != nullptr) {
     ring_buffer__consume(events);
   }
+  (*runtime)->flushAudit();
   return 0;
 }
 

@@ -1,0 +1,281 @@
+#include "daemon/proxy_runtime.h"
+
+#include <spdlog/spdlog.h>
+
+#include <map>
+#include <mutex>
+
+#include "audit/audit_log.h"
+#include "dns/resolver.h"
+#include "loader/maps.h"
+#include "metrics/metrics.h"
+#include "metrics/server.h"
+#include "policy/cidr.h"
+#include "policy/host_policy.h"
+#include "proxy/sandbox_context.h"
+#include "proxy/server.h"
+
+namespace egressd::daemon {
+
+struct ProxyRuntime::Impl {
+  ProxyOptions options;
+  std::string pinRoot;
+  std::optional<loader::PinnedMaps> maps;
+  std::unique_ptr<audit::AuditLog> audit;
+  metrics::Registry registry;
+  std::unique_ptr<metrics::MetricsServer> metricsServer;
+  std::unique_ptr<proxy::ProxyServer> proxy;
+
+  std::mutex mutex;
+  std::map<std::string, std::shared_ptr<proxy::SandboxContext>> sandboxes;
+
+  std::shared_ptr<const proxy::SandboxPolicyView> viewOf(const policy::Policy& p) const {
+    auto view = std::make_shared<proxy::SandboxPolicyView>(
+        proxy::SandboxPolicyView{p.name, policy::HostPolicy::fromPolicy(p), p.denyStatus});
+    return view;
+  }
+
+  Result<dns::ResolverConfig> resolverFor(const policy::Policy& p) const {
+    std::optional<policy::Endpoint> server = p.resolver;
+    if (!options.upstreamResolver.empty()) {
+      auto parsed = policy::parseEndpoint(options.upstreamResolver, 53);
+      if (!parsed.ok()) {
+        return std::move(parsed).error().wrap("--upstream-resolver");
+      }
+      server = *parsed;
+    }
+    if (!server) {
+      auto config = dns::Resolver::fromResolvConf();
+      if (config.servers.empty()) {
+        return Error(ENOENT,
+                     "no resolver for upstream names: set dns.resolver in the policy, "
+                     "--upstream-resolver, or a nameserver in /etc/resolv.conf");
+      }
+      return config;
+    }
+    dns::ResolverConfig config;
+    asio::ip::address addr;
+    if (server->family == AF_INET) {
+      asio::ip::address_v4::bytes_type b;
+      std::copy_n(server->bytes.begin(), 4, b.begin());
+      addr = asio::ip::address_v4(b);
+    } else {
+      asio::ip::address_v6::bytes_type b;
+      std::copy_n(server->bytes.begin(), 16, b.begin());
+      addr = asio::ip::address_v6(b);
+    }
+    config.servers.emplace_back(addr, server->port);
+    return config;
+  }
+
+  // Per-sandbox kernel counters (from the pinned per-CPU map), rendered at scrape time.
+  void renderKernelCounters(std::string& out) {
+    std::vector<std::pair<std::string, uint32_t>> slots;
+    {
+      std::lock_guard lock(mutex);
+      for (const auto& [id, sb] : sandboxes) {
+        slots.emplace_back(id, sb->slot);
+      }
+    }
+    out += "# HELP egressd_kernel_decisions_total Kernel verdicts, by sandbox and reason.\n";
+    out += "# TYPE egressd_kernel_decisions_total counter\n";
+    for (const auto& [id, slot] : slots) {
+      if (!maps) {
+        break;
+      }
+      auto counters = maps->counters(slot);
+      if (!counters.ok()) {
+        continue;
+      }
+      for (uint32_t reason = 1; reason < EGRESSD_REASON_MAX; ++reason) {
+        out += "egressd_kernel_decisions_total{sandbox=\"" + metrics::escapeLabelValue(id) +
+               "\",layer=\"kernel\",decision=\"" +
+               (loader::reasonIsDeny(reason) ? "deny" : "allow") + "\",reason=\"" +
+               loader::reasonName(reason) + "\"} " + std::to_string(counters->by_reason[reason]) +
+               "\n";
+      }
+    }
+    out += "# HELP egressd_proxy_open_connections Connections from sandboxes open in the proxy.\n";
+    out += "# TYPE egressd_proxy_open_connections gauge\n";
+    std::lock_guard lock(mutex);
+    for (const auto& [id, sb] : sandboxes) {
+      out += "egressd_proxy_open_connections{sandbox=\"" + metrics::escapeLabelValue(id) + "\"} " +
+             std::to_string(sb->openConnections.load()) + "\n";
+    }
+  }
+};
+
+ProxyRuntime::ProxyRuntime(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+ProxyRuntime::~ProxyRuntime() {
+  // The proxy first: its threads write to the audit log and the registry.
+  impl_->proxy.reset();
+  impl_->metricsServer.reset();
+  if (impl_->audit) {
+    impl_->audit->flush();
+  }
+}
+
+Result<std::unique_ptr<ProxyRuntime>> ProxyRuntime::start(const ProxyOptions& options,
+                                                          const std::string& pinRoot) {
+  auto impl = std::make_unique<Impl>();
+  impl->options = options;
+  impl->pinRoot = pinRoot;
+  auto maps = loader::PinnedMaps::open(pinRoot);
+  if (!maps.ok()) {
+    return std::move(maps).error().wrap("proxy");
+  }
+  impl->maps.emplace(std::move(*maps));
+  if (!options.auditLog.empty()) {
+    audit::AuditOptions ao;
+    if (options.auditLog == "-") {
+      ao.toStdout = true;
+    } else {
+      ao.filePath = options.auditLog;
+    }
+    auto log = audit::AuditLog::open(ao);
+    if (!log.ok()) {
+      return std::move(log).error().wrap("audit log");
+    }
+    impl->audit = std::move(*log);
+  }
+  Impl* raw = impl.get();
+  impl->registry.addCollector([raw](std::string& out) { raw->renderKernelCounters(out); });
+  if (!options.metrics.empty()) {
+    auto server = metrics::MetricsServer::start(options.metrics, impl->registry);
+    if (!server.ok()) {
+      return std::move(server).error().wrap("metrics endpoint " + options.metrics);
+    }
+    spdlog::info("metrics on {}", (*server)->boundAddress());
+    impl->metricsServer = std::move(*server);
+  }
+  if (options.enabled) {
+    proxy::ProxyConfig config;
+    config.threads = options.threads;
+    config.headerTimeout = std::chrono::milliseconds(options.headerTimeoutMs);
+    config.idleTimeout = std::chrono::milliseconds(options.idleTimeoutMs);
+    config.origDstMapFd = impl->maps->fd(EGRESSD_MAP_ORIG_DST);
+    config.audit = impl->audit.get();
+    config.metrics = &impl->registry;
+    auto server = proxy::ProxyServer::start(config);
+    if (!server.ok()) {
+      return std::move(server).error();
+    }
+    impl->proxy = std::move(*server);
+  }
+  return std::unique_ptr<ProxyRuntime>(new ProxyRuntime(std::move(impl)));
+}
+
+Status ProxyRuntime::addSandbox(const std::string& id, uint32_t slot, const policy::Policy& policy,
+                                proxy::ListenerReservation listener) {
+  auto sb = std::make_shared<proxy::SandboxContext>();
+  sb->id = id;
+  sb->slot = slot;
+  sb->policy.store(impl_->viewOf(policy));
+  auto resolverConfig = impl_->resolverFor(policy);
+  if (!resolverConfig.ok()) {
+    return std::move(resolverConfig).error().wrap("sandbox " + id);
+  }
+  sb->resolver = std::make_shared<dns::Resolver>(*resolverConfig);
+  const std::vector<std::pair<std::string, std::string>> labels = {{"sandbox", id}};
+  sb->requestDuration = &impl_->registry.histogram(
+      "egressd_proxy_request_duration_seconds",
+      "Time from the first byte of a request to the end of its response.", labels,
+      metrics::kLatencyBuckets);
+  sb->upstreamConnect = &impl_->registry.histogram("egressd_proxy_upstream_connect_seconds",
+                                                   "Time to connect to an upstream.", labels,
+                                                   metrics::kLatencyBuckets);
+  sb->bytesFromSandbox =
+      &impl_->registry.counter("egressd_proxy_request_body_bytes_total",
+                               "Request body bytes relayed from sandboxes.", labels);
+  sb->bytesToSandbox = &impl_->registry.counter("egressd_proxy_response_bytes_total",
+                                                "Response bytes relayed to sandboxes.", labels);
+  sb->connectionsAccepted = &impl_->registry.counter(
+      "egressd_proxy_connections_total", "Connections accepted from sandboxes.", labels);
+  {
+    std::lock_guard lock(impl_->mutex);
+    impl_->sandboxes[id] = sb;
+  }
+  if (!impl_->proxy) {
+    return okStatus();  // kernel-only mode: the reservation is dropped by the caller
+  }
+  return impl_->proxy->addSandbox(sb, std::move(listener));
+}
+
+Status ProxyRuntime::updatePolicy(const std::string& id, const policy::Policy& policy) {
+  std::lock_guard lock(impl_->mutex);
+  auto it = impl_->sandboxes.find(id);
+  if (it == impl_->sandboxes.end()) {
+    return Error(ENOENT, "the proxy serves no sandbox " + id);
+  }
+  it->second->policy.store(impl_->viewOf(policy), std::memory_order_release);
+  return okStatus();
+}
+
+void ProxyRuntime::removeSandbox(const std::string& id) {
+  if (impl_->proxy) {
+    impl_->proxy->removeSandbox(id);
+  }
+  std::lock_guard lock(impl_->mutex);
+  impl_->sandboxes.erase(id);
+}
+
+void ProxyRuntime::auditKernelEvent(const egressd_event& e, const std::string& sandboxId,
+                                    const std::string& ruleName) {
+  const char* hook = "?";
+  switch (e.hook) {
+    case EGRESSD_HOOK_CONNECT:
+      hook = "connect";
+      break;
+    case EGRESSD_HOOK_SENDMSG:
+      hook = "sendmsg";
+      break;
+    case EGRESSD_HOOK_SOCK_CREATE:
+      hook = "socket";
+      break;
+    case EGRESSD_HOOK_SETSOCKOPT:
+      hook = "setsockopt";
+      break;
+    case EGRESSD_HOOK_SKB:
+      hook = "packet";
+      break;
+    default:
+      break;
+  }
+  const std::string comm(e.comm, strnlen(e.comm, sizeof(e.comm)));
+  spdlog::info("kernel denied: sandbox={} pid={} comm={} hook={} dst={}:{} proto={} reason={}{}",
+               sandboxId, e.pid, comm, hook, loader::formatAddr(e.addr), e.port, e.proto,
+               loader::reasonName(e.reason), ruleName.empty() ? "" : " rule=" + ruleName);
+  if (!impl_->audit) {
+    return;
+  }
+  audit::AuditRecord r;
+  r.sandbox = sandboxId;
+  r.layer = "kernel";
+  r.protocol = e.proto == EGRESSD_PROTO_TCP                                              ? "tcp"
+               : e.proto == EGRESSD_PROTO_UDP                                            ? "udp"
+               : e.hook == EGRESSD_HOOK_SOCK_CREATE || e.hook == EGRESSD_HOOK_SETSOCKOPT ? "socket"
+                                                                                         : "ip";
+  if (e.hook != EGRESSD_HOOK_SOCK_CREATE && e.hook != EGRESSD_HOOK_SETSOCKOPT) {
+    const std::string addr = loader::formatAddr(e.addr);
+    r.origDst = (addr.find(':') != std::string::npos ? "[" + addr + "]" : addr) + ":" +
+                std::to_string(e.port);
+  }
+  r.decision = "deny";
+  r.reason = loader::reasonName(e.reason);
+  r.rule = ruleName;
+  r.detail = std::string("hook=") + hook + " pid=" + std::to_string(e.pid) + " comm=" + comm;
+  impl_->audit->write(r);
+  impl_->registry
+      .counter(
+          "egressd_requests_total", "Decisions, by sandbox, layer, decision and reason.",
+          {{"sandbox", sandboxId}, {"layer", "kernel"}, {"decision", "deny"}, {"reason", r.reason}})
+      .inc();
+}
+
+void ProxyRuntime::flushAudit() {
+  if (impl_->audit) {
+    impl_->audit->flush();
+  }
+}
+
+}  // namespace egressd::daemon

@@ -1,0 +1,756 @@
+#include "proxy/http_session.h"
+
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+
+#include <asio/co_spawn.hpp>
+#include <asio/detached.hpp>
+#include <asio/experimental/as_tuple.hpp>
+#include <asio/experimental/awaitable_operators.hpp>
+#include <asio/steady_timer.hpp>
+#include <asio/this_coro.hpp>
+#include <asio/write.hpp>
+#include <chrono>
+#include <cstring>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "audit/audit_log.h"
+#include "metrics/metrics.h"
+
+namespace egressd::proxy {
+
+namespace {
+
+using asio::ip::tcp;
+using Clock = std::chrono::steady_clock;
+using namespace asio::experimental::awaitable_operators;
+constexpr auto kNoThrow = asio::experimental::as_tuple(asio::use_awaitable);
+
+// The first byte of a TLS record carrying a handshake.
+constexpr unsigned char kTlsHandshake = 0x16;
+
+void setNoDelay(tcp::socket& s) {
+  int on = 1;
+  ::setsockopt(s.native_handle(), IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
+}
+
+std::string endpointText(const IpAddress& addr, uint16_t port) {
+  return addr.family == AF_INET6 ? "[" + addr.toString() + "]:" + std::to_string(port)
+                                 : addr.toString() + ":" + std::to_string(port);
+}
+
+tcp::endpoint toEndpoint(const IpAddress& addr, uint16_t port) {
+  if (addr.family == AF_INET) {
+    asio::ip::address_v4::bytes_type b;
+    std::memcpy(b.data(), addr.bytes.data(), 4);
+    return {asio::ip::address_v4(b), port};
+  }
+  asio::ip::address_v6::bytes_type b;
+  std::memcpy(b.data(), addr.bytes.data(), 16);
+  return {asio::ip::address_v6(b), port};
+}
+
+std::vector<http::Header> reasonHeaders(const std::string& reason,
+                                        const std::string* rule = nullptr) {
+  std::vector<http::Header> h;
+  if (rule != nullptr) {
+    h.push_back(http::Header{"X-Egressd-Rule", rule->empty() ? std::string("default") : *rule});
+  }
+  h.push_back(http::Header{"X-Egressd-Reason", reason});
+  return h;
+}
+
+// A fixed byte buffer with a window of unread data [begin, end).
+class ByteWindow {
+ public:
+  explicit ByteWindow(size_t capacity) : data_(new char[capacity]), capacity_(capacity) {}
+  const char* readPtr() const { return data_.get() + begin_; }
+  size_t readable() const { return end_ - begin_; }
+  void consume(size_t n) {
+    begin_ += n;
+    if (begin_ == end_) {
+      begin_ = end_ = 0;
+    }
+  }
+  // Space after the data; compacts first when the data does not start at 0.
+  asio::mutable_buffer writable() {
+    if (begin_ != 0 && end_ == capacity_) {
+      std::memmove(data_.get(), data_.get() + begin_, end_ - begin_);
+      end_ -= begin_;
+      begin_ = 0;
+    }
+    return asio::buffer(data_.get() + end_, capacity_ - end_);
+  }
+  void commit(size_t n) { end_ += n; }
+  bool full() const { return begin_ == 0 && end_ == capacity_; }
+
+ private:
+  std::unique_ptr<char[]> data_;
+  size_t capacity_;
+  size_t begin_ = 0;
+  size_t end_ = 0;
+};
+
+// Why a request ended the way it did, for the audit line and the metrics.
+struct Outcome {
+  std::string decision = "allow";  // allow | deny | error
+  std::string reason;
+  std::string rule;
+  int status = 0;
+  std::string detail;
+};
+
+class HttpSession : public std::enable_shared_from_this<HttpSession> {
+ public:
+  HttpSession(tcp::socket client, OrigDst orig, std::shared_ptr<SandboxContext> sandbox,
+              const ProxyConfig& config)
+      : client_(std::move(client)),
+        upstream_(client_.get_executor()),
+        watchdog_(client_.get_executor()),
+        orig_(orig),
+        sandbox_(std::move(sandbox)),
+        config_(config),
+        clientBuf_(config.bufferBytes),
+        upstreamBuf_(config.bufferBytes),
+        requestParser_(config.limits) {}
+
+  asio::awaitable<void> run();
+
+ private:
+  // --- deadlines: one timer per connection; moving a deadline later is a plain store.
+  void setDeadline(std::chrono::milliseconds fromNow) {
+    const Clock::time_point d = Clock::now() + fromNow;
+    const bool earlier = d < deadline_;
+    deadline_ = d;
+    if (earlier) {
+      watchdog_.cancel();  // re-armed by the watcher at the new, earlier deadline
+    }
+  }
+  asio::awaitable<void> watch();
+
+  // --- the request loop
+  asio::awaitable<bool> readRequestHead(bool first);
+  asio::awaitable<bool> handleRequest();
+  asio::awaitable<Status> connectUpstream(const std::vector<IpAddress>& addrs, Outcome& out);
+  asio::awaitable<bool> forwardRequestBody();
+  enum class ResponseEnd { kComplete, kCompleteUntilClose, kUpgraded, kFailedBeforeBytes, kFailed };
+  asio::awaitable<ResponseEnd> relayResponse(bool upgradeRequested);
+  asio::awaitable<void> tunnel();
+  asio::awaitable<void> relayRaw(tcp::socket& from, tcp::socket& to, ByteWindow& buf,
+                                 uint64_t& counter);
+
+  asio::awaitable<void> sendLocalResponse(int status, std::string_view body,
+                                          const std::vector<http::Header>& headers, bool keepAlive);
+  asio::awaitable<void> rejectMalformed(int status, const std::string& reason);
+  std::string denyBody(const std::string& host, const Outcome& out) const;
+  void audit(const Outcome& out);
+  void closeUpstream() {
+    asio::error_code ignored;
+    upstream_.close(ignored);
+    upstreamKey_.clear();
+    upstreamBuf_.consume(upstreamBuf_.readable());
+    responseParser_.reset();
+  }
+
+  tcp::socket client_;
+  tcp::socket upstream_;
+  std::string upstreamKey_;  // "host|port" the open upstream connection serves
+  std::string upstreamText_;
+  asio::steady_timer watchdog_;
+  Clock::time_point deadline_ = Clock::time_point::max();
+  bool timedOut_ = false;
+  bool finished_ = false;
+
+  OrigDst orig_;
+  std::shared_ptr<SandboxContext> sandbox_;
+  const ProxyConfig& config_;
+  ByteWindow clientBuf_;
+  ByteWindow upstreamBuf_;
+  http::RequestParser requestParser_;
+  http::ResponseParser responseParser_;
+
+  // The request in flight.
+  Clock::time_point requestStart_;
+  std::string host_;
+  uint64_t bytesIn_ = 0;
+  uint64_t bytesOut_ = 0;
+  bool clientKeepAlive_ = true;
+  bool responseStarted_ = false;
+  bool headEndsMessage_ = false;
+  bool responseKeepAlive_ = false;
+  int responseStatus_ = 0;
+};
+
+asio::awaitable<void> HttpSession::watch() {
+  auto self = shared_from_this();
+  while (!finished_) {
+    watchdog_.expires_at(deadline_);
+    co_await watchdog_.async_wait(kNoThrow);
+    if (finished_) {
+      break;
+    }
+    if (Clock::now() >= deadline_) {
+      timedOut_ = true;
+      asio::error_code ignored;
+      client_.cancel(ignored);
+      upstream_.cancel(ignored);
+      deadline_ = Clock::time_point::max();
+    }
+  }
+}
+
+asio::awaitable<void> HttpSession::run() {
+  auto self = shared_from_this();
+  setNoDelay(client_);
+  sandbox_->openConnections.fetch_add(1, std::memory_order_relaxed);
+  if (sandbox_->connectionsAccepted != nullptr) {
+    sandbox_->connectionsAccepted->inc();
+  }
+  setDeadline(config_.headerTimeout);
+  asio::co_spawn(client_.get_executor(), watch(), asio::detached);
+
+  bool first = true;
+  while (co_await readRequestHead(first)) {
+    first = false;
+    if (!co_await handleRequest()) {
+      break;
+    }
+  }
+
+  finished_ = true;
+  watchdog_.cancel();
+  asio::error_code ignored;
+  client_.shutdown(tcp::socket::shutdown_send, ignored);
+  client_.close(ignored);
+  upstream_.close(ignored);
+  sandbox_->openConnections.fetch_sub(1, std::memory_order_relaxed);
+}
+
+// Reads until the parser has a whole request head. False: the connection is done (closed,
+// timed out, or a malformed head answered with a 4xx).
+asio::awaitable<bool> HttpSession::readRequestHead(bool first) {
+  bool sawByte = clientBuf_.readable() > 0;
+  if (!first) {
+    setDeadline(config_.idleTimeout);
+  }
+  if (sawByte) {
+    setDeadline(config_.headerTimeout);
+  }
+  for (;;) {
+    if (clientBuf_.readable() > 0) {
+      if (first && !sawByte && static_cast<unsigned char>(*clientBuf_.readPtr()) == kTlsHandshake) {
+        Outcome out;
+        out.decision = "deny";
+        out.reason = "tls_not_supported";
+        out.detail = "a TLS ClientHello on a port served as plain HTTP";
+        audit(out);
+        co_return false;
+      }
+      if (!sawByte) {
+        sawByte = true;
+        requestStart_ = Clock::now();
+        setDeadline(config_.headerTimeout);
+      }
+      auto step = requestParser_.feed(clientBuf_.readPtr(), clientBuf_.readable());
+      clientBuf_.consume(step.consumed);
+      switch (step.kind) {
+        case http::RequestParser::Step::Kind::kHead:
+          headEndsMessage_ = step.endsMessage;
+          co_return true;
+        case http::RequestParser::Step::Kind::kError:
+          co_await rejectMalformed(step.status, step.reason);
+          co_return false;
+        case http::RequestParser::Step::Kind::kNeedMore:
+          break;
+        default:  // body steps cannot come before a head
+          co_await rejectMalformed(400, "unexpected request framing");
+          co_return false;
+      }
+    }
+    auto [ec, n] = co_await client_.async_read_some(clientBuf_.writable(), kNoThrow);
+    if (ec || n == 0) {
+      if (timedOut_ && sawByte) {
+        co_await rejectMalformed(408, "request head not received in time");
+      }
+      co_return false;  // closed between requests (or idle timeout): nothing to say
+    }
+    clientBuf_.commit(n);
+  }
+}
+
+asio::awaitable<void> HttpSession::sendLocalResponse(int status, std::string_view body,
+                                                     const std::vector<http::Header>& headers,
+                                                     bool keepAlive) {
+  std::string response = http::buildResponse(status, body, headers, keepAlive);
+  setDeadline(config_.ioTimeout);
+  co_await asio::async_write(client_, asio::buffer(response), kNoThrow);
+  bytesOut_ += response.size();
+  responseStatus_ = status;
+}
+
+asio::awaitable<void> HttpSession::rejectMalformed(int status, const std::string& reason) {
+  Outcome out;
+  out.decision = "deny";
+  out.reason = "bad_request";
+  out.status = status;
+  out.detail = reason;
+  timedOut_ = false;
+  co_await sendLocalResponse(status, "egressd: " + reason + "\n", reasonHeaders("bad_request"),
+                             false);
+  audit(out);
+}
+
+std::string HttpSession::denyBody(const std::string& host, const Outcome& out) const {
+  std::string body = "egressd: request to " + (host.empty() ? std::string("?") : host) +
+                     " denied for sandbox " + sandbox_->id;
+  body +=
+      out.rule.empty() ? " (" + out.reason + ")" : " by rule " + out.rule + " (" + out.reason + ")";
+  if (!out.detail.empty()) {
+    body += ": " + out.detail;
+  }
+  body += "\n";
+  return body;
+}
+
+void HttpSession::audit(const Outcome& out) {
+  const auto duration = std::chrono::duration_cast<std::chrono::microseconds>(
+      Clock::now() - (requestStart_ == Clock::time_point{} ? Clock::now() : requestStart_));
+  if (config_.metrics != nullptr) {
+    config_.metrics
+        ->counter("egressd_requests_total", "Decisions, by sandbox, layer, decision and reason.",
+                  {{"sandbox", sandbox_->id},
+                   {"layer", "proxy"},
+                   {"decision", out.decision},
+                   {"reason", out.reason}})
+        .inc();
+    if (sandbox_->requestDuration != nullptr) {
+      sandbox_->requestDuration->observe(std::chrono::duration<double>(duration).count());
+    }
+  }
+  if (config_.audit == nullptr) {
+    return;
+  }
+  const http::RequestHead* head = nullptr;
+  if (!host_.empty() || out.reason != "bad_request") {
+    head = &requestParser_.head();
+  }
+  audit::AuditRecord r;
+  r.sandbox = sandbox_->id;
+  r.layer = "proxy";
+  r.protocol = "http";
+  r.origDst = orig_.toString();
+  r.upstream = upstreamText_;
+  r.host = host_;
+  if (head != nullptr && !head->method.empty()) {
+    r.method = head->method;
+    r.path = audit::pathForAudit(head->path);
+    if (head->upgrade && out.status == 101) {
+      r.protocol = "websocket";
+    }
+  }
+  r.decision = out.decision;
+  r.reason = out.reason;
+  r.rule = out.rule;
+  r.status = out.status != 0 ? out.status : responseStatus_;
+  r.bytesIn = bytesIn_;
+  r.bytesOut = bytesOut_;
+  r.duration = duration;
+  r.detail = out.detail;
+  config_.audit->write(r);
+}
+
+// The head is in requestParser_.head(). Returns whether the connection stays open for
+// another request.
+asio::awaitable<bool> HttpSession::handleRequest() {
+  const http::RequestHead& head = requestParser_.head();
+  if (requestStart_ == Clock::time_point{}) {
+    requestStart_ = Clock::now();
+  }
+  bytesIn_ = 0;
+  bytesOut_ = 0;
+  responseStatus_ = 0;
+  responseStarted_ = false;
+  upstreamText_.clear();
+  host_.clear();
+  clientKeepAlive_ = head.keepAlive;
+  auto finishRequest = [this] { requestStart_ = Clock::time_point{}; };
+
+  Outcome out;
+  // h2c would switch the connection to a protocol the proxy cannot judge per request.
+  if (head.upgrade && !head.upgradeProtocol.empty()) {
+    std::string proto = head.upgradeProtocol;
+    for (char& c : proto) {
+      c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    }
+    if (proto.find("h2c") != std::string::npos) {
+      co_await rejectMalformed(400, "Upgrade: h2c is not supported (HTTP/2 over cleartext)");
+      co_return false;
+    }
+  }
+
+  auto host = policy::normalizeHost(head.authority.empty() ? head.host : head.authority);
+  if (!host.ok()) {
+    co_await rejectMalformed(400, "bad Host: " + host.error().message());
+    co_return false;
+  }
+  host_ = host->name;
+  const auto view = sandbox_->currentPolicy();
+  policy::HostDecision decision = view->hosts.decide(*host, orig_.port);
+  out.reason = decision.reason;
+  out.rule = decision.rule;
+
+  std::vector<IpAddress> addrs;
+  if (decision.verdict == policy::HostVerdict::kAllow) {
+    if (host->ip) {
+      addrs.push_back(*host->ip);
+    } else {
+      // The sandbox does not choose where a host-decided request goes: egressd resolves
+      // the name itself, and every address must pass the CIDR rules on its own.
+      auto resolved = co_await sandbox_->resolver->resolve(host->name);
+      if (!resolved.ok()) {
+        out.decision = "error";
+        out.reason = "resolve_failed";
+        out.status = 502;
+        out.detail = resolved.error().message();
+      } else {
+        std::optional<policy::HostDecision> firstRefusal;
+        for (const IpAddress& a : *resolved) {
+          auto judged = view->hosts.judgeResolvedAddress(a, orig_.port, decision);
+          if (judged.verdict == policy::HostVerdict::kAllow) {
+            addrs.push_back(a);
+          } else if (!firstRefusal) {
+            firstRefusal = judged;
+            firstRefusal->reason += " " + a.toString();
+          }
+        }
+        if (addrs.empty() && firstRefusal) {
+          decision = *firstRefusal;
+          out.decision = "deny";
+          out.reason = decision.reason.substr(0, decision.reason.find(' '));
+          out.rule = decision.rule;
+          out.detail = host->name + " resolves to " +
+                       decision.reason.substr(decision.reason.find(' ') + 1) +
+                       ", which the policy does not allow";
+        }
+      }
+    }
+  } else {
+    out.decision = "deny";
+  }
+
+  if (out.decision == "deny") {
+    out.status = view->denyStatus;
+    const bool keepAlive = clientKeepAlive_ && headEndsMessage_ && !head.upgrade;
+    co_await sendLocalResponse(out.status, denyBody(host_, out),
+                               reasonHeaders(out.reason, &out.rule), keepAlive);
+    audit(out);
+    finishRequest();
+    co_return keepAlive;
+  }
+  if (out.decision == "error") {
+    co_await sendLocalResponse(out.status, "egressd: " + out.detail + "\n",
+                               reasonHeaders(out.reason), false);
+    audit(out);
+    co_return false;
+  }
+
+  // Reuse the open upstream connection when it serves this host and port.
+  const std::string key = host_ + "|" + std::to_string(orig_.port);
+  bool reused = upstream_.is_open() && key == upstreamKey_;
+  if (!reused) {
+    closeUpstream();
+    auto connected = co_await connectUpstream(addrs, out);
+    if (!connected.ok()) {
+      out.decision = "error";
+      out.status = timedOut_ ? 504 : 502;
+      out.reason = timedOut_ ? "upstream_timeout" : "upstream_unreachable";
+      out.detail = connected.error().message();
+      timedOut_ = false;
+      co_await sendLocalResponse(out.status, "egressd: " + out.detail + "\n",
+                                 reasonHeaders(out.reason), false);
+      audit(out);
+      co_return false;
+    }
+    upstreamKey_ = key;
+  }
+  if (head.upgrade) {
+    // Whatever the upstream answers, this connection is not reused for another client.
+    upstreamKey_.clear();
+  }
+
+  const std::string upstreamHead = http::serializeRequestHead(head);
+  const bool hasBody = !headEndsMessage_;
+  const bool upgrade = head.upgrade;
+  for (int attempt = 0;; ++attempt) {
+    setDeadline(config_.ioTimeout);
+    auto [wec, wn] = co_await asio::async_write(upstream_, asio::buffer(upstreamHead), kNoThrow);
+    ResponseEnd end;
+    if (wec) {
+      end = ResponseEnd::kFailedBeforeBytes;
+    } else if (hasBody) {
+      // Both at once: the upstream may answer 100 Continue (or an early error) before
+      // the body, and the client may wait for that 100 before sending it.
+      auto [bodyOk, respEnd] = co_await (forwardRequestBody() && relayResponse(upgrade));
+      end = bodyOk ? respEnd : ResponseEnd::kFailed;
+    } else {
+      end = co_await relayResponse(upgrade);
+    }
+    // A kept-alive upstream connection may have been closed by the server meanwhile: retry
+    // a bodiless request once on a fresh connection.
+    if (end == ResponseEnd::kFailedBeforeBytes && reused && !hasBody && attempt == 0 &&
+        !timedOut_) {
+      closeUpstream();
+      auto connected = co_await connectUpstream(addrs, out);
+      if (connected.ok()) {
+        upstreamKey_ = key;
+        reused = false;
+        continue;
+      }
+    }
+    switch (end) {
+      case ResponseEnd::kComplete:
+        out.status = responseStatus_;
+        if (upgrade) {
+          requestParser_.refuseUpgrade();  // the upstream did not switch protocols
+        }
+        audit(out);
+        finishRequest();
+        if (!responseKeepAlive_) {
+          closeUpstream();
+        }
+        co_return clientKeepAlive_&& responseKeepAlive_;
+      case ResponseEnd::kCompleteUntilClose:
+        out.status = responseStatus_;
+        audit(out);
+        closeUpstream();
+        co_return false;
+      case ResponseEnd::kUpgraded:
+        out.status = 101;
+        out.detail = "upgraded to " + head.upgradeProtocol;
+        audit(out);
+        co_await tunnel();
+        co_return false;
+      case ResponseEnd::kFailedBeforeBytes: {
+        out.decision = "error";
+        out.status = timedOut_ ? 504 : 502;
+        out.reason = timedOut_ ? "upstream_timeout" : "upstream_failed";
+        out.detail = timedOut_ ? "no response from " + upstreamText_ + " in time"
+                               : "the upstream " + upstreamText_ + " closed without a response";
+        timedOut_ = false;
+        co_await sendLocalResponse(out.status, "egressd: " + out.detail + "\n",
+                                   reasonHeaders(out.reason), false);
+        audit(out);
+        co_return false;
+      }
+      case ResponseEnd::kFailed:
+        out.decision = "error";
+        out.reason = timedOut_ ? "timeout" : "relay_failed";
+        out.status = responseStatus_;
+        out.detail = "connection aborted mid-response";
+        audit(out);
+        co_return false;
+    }
+  }
+}
+
+asio::awaitable<Status> HttpSession::connectUpstream(const std::vector<IpAddress>& addrs,
+                                                     Outcome& out) {
+  (void)out;
+  const auto started = Clock::now();
+  setDeadline(config_.connectTimeout);
+  std::string errors;
+  for (const IpAddress& a : addrs) {
+    const tcp::endpoint ep = toEndpoint(a, orig_.port);
+    asio::error_code ec;
+    upstream_.open(ep.protocol(), ec);
+    if (!ec) {
+      std::tie(ec) = co_await upstream_.async_connect(ep, kNoThrow);
+    }
+    upstreamText_ = endpointText(a, orig_.port);
+    if (!ec) {
+      setNoDelay(upstream_);
+      if (sandbox_->upstreamConnect != nullptr) {
+        sandbox_->upstreamConnect->observe(
+            std::chrono::duration<double>(Clock::now() - started).count());
+      }
+      co_return okStatus();
+    }
+    errors += (errors.empty() ? "" : "; ") + upstreamText_ + ": " +
+              (timedOut_ ? std::string("timed out") : ec.message());
+    asio::error_code ignored;
+    upstream_.close(ignored);
+    if (timedOut_) {
+      break;
+    }
+  }
+  co_return Error(ECONNREFUSED, "cannot connect to " + host_ + " (" + errors + ")");
+}
+
+// Streams the request body (raw, as framed by the client: the parser validated it) to the
+// upstream. False: the client or the upstream failed mid-body.
+asio::awaitable<bool> HttpSession::forwardRequestBody() {
+  for (;;) {
+    if (clientBuf_.readable() > 0) {
+      auto step = requestParser_.feed(clientBuf_.readPtr(), clientBuf_.readable());
+      if (step.kind == http::RequestParser::Step::Kind::kError) {
+        co_return false;
+      }
+      if (step.consumed > 0) {
+        auto [ec, n] = co_await asio::async_write(
+            upstream_, asio::buffer(clientBuf_.readPtr(), step.consumed), kNoThrow);
+        if (ec) {
+          co_return false;
+        }
+        bytesIn_ += step.consumed;
+        if (sandbox_->bytesFromSandbox != nullptr) {
+          sandbox_->bytesFromSandbox->inc(step.consumed);
+        }
+        clientBuf_.consume(step.consumed);
+      }
+      if (step.kind == http::RequestParser::Step::Kind::kMessageEnd) {
+        co_return true;
+      }
+    }
+    setDeadline(config_.ioTimeout);
+    auto [ec, n] = co_await client_.async_read_some(clientBuf_.writable(), kNoThrow);
+    if (ec || n == 0) {
+      co_return false;
+    }
+    clientBuf_.commit(n);
+  }
+}
+
+// Relays the upstream's response(s) to this request: informational 1xx heads, then the
+// final response, byte for byte as the upstream framed them.
+asio::awaitable<HttpSession::ResponseEnd> HttpSession::relayResponse(bool upgradeRequested) {
+  responseParser_.expectResponseTo(requestParser_.head().method);
+  bool anyByte = false;
+  for (;;) {
+    if (upstreamBuf_.readable() == 0) {
+      setDeadline(config_.ioTimeout);
+      auto [ec, n] = co_await upstream_.async_read_some(upstreamBuf_.writable(), kNoThrow);
+      if (ec || n == 0) {
+        if (!ec && anyByte && responseParser_.finishAtEof()) {
+          co_return ResponseEnd::kCompleteUntilClose;
+        }
+        co_return anyByte ? ResponseEnd::kFailed : ResponseEnd::kFailedBeforeBytes;
+      }
+      upstreamBuf_.commit(n);
+      anyByte = true;
+    }
+    // Parse all that is buffered, then write it out in one go.
+    size_t forward = 0;
+    bool ended = false;
+    bool upgraded = false;
+    while (forward < upstreamBuf_.readable() && !ended) {
+      auto step =
+          responseParser_.feed(upstreamBuf_.readPtr() + forward, upstreamBuf_.readable() - forward);
+      if (step.kind == http::RequestParser::Step::Kind::kError) {
+        co_return responseStarted_ || forward > 0 ? ResponseEnd::kFailed
+                                                  : ResponseEnd::kFailedBeforeBytes;
+      }
+      forward += step.consumed;
+      if (step.kind == http::RequestParser::Step::Kind::kHead) {
+        responseStatus_ = responseParser_.head().status;
+        if (responseStatus_ == 101) {
+          if (!upgradeRequested) {
+            co_return ResponseEnd::kFailed;  // a 101 nobody asked for
+          }
+          upgraded = true;
+          ended = true;
+        } else if (step.endsMessage) {
+          ended = !responseParser_.head().informational();
+        }
+      } else if (step.kind == http::RequestParser::Step::Kind::kMessageEnd) {
+        ended = !responseParser_.head().informational();
+      } else if (step.kind == http::RequestParser::Step::Kind::kNeedMore && step.consumed == 0) {
+        break;
+      }
+    }
+    if (forward > 0) {
+      responseStarted_ = true;
+      auto [ec, n] = co_await asio::async_write(
+          client_, asio::buffer(upstreamBuf_.readPtr(), forward), kNoThrow);
+      if (ec) {
+        co_return ResponseEnd::kFailed;
+      }
+      bytesOut_ += forward;
+      if (sandbox_->bytesToSandbox != nullptr) {
+        sandbox_->bytesToSandbox->inc(forward);
+      }
+      upstreamBuf_.consume(forward);
+    }
+    if (upgraded) {
+      co_return ResponseEnd::kUpgraded;
+    }
+    if (ended) {
+      responseKeepAlive_ = responseParser_.head().keepAlive;
+      if (upstreamBuf_.readable() > 0) {
+        // Bytes after the end of the response: the upstream is out of step; do not reuse it.
+        responseKeepAlive_ = false;
+      }
+      co_return ResponseEnd::kComplete;
+    }
+    if (upstreamBuf_.readable() > 0 && upstreamBuf_.full()) {
+      co_return ResponseEnd::kFailed;  // a head larger than the buffer the parser refused
+    }
+    if (upstreamBuf_.readable() > 0) {
+      // The parser wants more before it can consume the rest (a partial head line).
+      setDeadline(config_.ioTimeout);
+      auto [ec, n] = co_await upstream_.async_read_some(upstreamBuf_.writable(), kNoThrow);
+      if (ec || n == 0) {
+        co_return ResponseEnd::kFailed;
+      }
+      upstreamBuf_.commit(n);
+    }
+  }
+}
+
+asio::awaitable<void> HttpSession::relayRaw(tcp::socket& from, tcp::socket& to, ByteWindow& buf,
+                                            uint64_t& counter) {
+  for (;;) {
+    if (buf.readable() > 0) {
+      auto [ec, n] =
+          co_await asio::async_write(to, asio::buffer(buf.readPtr(), buf.readable()), kNoThrow);
+      if (ec) {
+        asio::error_code ignored;
+        from.cancel(ignored);
+        co_return;
+      }
+      counter += buf.readable();
+      buf.consume(buf.readable());
+    }
+    setDeadline(config_.idleTimeout);
+    auto [ec, n] = co_await from.async_read_some(buf.writable(), kNoThrow);
+    if (ec || n == 0) {
+      // Half-close: pass the end of this direction on and let the other one finish.
+      asio::error_code ignored;
+      to.shutdown(tcp::socket::shutdown_send, ignored);
+      co_return;
+    }
+    buf.commit(n);
+  }
+}
+
+// After a genuine 101 from the upstream: bytes both ways, unparsed, until both ends close.
+asio::awaitable<void> HttpSession::tunnel() {
+  uint64_t up = 0;
+  uint64_t down = 0;
+  co_await (relayRaw(client_, upstream_, clientBuf_, up) &&
+            relayRaw(upstream_, client_, upstreamBuf_, down));
+  bytesIn_ += up;
+  bytesOut_ += down;
+}
+
+}  // namespace
+
+asio::awaitable<void> serveHttpConnection(tcp::socket client, OrigDst orig,
+                                          std::shared_ptr<SandboxContext> sandbox,
+                                          const ProxyConfig& config) {
+  auto session = std::make_shared<HttpSession>(std::move(client), orig, std::move(sandbox), config);
+  co_await session->run();
+}
+
+}  // namespace egressd::proxy

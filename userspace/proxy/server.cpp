@@ -1,0 +1,222 @@
+#include "proxy/server.h"
+
+#include <fcntl.h>
+#include <sched.h>
+#include <spdlog/spdlog.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <asio/co_spawn.hpp>
+#include <asio/detached.hpp>
+#include <asio/experimental/as_tuple.hpp>
+#include <asio/io_context.hpp>
+#include <asio/ip/tcp.hpp>
+#include <asio/post.hpp>
+#include <asio/steady_timer.hpp>
+#include <map>
+#include <mutex>
+#include <thread>
+
+#include "audit/audit_log.h"
+#include "proxy/http_session.h"
+
+namespace egressd::proxy {
+
+namespace {
+
+using asio::ip::tcp;
+constexpr auto kNoThrow = asio::experimental::as_tuple(asio::use_awaitable);
+constexpr int kListenBacklog = 4096;
+
+unsigned defaultThreads() {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  if (sched_getaffinity(0, sizeof(set), &set) == 0) {
+    return std::max(1, CPU_COUNT(&set));
+  }
+  return std::max(1u, std::thread::hardware_concurrency());
+}
+
+}  // namespace
+
+struct ProxyServer::Impl {
+  ProxyConfig config;
+  std::vector<std::unique_ptr<asio::io_context>> contexts;
+  std::vector<asio::executor_work_guard<asio::io_context::executor_type>> guards;
+  std::vector<std::thread> threads;
+
+  struct Listening {
+    std::shared_ptr<SandboxContext> sandbox;
+    ListenerReservation reservation;
+    // One acceptor per thread and family, each on its own dup() of the listening socket.
+    std::vector<std::shared_ptr<tcp::acceptor>> acceptors;
+  };
+  mutable std::mutex mutex;
+  std::map<std::string, Listening> sandboxes;
+
+  asio::awaitable<void> acceptLoop(std::shared_ptr<tcp::acceptor> acceptor,
+                                   std::shared_ptr<SandboxContext> sandbox) {
+    for (;;) {
+      auto [ec, socket] = co_await acceptor->async_accept(kNoThrow);
+      if (ec == asio::error::operation_aborted || !acceptor->is_open()) {
+        co_return;
+      }
+      if (ec) {
+        // EMFILE and friends: say so, back off a little instead of spinning.
+        spdlog::warn("sandbox {}: accept on the proxy listener: {}", sandbox->id, ec.message());
+        asio::steady_timer pause(acceptor->get_executor(), std::chrono::milliseconds(50));
+        co_await pause.async_wait(kNoThrow);
+        continue;
+      }
+      auto orig = takeOrigDst(config.origDstMapFd, socket.native_handle());
+      if (!orig.ok() || orig->slot != sandbox->slot) {
+        // Fail closed: without the kernel's record of where this was going (or with one
+        // for another sandbox) nothing is forwarded.
+        const std::string why = orig.ok() ? "original destination belongs to slot " +
+                                                std::to_string(orig->slot) + ", listener to " +
+                                                std::to_string(sandbox->slot)
+                                          : orig.error().message();
+        spdlog::warn("sandbox {}: closing a proxied connection: {}", sandbox->id, why);
+        if (config.audit != nullptr) {
+          audit::AuditRecord r;
+          r.sandbox = sandbox->id;
+          r.layer = "proxy";
+          r.protocol = "tcp";
+          r.decision = "deny";
+          r.reason = "orig_dst_missing";
+          r.detail = why;
+          config.audit->write(r);
+        }
+        asio::error_code ignored;
+        socket.close(ignored);
+        continue;
+      }
+      asio::co_spawn(acceptor->get_executor(),
+                     serveHttpConnection(std::move(socket), *orig, sandbox, config),
+                     asio::detached);
+    }
+  }
+};
+
+ProxyServer::ProxyServer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+Result<std::unique_ptr<ProxyServer>> ProxyServer::start(ProxyConfig config) {
+  if (config.origDstMapFd < 0) {
+    return Error(EINVAL, "the proxy needs the egressd_orig_dst map");
+  }
+  auto impl = std::make_unique<Impl>();
+  impl->config = config;
+  const unsigned n = config.threads != 0 ? config.threads : defaultThreads();
+  impl->config.threads = n;
+  for (unsigned i = 0; i < n; ++i) {
+    impl->contexts.push_back(std::make_unique<asio::io_context>(1));
+    impl->guards.push_back(asio::make_work_guard(*impl->contexts.back()));
+  }
+  for (unsigned i = 0; i < n; ++i) {
+    asio::io_context* ctx = impl->contexts[i].get();
+    impl->threads.emplace_back([ctx] {
+      for (;;) {
+        try {
+          ctx->run();
+          return;
+        } catch (const std::exception& e) {
+          // A bug in one connection must not take the proxy (and every sandbox) down.
+          spdlog::error("proxy thread: {}", e.what());
+        }
+      }
+    });
+  }
+  return std::unique_ptr<ProxyServer>(new ProxyServer(std::move(impl)));
+}
+
+ProxyServer::~ProxyServer() {
+  {
+    std::lock_guard lock(impl_->mutex);
+    for (auto& [id, listening] : impl_->sandboxes) {
+      for (auto& acceptor : listening.acceptors) {
+        asio::post(acceptor->get_executor(), [acceptor] {
+          asio::error_code ignored;
+          acceptor->close(ignored);
+        });
+      }
+    }
+  }
+  for (auto& ctx : impl_->contexts) {
+    ctx->stop();
+  }
+  for (auto& t : impl_->threads) {
+    t.join();
+  }
+  impl_->sandboxes.clear();
+  impl_->guards.clear();
+  impl_->contexts.clear();
+}
+
+Status ProxyServer::addSandbox(std::shared_ptr<SandboxContext> sandbox,
+                               ListenerReservation listener) {
+  for (int fd : {listener.fd4(), listener.fd6()}) {
+    if (::listen(fd, kListenBacklog) != 0) {
+      return lastSystemError("listen on the proxy port " + std::to_string(listener.port()) +
+                             " of sandbox " + sandbox->id);
+    }
+  }
+  Impl::Listening listening{sandbox, std::move(listener), {}};
+  for (auto& ctx : impl_->contexts) {
+    for (int fd : {listening.reservation.fd4(), listening.reservation.fd6()}) {
+      const int copy = ::fcntl(fd, F_DUPFD_CLOEXEC, 0);
+      if (copy < 0) {
+        return lastSystemError("duplicate the proxy listener of sandbox " + sandbox->id);
+      }
+      sockaddr_storage ss{};
+      socklen_t len = sizeof(ss);
+      ::getsockname(copy, reinterpret_cast<sockaddr*>(&ss), &len);
+      const tcp protocol = ss.ss_family == AF_INET6 ? tcp::v6() : tcp::v4();
+      auto acceptor = std::make_shared<tcp::acceptor>(*ctx);
+      asio::error_code ec;
+      acceptor->assign(protocol, copy, ec);
+      if (ec) {
+        ::close(copy);
+        return Error(ec.value(),
+                     "serve the proxy listener of sandbox " + sandbox->id + ": " + ec.message());
+      }
+      listening.acceptors.push_back(acceptor);
+      asio::co_spawn(*ctx, impl_->acceptLoop(acceptor, sandbox), asio::detached);
+    }
+  }
+  std::lock_guard lock(impl_->mutex);
+  impl_->sandboxes.insert_or_assign(sandbox->id, std::move(listening));
+  return okStatus();
+}
+
+void ProxyServer::removeSandbox(const std::string& id) {
+  std::lock_guard lock(impl_->mutex);
+  auto it = impl_->sandboxes.find(id);
+  if (it == impl_->sandboxes.end()) {
+    return;
+  }
+  for (auto& acceptor : it->second.acceptors) {
+    asio::post(acceptor->get_executor(), [acceptor] {
+      asio::error_code ignored;
+      acceptor->close(ignored);
+    });
+  }
+  impl_->sandboxes.erase(it);
+}
+
+unsigned ProxyServer::threads() const {
+  return impl_->config.threads;
+}
+const ProxyConfig& ProxyServer::config() const {
+  return impl_->config;
+}
+
+uint64_t ProxyServer::openConnections() const {
+  std::lock_guard lock(impl_->mutex);
+  uint64_t total = 0;
+  for (const auto& [id, listening] : impl_->sandboxes) {
+    total += listening.sandbox->openConnections.load(std::memory_order_relaxed);
+  }
+  return total;
+}
+
+}  // namespace egressd::proxy

@@ -1,0 +1,72 @@
+// The transparent proxy: one Asio io_context per thread (no locks on the hot path; the
+// kernel spreads accepted connections over the threads, each of which accepts on its own
+// duplicate of every listening socket), a listener per sandbox on the proxy target the
+// kernel redirects that sandbox's proxied ports to, and an HttpSession per connection.
+//
+// The proxy runs in the daemon's process, outside every sandbox cgroup: its own upstream
+// connections never pass the sandbox's BPF programs, with no UID or mark the sandbox could
+// imitate.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "common/result.h"
+#include "http/http.h"
+#include "proxy/listener_reservation.h"
+#include "proxy/sandbox_context.h"
+
+namespace egressd::audit {
+class AuditLog;
+}
+namespace egressd::metrics {
+class Registry;
+}
+
+namespace egressd::proxy {
+
+struct ProxyConfig {
+  unsigned threads = 0;  // 0: one per CPU the daemon may run on
+  int origDstMapFd = -1;
+  audit::AuditLog* audit = nullptr;      // may be null
+  metrics::Registry* metrics = nullptr;  // may be null
+  http::RequestLimits limits;
+  // Slowloris: the whole request head must arrive within this time of its first byte
+  // (and of the connection's accept, for the first request).
+  std::chrono::milliseconds headerTimeout{15000};
+  // A keep-alive connection with no request in flight is closed after this.
+  std::chrono::milliseconds idleTimeout{60000};
+  std::chrono::milliseconds connectTimeout{10000};
+  // No byte from the upstream (or from the sandbox while its body streams) for this long.
+  std::chrono::milliseconds ioTimeout{60000};
+  size_t bufferBytes = 16 * 1024;  // per direction, per connection
+};
+
+class ProxyServer {
+ public:
+  static Result<std::unique_ptr<ProxyServer>> start(ProxyConfig config);
+  ~ProxyServer();
+  ProxyServer(const ProxyServer&) = delete;
+  ProxyServer& operator=(const ProxyServer&) = delete;
+
+  // Starts listening on the reservation's sockets (127.0.0.1:P and [::1]:P in the sandbox's
+  // network namespace) and serving them for `sandbox`. The reservation's fds are kept.
+  Status addSandbox(std::shared_ptr<SandboxContext> sandbox, ListenerReservation listener);
+  // Stops accepting for the sandbox; connections in flight finish.
+  void removeSandbox(const std::string& id);
+
+  unsigned threads() const;
+  const ProxyConfig& config() const;
+  uint64_t openConnections() const;
+
+  struct Impl;
+
+ private:
+  explicit ProxyServer(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace egressd::proxy
