@@ -26,15 +26,28 @@ trap cleanup EXIT INT TERM
 
 testenv_up "egressd-demo-$$" 200
 cat >"$tmp/servers.py" <<'PY'
-import socketserver, sys, threading
+import http.server, socketserver, sys, threading
 class Greeter(socketserver.BaseRequestHandler):
     def handle(self):
         host, port = self.server.server_address
         self.request.sendall(f"hello from {host}:{port}\n".encode())
+class Web(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def do_GET(self):
+        host, port = self.server.server_address
+        body = f"web server {host}:{port} answered Host: {self.headers.get('Host')}\n".encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *args):
+        pass
 socketserver.TCPServer.allow_reuse_address = True
-for host, port in [("198.18.200.3", 5432), ("198.18.200.3", 7000), ("198.18.200.4", 5432),
-                   ("198.18.200.3", 80)]:
+for host, port in [("198.18.200.3", 5432), ("198.18.200.3", 7000), ("198.18.200.4", 5432)]:
     srv = socketserver.ThreadingTCPServer((host, port), Greeter)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+for host in ["198.18.200.3", "198.18.200.4"]:
+    srv = http.server.ThreadingHTTPServer((host, 80), Web)
     threading.Thread(target=srv.serve_forever, daemon=True).start()
 print("ready", flush=True)
 threading.Event().wait()
@@ -43,15 +56,20 @@ testenv_exec python3 "$tmp/servers.py" >"$tmp/servers.log" 2>&1 &
 pids+=($!)
 testenv_exec dnsmasq --no-daemon --conf-file=/dev/null --no-resolv --no-hosts --bind-interfaces \
   --listen-address=198.18.200.2 --port=53 --address=/api.demo.test/198.18.200.3 \
+  --address=/other.demo.test/198.18.200.4 \
   --pid-file= >"$tmp/dnsmasq.log" 2>&1 &
 pids+=($!)
 for _ in $(seq 50); do grep -q ready "$tmp/servers.log" 2>/dev/null && break; sleep 0.1; done
 
 echo
-echo "== egressd run --policy policy/examples/demo.yaml -- python3 scripts/demo/client.py"
+echo "== egressd run --policy policy/examples/demo.yaml --audit-log AUDIT -- python3 scripts/demo/client.py"
 cat policy/examples/demo.yaml | sed 's/^/   | /'
 echo
-"$egressd" run --policy policy/examples/demo.yaml -- python3 scripts/demo/client.py
+"$egressd" run --policy policy/examples/demo.yaml --audit-log "$tmp/audit.log" \
+  -- python3 scripts/demo/client.py
+echo
+echo "The audit log (one JSON line per decision; kernel and proxy):"
+sed 's/^/  /' "$tmp/audit.log"
 echo
 echo "Outside the sandbox nothing changes: same port 7000 from the host:"
 python3 -c 'import socket; s=socket.create_connection(("198.18.200.3",7000),3); print("  ALLOWED ", s.recv(64).decode().strip())'

@@ -1,9 +1,12 @@
 #include "daemon/proxy_runtime.h"
 
+#include <bpf/libbpf.h>
 #include <spdlog/spdlog.h>
 
+#include <atomic>
 #include <map>
 #include <mutex>
+#include <thread>
 
 #include "audit/audit_log.h"
 #include "dns/resolver.h"
@@ -28,6 +31,20 @@ struct ProxyRuntime::Impl {
 
   std::mutex mutex;
   std::map<std::string, std::shared_ptr<proxy::SandboxContext>> sandboxes;
+  std::map<uint32_t, std::pair<std::string, std::vector<std::string>>> bySlot;  // id, rule names
+
+  // Kernel denials: the pinned ring buffer, drained by one thread.
+  std::unique_ptr<ring_buffer, decltype(&ring_buffer__free)> events{nullptr, &ring_buffer__free};
+  std::atomic<bool> stopping{false};
+  std::thread eventThread;
+
+  static int onEvent(void* ctx, void* data, size_t size) {
+    if (size >= sizeof(egressd_event)) {
+      static_cast<Impl*>(ctx)->auditKernelEvent(*static_cast<const egressd_event*>(data));
+    }
+    return 0;
+  }
+  void auditKernelEvent(const egressd_event& e);
 
   std::shared_ptr<const proxy::SandboxPolicyView> viewOf(const policy::Policy& p) const {
     auto view = std::make_shared<proxy::SandboxPolicyView>(
@@ -107,7 +124,14 @@ struct ProxyRuntime::Impl {
 
 ProxyRuntime::ProxyRuntime(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 ProxyRuntime::~ProxyRuntime() {
-  // The proxy first: its threads write to the audit log and the registry.
+  // The writers first: the proxy's threads and the event thread use the log and registry.
+  impl_->stopping = true;
+  if (impl_->eventThread.joinable()) {
+    impl_->eventThread.join();
+  }
+  if (impl_->events) {
+    ring_buffer__consume(impl_->events.get());
+  }
   impl_->proxy.reset();
   impl_->metricsServer.reset();
   if (impl_->audit) {
@@ -139,6 +163,17 @@ Result<std::unique_ptr<ProxyRuntime>> ProxyRuntime::start(const ProxyOptions& op
     impl->audit = std::move(*log);
   }
   Impl* raw = impl.get();
+  impl->events.reset(
+      ring_buffer__new(impl->maps->fd(EGRESSD_MAP_EVENTS), &Impl::onEvent, raw, nullptr));
+  if (!impl->events) {
+    spdlog::warn("kernel denial events unavailable: {}", std::strerror(errno));
+  } else {
+    impl->eventThread = std::thread([raw] {
+      while (!raw->stopping.load()) {
+        ring_buffer__poll(raw->events.get(), 100);
+      }
+    });
+  }
   impl->registry.addCollector([raw](std::string& out) { raw->renderKernelCounters(out); });
   if (!options.metrics.empty()) {
     auto server = metrics::MetricsServer::start(options.metrics, impl->registry);
@@ -166,7 +201,8 @@ Result<std::unique_ptr<ProxyRuntime>> ProxyRuntime::start(const ProxyOptions& op
 }
 
 Status ProxyRuntime::addSandbox(const std::string& id, uint32_t slot, const policy::Policy& policy,
-                                proxy::ListenerReservation listener) {
+                                std::vector<std::string> ruleNames,
+                                std::optional<proxy::ListenerReservation> listener) {
   auto sb = std::make_shared<proxy::SandboxContext>();
   sb->id = id;
   sb->slot = slot;
@@ -194,20 +230,23 @@ Status ProxyRuntime::addSandbox(const std::string& id, uint32_t slot, const poli
   {
     std::lock_guard lock(impl_->mutex);
     impl_->sandboxes[id] = sb;
+    impl_->bySlot[slot] = {id, std::move(ruleNames)};
   }
-  if (!impl_->proxy) {
-    return okStatus();  // kernel-only mode: the reservation is dropped by the caller
+  if (!impl_->proxy || !listener) {
+    return okStatus();  // kernel-only mode: events and metrics only
   }
-  return impl_->proxy->addSandbox(sb, std::move(listener));
+  return impl_->proxy->addSandbox(sb, std::move(*listener));
 }
 
-Status ProxyRuntime::updatePolicy(const std::string& id, const policy::Policy& policy) {
+Status ProxyRuntime::updatePolicy(const std::string& id, const policy::Policy& policy,
+                                  std::vector<std::string> ruleNames) {
   std::lock_guard lock(impl_->mutex);
   auto it = impl_->sandboxes.find(id);
   if (it == impl_->sandboxes.end()) {
     return Error(ENOENT, "the proxy serves no sandbox " + id);
   }
   it->second->policy.store(impl_->viewOf(policy), std::memory_order_release);
+  impl_->bySlot[it->second->slot].second = std::move(ruleNames);
   return okStatus();
 }
 
@@ -216,11 +255,29 @@ void ProxyRuntime::removeSandbox(const std::string& id) {
     impl_->proxy->removeSandbox(id);
   }
   std::lock_guard lock(impl_->mutex);
-  impl_->sandboxes.erase(id);
+  auto it = impl_->sandboxes.find(id);
+  if (it != impl_->sandboxes.end()) {
+    impl_->bySlot.erase(it->second->slot);
+    impl_->sandboxes.erase(it);
+  }
 }
 
-void ProxyRuntime::auditKernelEvent(const egressd_event& e, const std::string& sandboxId,
-                                    const std::string& ruleName) {
+void ProxyRuntime::Impl::auditKernelEvent(const egressd_event& e) {
+  std::string sandboxId;
+  std::string ruleName;
+  {
+    // The ring buffer is shared by every sandbox under the pin root.
+    std::lock_guard lock(mutex);
+    auto it = bySlot.find(e.sandbox);
+    if (it != bySlot.end()) {
+      sandboxId = it->second.first;
+      if (e.rule_id < it->second.second.size()) {
+        ruleName = it->second.second[e.rule_id];
+      }
+    } else {
+      sandboxId = "slot-" + std::to_string(e.sandbox);
+    }
+  }
   const char* hook = "?";
   switch (e.hook) {
     case EGRESSD_HOOK_CONNECT:
@@ -245,7 +302,7 @@ void ProxyRuntime::auditKernelEvent(const egressd_event& e, const std::string& s
   spdlog::info("kernel denied: sandbox={} pid={} comm={} hook={} dst={}:{} proto={} reason={}{}",
                sandboxId, e.pid, comm, hook, loader::formatAddr(e.addr), e.port, e.proto,
                loader::reasonName(e.reason), ruleName.empty() ? "" : " rule=" + ruleName);
-  if (!impl_->audit) {
+  if (!audit) {
     return;
   }
   audit::AuditRecord r;
@@ -264,15 +321,22 @@ void ProxyRuntime::auditKernelEvent(const egressd_event& e, const std::string& s
   r.reason = loader::reasonName(e.reason);
   r.rule = ruleName;
   r.detail = std::string("hook=") + hook + " pid=" + std::to_string(e.pid) + " comm=" + comm;
-  impl_->audit->write(r);
-  impl_->registry
+  audit->write(r);
+  registry
       .counter(
           "egressd_requests_total", "Decisions, by sandbox, layer, decision and reason.",
           {{"sandbox", sandboxId}, {"layer", "kernel"}, {"decision", "deny"}, {"reason", r.reason}})
       .inc();
 }
 
-void ProxyRuntime::flushAudit() {
+void ProxyRuntime::flush() {
+  impl_->stopping = true;
+  if (impl_->eventThread.joinable()) {
+    impl_->eventThread.join();
+  }
+  if (impl_->events) {
+    ring_buffer__consume(impl_->events.get());
+  }
   if (impl_->audit) {
     impl_->audit->flush();
   }

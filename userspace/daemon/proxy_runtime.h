@@ -1,10 +1,12 @@
 // The userspace half of egressd that runs beside the enforcer: the proxy, the resolver it
-// uses for upstreams, the audit log and the metrics endpoint. Shared by `egressd daemon`
-// and `egressd run`.
+// uses for upstreams, the audit log (fed by the proxy and by a thread draining the kernel's
+// denial ring buffer) and the metrics endpoint. Shared by `egressd daemon` and `egressd run`.
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <string>
+#include <vector>
 
 #include "bpf/abi.h"
 #include "common/result.h"
@@ -29,17 +31,21 @@ class ProxyRuntime {
                                                      const std::string& pinRoot);
   ~ProxyRuntime();
 
-  // Serves sandbox `id` (kernel slot `slot`) on `listener`, judging requests by `policy`.
+  // Serves sandbox `id` (kernel slot `slot`) on `listener`, judging requests by `policy`;
+  // `ruleNames` names the kernel's rule ids in its denial events. Without a proxy
+  // (ProxyOptions::enabled false) the listener is dropped by the caller beforehand and
+  // only the events and metrics are served.
   Status addSandbox(const std::string& id, uint32_t slot, const policy::Policy& policy,
-                    proxy::ListenerReservation listener);
+                    std::vector<std::string> ruleNames,
+                    std::optional<proxy::ListenerReservation> listener);
   // Swaps the sandbox's policy: requests from now on (also on open connections) see it.
-  Status updatePolicy(const std::string& id, const policy::Policy& policy);
+  Status updatePolicy(const std::string& id, const policy::Policy& policy,
+                      std::vector<std::string> ruleNames);
   void removeSandbox(const std::string& id);
 
-  // A kernel denial from the ring buffer, as an audit line (layer "kernel").
-  void auditKernelEvent(const egressd_event& event, const std::string& sandboxId,
-                        const std::string& ruleName);
-  void flushAudit();
+  // Before exiting: stops taking kernel events, drains those pending, writes buffered audit
+  // lines out.
+  void flush();
 
   struct Impl;
 

@@ -94,12 +94,15 @@ int runCommand(const RunOptions& o) {
       std::cerr << "egressd: sandbox " << id << " has no slot after arming\n";
       return kExitFailure;
     }
+    std::optional<proxy::ListenerReservation> listener;
     if (o.proxy.enabled) {
-      auto served = (*runtime)->addSandbox(id, **slot, *policy, std::move(*reservation));
-      if (!served.ok()) {
-        std::cerr << "egressd: " << served.error().message() << "\n";
-        return kExitFailure;
-      }
+      listener = std::move(*reservation);
+    }
+    auto served =
+        (*runtime)->addSandbox(id, **slot, *policy, req->rules.ruleNames, std::move(listener));
+    if (!served.ok()) {
+      std::cerr << "egressd: " << served.error().message() << "\n";
+      return kExitFailure;
     }
   }
 
@@ -126,6 +129,7 @@ int runCommand(const RunOptions& o) {
   (*forwarder)->setTarget(*child);
   // Stops forwarding before reaping, so a late signal never reaches a reused pid.
   auto status = (*forwarder)->waitForTargetExit();
+  (*runtime)->flush();
   if (!status.ok()) {
     std::cerr << "egressd: " << status.error().message() << "\n";
     return kExitFailure;

@@ -138,27 +138,6 @@ std::optional<ProxyTarget> currentProxy(const std::string& pinRoot, const std::s
   return ProxyTarget{c.proxy4, c.proxy6, c.proxy_port, c.netns_cookie};
 }
 
-struct EventContext {
-  const std::vector<std::string>* ruleNames;
-  ProxyRuntime* runtime;
-  uint32_t slot;
-  std::string sandboxId;
-};
-
-int onKernelEvent(void* ctx, void* data, size_t size) {
-  if (size < sizeof(egressd_event)) {
-    return 0;
-  }
-  const auto* e = static_cast<const egressd_event*>(data);
-  const auto* c = static_cast<EventContext*>(ctx);
-  std::string rule = e->rule_id < c->ruleNames->size() ? (*c->ruleNames)[e->rule_id] : "";
-  // The ring buffer is shared by every sandbox under the pin root.
-  const std::string id =
-      e->sandbox == c->slot ? c->sandboxId : "slot-" + std::to_string(e->sandbox);
-  c->runtime->auditKernelEvent(*e, id, rule);
-  return 0;
-}
-
 }  // namespace
 
 int serveCommand(const SandboxOptions& o, const ProxyOptions& proxyOptions) {
@@ -207,25 +186,20 @@ int serveCommand(const SandboxOptions& o, const ProxyOptions& proxyOptions) {
     std::cerr << "egressd: " << runtime.error().message() << "\n";
     return kExitFailure;
   }
+  std::optional<proxy::ListenerReservation> listener;
   if (proxyOptions.enabled) {
-    auto served = (*runtime)->addSandbox(o.id, **slot, std::get<Inputs>(inputs).policy,
-                                         std::move(*reservation));
-    if (!served.ok()) {
-      std::cerr << "egressd: " << served.error().message() << "\n";
-      return kExitFailure;
-    }
+    listener = std::move(reservation);
     reservation.reset();
   } else {
+    // Kept, bound but not listening: proxied connections are refused, never direct.
     spdlog::info("sandbox {}: --no-proxy: proxied ports stay reserved and refuse connections",
                  o.id);
   }
-  EventContext eventCtx{&ruleNames, runtime->get(), **slot, o.id};
-  std::unique_ptr<ring_buffer, decltype(&ring_buffer__free)> eventsOwner(
-      ring_buffer__new(maps->fd(EGRESSD_MAP_EVENTS), onKernelEvent, &eventCtx, nullptr),
-      &ring_buffer__free);
-  ring_buffer* events = eventsOwner.get();
-  if (events == nullptr) {
-    spdlog::warn("kernel denial events unavailable: {}", std::strerror(errno));
+  auto served = (*runtime)->addSandbox(o.id, **slot, std::get<Inputs>(inputs).policy, ruleNames,
+                                       std::move(listener));
+  if (!served.ok()) {
+    std::cerr << "egressd: " << served.error().message() << "\n";
+    return kExitFailure;
   }
 
   std::printf("egressd ready\n");
@@ -236,10 +210,6 @@ int serveCommand(const SandboxOptions& o, const ProxyOptions& proxyOptions) {
   ev.events = EPOLLIN;
   ev.data.fd = sigFd.get();
   epoll_ctl(ep.get(), EPOLL_CTL_ADD, sigFd.get(), &ev);
-  if (events != nullptr) {
-    ev.data.fd = ring_buffer__epoll_fd(events);
-    epoll_ctl(ep.get(), EPOLL_CTL_ADD, ring_buffer__epoll_fd(events), &ev);
-  }
   bool running = true;
   while (running) {
     epoll_event ready[4];
@@ -248,10 +218,6 @@ int serveCommand(const SandboxOptions& o, const ProxyOptions& proxyOptions) {
       continue;
     }
     for (int i = 0; i < n; ++i) {
-      if (events != nullptr && ready[i].data.fd == ring_buffer__epoll_fd(events)) {
-        ring_buffer__consume(events);
-        continue;
-      }
       signalfd_siginfo info{};
       if (::read(sigFd.get(), &info, sizeof(info)) != sizeof(info)) {
         continue;
@@ -265,10 +231,8 @@ int serveCommand(const SandboxOptions& o, const ProxyOptions& proxyOptions) {
           spdlog::error("reload rejected, the rules in force stay: {}", reloaded.error().message());
         } else {
           ruleNames = reloaded->ruleNames;
-          if (proxyOptions.enabled) {
-            if (auto updated = (*runtime)->updatePolicy(o.id, *newPolicy); !updated.ok()) {
-              spdlog::error("proxy policy update: {}", updated.error().message());
-            }
+          if (auto updated = (*runtime)->updatePolicy(o.id, *newPolicy, ruleNames); !updated.ok()) {
+            spdlog::error("proxy policy update: {}", updated.error().message());
           }
           spdlog::info("sandbox {}: policy {} reloaded", o.id, o.policyFile);
         }
@@ -279,10 +243,7 @@ int serveCommand(const SandboxOptions& o, const ProxyOptions& proxyOptions) {
       }
     }
   }
-  if (events != nullptr) {
-    ring_buffer__consume(events);
-  }
-  (*runtime)->flushAudit();
+  (*runtime)->flush();
   return 0;
 }
 

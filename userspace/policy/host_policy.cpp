@@ -1,0 +1,768 @@
+// Matching is precompiled per list: exact names in a hash map, "*.suffix" globs in a hash
+// map probed once per dot of the host, and only the remaining globs go through the segment
+// matcher. Each compiled entry keeps its position in the YAML list so the first matching
+// entry decides, as a reader of the policy would expect, whichever table found it.
+#include "policy/host_policy.h"
+
+#include <idn2.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <functional>
+#include <limits>
+#include <unordered_map>
+#include <utility>
+
+namespace egressd::policy {
+
+namespace {
+
+constexpr size_t kMaxNameLength = 253;
+constexpr size_t kMaxLabelLength = 63;
+
+std::string quote(std::string_view text) {
+  // Hostile input ends up in error messages and from there in logs: keep it printable.
+  std::string out = "\"";
+  for (char c : text.substr(0, 300)) {
+    const auto byte = static_cast<unsigned char>(c);
+    if (byte < 0x20 || byte == 0x7f || c == '"' || c == '\\') {
+      static constexpr char kHex[] = "0123456789abcdef";
+      out += "\\x";
+      out += kHex[byte >> 4];
+      out += kHex[byte & 0xf];
+    } else {
+      out += c;
+    }
+  }
+  if (text.size() > 300) {
+    out += "...";
+  }
+  return out + "\"";
+}
+
+Error invalidHost(std::string message) {
+  return Error(EINVAL, std::move(message));
+}
+
+char lowerAscii(char c) {
+  return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
+}
+
+bool isDigit(char c) {
+  return c >= '0' && c <= '9';
+}
+
+bool isHexDigit(char c) {
+  return isDigit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+}
+
+bool isHostChar(char c) {
+  return (c >= 'a' && c <= 'z') || isDigit(c) || c == '-' || c == '.' || c == '_';
+}
+
+std::string_view trimWhitespace(std::string_view text) {
+  while (!text.empty() && (text.front() == ' ' || text.front() == '\t')) {
+    text.remove_prefix(1);
+  }
+  while (!text.empty() && (text.back() == ' ' || text.back() == '\t')) {
+    text.remove_suffix(1);
+  }
+  return text;
+}
+
+// RFC 3986 allows an empty port ("host:"), which means the scheme's default.
+Result<std::optional<uint16_t>> parsePort(std::string_view portText, std::string_view whole) {
+  if (portText.empty()) {
+    return std::optional<uint16_t>();
+  }
+  unsigned value = 0;
+  if (portText.size() > 5 || !std::all_of(portText.begin(), portText.end(), isDigit)) {
+    return invalidHost("invalid port in host " + quote(whole));
+  }
+  for (char c : portText) {
+    value = value * 10 + static_cast<unsigned>(c - '0');
+  }
+  if (value == 0 || value > 65535) {
+    return invalidHost("invalid port in host " + quote(whole) + " (expected 1..65535)");
+  }
+  return std::optional<uint16_t>(static_cast<uint16_t>(value));
+}
+
+// WHATWG URL "ends in a number": such a host is an IPv4 address to a browser or inet_aton.
+bool endsInNumber(std::string_view name) {
+  const size_t dot = name.rfind('.');
+  const std::string_view last = dot == std::string_view::npos ? name : name.substr(dot + 1);
+  if (last.empty()) {
+    return false;
+  }
+  if (std::all_of(last.begin(), last.end(), isDigit)) {
+    return true;
+  }
+  return last.size() >= 2 && last[0] == '0' && (last[1] == 'x' || last[1] == 'X') &&
+         std::all_of(last.begin() + 2, last.end(), isHexDigit);
+}
+
+Result<std::string> toAsciiName(std::string_view text, std::string_view whole) {
+  const std::string input(text);
+  if (input.find('\0') != std::string::npos) {
+    return invalidHost("invalid character in host " + quote(whole));
+  }
+  char* output = nullptr;
+  int rc = idn2_to_ascii_8z(input.c_str(), &output, IDN2_NONTRANSITIONAL);
+  if (rc != IDN2_OK) {
+    // Some names valid under IDNA 2003 (e.g. with symbols) only convert transitionally.
+    rc = idn2_to_ascii_8z(input.c_str(), &output, IDN2_TRANSITIONAL);
+  }
+  if (rc != IDN2_OK) {
+    return invalidHost("invalid internationalized host name " + quote(whole) + ": " +
+                       idn2_strerror(rc));
+  }
+  std::string ascii(output);
+  idn2_free(output);
+  return ascii;
+}
+
+// Lowercases, drops one trailing dot and checks the LDH(+'_') syntax and lengths.
+Result<std::string> checkName(std::string name, std::string_view whole) {
+  for (char& c : name) {
+    c = lowerAscii(c);
+  }
+  if (!name.empty() && name.back() == '.') {
+    name.pop_back();
+  }
+  if (name.empty()) {
+    return invalidHost("empty host name in " + quote(whole));
+  }
+  if (name.size() > kMaxNameLength) {
+    return invalidHost("host name " + quote(whole) + " is longer than 253 characters");
+  }
+  size_t labelStart = 0;
+  for (size_t i = 0; i <= name.size(); ++i) {
+    if (i == name.size() || name[i] == '.') {
+      const size_t length = i - labelStart;
+      if (length == 0) {
+        return invalidHost("empty label in host " + quote(whole));
+      }
+      if (length > kMaxLabelLength) {
+        return invalidHost("a label of host " + quote(whole) + " is longer than 63 characters");
+      }
+      labelStart = i + 1;
+    } else if (!isHostChar(name[i])) {
+      return invalidHost("invalid character in host " + quote(whole) +
+                         " (allowed: letters, digits, '-', '.', '_')");
+    }
+  }
+  return name;
+}
+
+// ---- glob matching -------------------------------------------------------------------
+
+bool equalFold(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) {
+    return false;
+  }
+  for (size_t i = 0; i < a.size(); ++i) {
+    if (lowerAscii(a[i]) != lowerAscii(b[i])) {
+      return false;
+    }
+  }
+  return true;
+}
+
+// Leftmost occurrence of `needle` in `hay` at or after `from`, case-insensitively.
+size_t findFold(std::string_view hay, std::string_view needle, size_t from) {
+  if (needle.size() > hay.size()) {
+    return std::string_view::npos;
+  }
+  for (size_t i = from; i + needle.size() <= hay.size(); ++i) {
+    if (equalFold(hay.substr(i, needle.size()), needle)) {
+      return i;
+    }
+  }
+  return std::string_view::npos;
+}
+
+// A glob split at its stars: "a*b*c" -> head "a", middle {"b"}, tail "c". Greedy leftmost
+// placement of the middle parts is exact for '*'-only globs (if any placement works, the
+// leftmost one leaves the most room for the rest), so there is never any backtracking.
+struct GlobParts {
+  bool hasStar = false;
+  std::string_view head;
+  std::vector<std::string_view> middle;  // non-empty parts only
+  std::string_view tail;
+};
+
+GlobParts splitGlob(std::string_view pattern) {
+  GlobParts parts;
+  const size_t firstStar = pattern.find('*');
+  if (firstStar == std::string_view::npos) {
+    parts.head = pattern;
+    return parts;
+  }
+  parts.hasStar = true;
+  const size_t lastStar = pattern.rfind('*');
+  parts.head = pattern.substr(0, firstStar);
+  parts.tail = pattern.substr(lastStar + 1);
+  size_t start = firstStar + 1;
+  while (start <= lastStar) {
+    const size_t star = pattern.find('*', start);
+    if (star > start) {
+      parts.middle.push_back(pattern.substr(start, star - start));
+    }
+    start = star + 1;
+  }
+  return parts;
+}
+
+bool partsMatch(const GlobParts& parts, std::string_view host) {
+  if (!parts.hasStar) {
+    return equalFold(parts.head, host);
+  }
+  if (host.size() < parts.head.size() + parts.tail.size() ||
+      !equalFold(host.substr(0, parts.head.size()), parts.head) ||
+      !equalFold(host.substr(host.size() - parts.tail.size()), parts.tail)) {
+    return false;
+  }
+  const std::string_view window =
+      host.substr(parts.head.size(), host.size() - parts.head.size() - parts.tail.size());
+  size_t cursor = 0;
+  for (std::string_view part : parts.middle) {
+    const size_t found = findFold(window, part, cursor);
+    if (found == std::string_view::npos) {
+      return false;
+    }
+    cursor = found + part.size();
+  }
+  return true;
+}
+
+struct StringHash {
+  using is_transparent = void;
+  size_t operator()(std::string_view text) const { return std::hash<std::string_view>{}(text); }
+};
+
+template <typename Value>
+using StringMap = std::unordered_map<std::string, Value, StringHash, std::equal_to<>>;
+
+// One host list's globs, compiled.
+class GlobSet {
+ public:
+  struct Entry {
+    std::string pattern;
+    std::string rule;  // "deniedHosts[1] *.evil.example"
+    GlobParts parts;   // views into `pattern` (stable: entries never move after build)
+  };
+
+  GlobSet() = default;
+  GlobSet(const GlobSet&) = delete;
+  GlobSet& operator=(const GlobSet&) = delete;
+
+  void build(const HostList& list, std::string_view listName) {
+    const std::vector<size_t> indices = listIndicesOfGlobs(list);
+    entries_.reserve(list.globs.size());
+    for (size_t i = 0; i < list.globs.size(); ++i) {
+      entries_.push_back(Entry{
+          list.globs[i].pattern,
+          std::string(listName) + "[" + std::to_string(indices[i]) + "] " + list.globs[i].pattern,
+          {}});
+    }
+    for (size_t i = 0; i < entries_.size(); ++i) {
+      Entry& entry = entries_[i];
+      entry.parts = splitGlob(entry.pattern);
+      const auto position = static_cast<uint32_t>(i);
+      const GlobParts& parts = entry.parts;
+      if (!parts.hasStar) {
+        exact_.try_emplace(entry.pattern, position);  // a later duplicate never wins
+      } else if (parts.head.empty() && parts.middle.empty() && !parts.tail.empty() &&
+                 parts.tail.front() == '.') {
+        dotSuffix_.try_emplace(std::string(parts.tail), position);
+      } else {
+        general_.push_back(position);
+      }
+    }
+  }
+
+  // The first entry (in list order) matching a normalized (lowercase) host, or nullptr.
+  const Entry* match(std::string_view host) const {
+    uint32_t best = kNone;
+    if (!exact_.empty()) {
+      if (auto it = exact_.find(host); it != exact_.end()) {
+        best = it->second;
+      }
+    }
+    if (!dotSuffix_.empty()) {
+      for (size_t dot = host.find('.'); dot != std::string_view::npos;
+           dot = host.find('.', dot + 1)) {
+        if (auto it = dotSuffix_.find(host.substr(dot)); it != dotSuffix_.end()) {
+          best = std::min(best, it->second);
+        }
+      }
+    }
+    for (uint32_t position : general_) {
+      if (position >= best) {
+        break;
+      }
+      if (partsMatch(entries_[position].parts, host)) {
+        best = position;
+        break;
+      }
+    }
+    return best == kNone ? nullptr : &entries_[best];
+  }
+
+ private:
+  static constexpr uint32_t kNone = std::numeric_limits<uint32_t>::max();
+
+  // HostGlob carries no list index, but every entry of the YAML list landed in exactly one
+  // of globs/cidrs and the CIDRs know theirs: the globs hold the remaining indices in
+  // order. A list assembled some other way (inconsistent indices) falls back to positions.
+  static std::vector<size_t> listIndicesOfGlobs(const HostList& list) {
+    const size_t total = list.globs.size() + list.cidrs.size();
+    std::vector<bool> taken(total, false);
+    bool consistent = true;
+    for (const HostCidr& cidr : list.cidrs) {
+      if (cidr.index >= total || taken[cidr.index]) {
+        consistent = false;
+        break;
+      }
+      taken[cidr.index] = true;
+    }
+    std::vector<size_t> indices;
+    indices.reserve(list.globs.size());
+    for (size_t index = 0; index < total && indices.size() < list.globs.size(); ++index) {
+      if (!consistent || !taken[index]) {
+        indices.push_back(index);
+      }
+    }
+    return indices;
+  }
+
+  std::vector<Entry> entries_;
+  StringMap<uint32_t> exact_;
+  StringMap<uint32_t> dotSuffix_;
+  std::vector<uint32_t> general_;  // ascending positions
+};
+
+// ---- addresses -----------------------------------------------------------------------
+
+bool cidrContains(const Cidr& cidr, const IpAddress& addr) {
+  if (cidr.family != addr.family) {
+    return false;
+  }
+  const auto fullBytes = static_cast<size_t>(cidr.prefixLen / 8);
+  if (std::memcmp(cidr.bytes.data(), addr.bytes.data(), fullBytes) != 0) {
+    return false;
+  }
+  const int restBits = cidr.prefixLen % 8;
+  if (restBits == 0) {
+    return true;
+  }
+  const auto mask = static_cast<uint8_t>(0xff << (8 - restBits));
+  return (cidr.bytes[fullBytes] & mask) == (addr.bytes[fullBytes] & mask);
+}
+
+bool isSpecialV4(const IpAddress& addr) {
+  const uint8_t first = addr.bytes[0];
+  return first == 0 || first == 127 || first >= 224 || (first == 169 && addr.bytes[1] == 254);
+}
+
+bool isSpecialV6(const IpAddress& addr) {
+  const auto& b = addr.bytes;
+  const bool upperZero = std::all_of(b.begin(), b.begin() + 15, [](uint8_t x) { return x == 0; });
+  if (upperZero && (b[15] == 0 || b[15] == 1)) {
+    return true;  // :: and ::1
+  }
+  if (b[0] == 0xfe && ((b[1] & 0xc0) == 0x80 || (b[1] & 0xc0) == 0xc0)) {
+    return true;  // fe80::/10 link-local, fec0::/10 site-local
+  }
+  return b[0] == 0xff;
+}
+
+bool embedsV4(const IpAddress& addr) {
+  const auto& b = addr.bytes;
+  if (b[0] == 0x00 && b[1] == 0x64 && b[2] == 0xff && b[3] == 0x9b) {
+    return true;  // NAT64 64:ff9b::/32
+  }
+  if (b[0] == 0x20 && b[1] == 0x02) {
+    return true;  // 6to4
+  }
+  if (b[0] == 0x20 && b[1] == 0x01 && b[2] == 0x00 && b[3] == 0x00) {
+    return true;  // Teredo
+  }
+  return std::all_of(b.begin(), b.begin() + 12, [](uint8_t x) { return x == 0; });  // ::/96
+}
+
+bool isPrivate(const IpAddress& addr) {
+  const auto& b = addr.bytes;
+  if (addr.family == AF_INET6) {
+    return (b[0] & 0xfe) == 0xfc;  // fc00::/7 unique local
+  }
+  return b[0] == 10 || (b[0] == 172 && (b[1] & 0xf0) == 16) || (b[0] == 192 && b[1] == 168) ||
+         (b[0] == 100 && (b[1] & 0xc0) == 64);
+}
+
+struct DenyCidr {
+  Cidr cidr;
+  std::string rule;
+};
+
+struct AllowCidr {
+  Cidr cidr;
+  std::vector<PortRange> ports;  // empty = every port
+  Protocol protocol = Protocol::kAny;
+  std::string rule;
+
+  bool coversTcpPort(uint16_t port) const {
+    if (protocol == Protocol::kUdp) {
+      return false;
+    }
+    if (ports.empty()) {
+      return true;
+    }
+    return std::any_of(ports.begin(), ports.end(), [port](const PortRange& range) {
+      return port >= range.first && port <= range.last;
+    });
+  }
+  // The kernel tries (proto, port), (proto, *), (*, port), (*, *) in that order, each as a
+  // longest-prefix match; ranking the same way names the rule the kernel would name.
+  int kernelLookupRank() const {
+    const bool anyProtocol = protocol == Protocol::kAny;
+    return (anyProtocol ? 2 : 0) + (ports.empty() ? 1 : 0);
+  }
+};
+
+// Same format as compile.cpp's allowRuleName, so the proxy and the kernel name a rule alike.
+std::string allowRuleName(const AllowRule& rule) {
+  std::string ports;
+  for (const PortRange& range : rule.ports) {
+    if (!ports.empty()) {
+      ports += ",";
+    }
+    ports += std::to_string(range.first);
+    if (range.last != range.first) {
+      ports += "-" + std::to_string(range.last);
+    }
+  }
+  if (ports.empty()) {
+    ports = "*";
+  }
+  return "allow[" + std::to_string(rule.index) + "] " + rule.cidr.toString() + " " +
+         std::string(protocolName(rule.protocol)) + "/" + ports;
+}
+
+HostDecision makeDecision(HostVerdict verdict, std::string_view reason, std::string rule,
+                          bool byName) {
+  HostDecision decision;
+  decision.verdict = verdict;
+  decision.reason = std::string(reason);
+  decision.rule = std::move(rule);
+  decision.byName = byName;
+  return decision;
+}
+
+}  // namespace
+
+// ---- public functions ------------------------------------------------------------------
+
+Result<NormalizedHost> normalizeHost(std::string_view text) {
+  const std::string_view whole = text;
+  text = trimWhitespace(text);
+  if (text.empty()) {
+    return invalidHost("empty host");
+  }
+  NormalizedHost host;
+  std::string_view hostPart = text;
+  std::string_view portPart;
+
+  if (text.front() == '[') {
+    const size_t close = text.find(']');
+    if (close == std::string_view::npos) {
+      return invalidHost("unbalanced '[' in host " + quote(whole));
+    }
+    const std::string_view rest = text.substr(close + 1);
+    if (!rest.empty() && rest.front() != ':') {
+      return invalidHost("unexpected characters after ']' in host " + quote(whole));
+    }
+    if (!rest.empty()) {
+      portPart = rest.substr(1);
+    }
+    hostPart = text.substr(0, close + 1);
+    auto ip = IpAddress::parse(hostPart);
+    if (!ip) {
+      return invalidHost(quote(hostPart) + " in host " + quote(whole) +
+                         " is not a valid IPv6 address");
+    }
+    host.ip = *ip;
+    host.name = ip->toString();
+  } else {
+    if (text.find(']') != std::string_view::npos) {
+      return invalidHost("unbalanced ']' in host " + quote(whole));
+    }
+    const size_t colons = static_cast<size_t>(std::count(text.begin(), text.end(), ':'));
+    if (colons > 1) {
+      // Not valid in a Host header, but unambiguous: a bare IPv6 address, never a name.
+      auto ip = IpAddress::parse(text);
+      if (!ip) {
+        return invalidHost("invalid host " + quote(whole) +
+                           " (IPv6 addresses must be written in brackets)");
+      }
+      host.ip = *ip;
+      host.name = ip->toString();
+      return host;
+    }
+    if (colons == 1) {
+      const size_t colon = text.find(':');
+      hostPart = text.substr(0, colon);
+      portPart = text.substr(colon + 1);
+    }
+  }
+
+  auto port = parsePort(portPart, whole);
+  if (!port.ok()) {
+    return std::move(port).error();
+  }
+  host.port = *port;
+  if (host.ip) {
+    return host;
+  }
+  if (hostPart.empty()) {
+    return invalidHost("empty host name in " + quote(whole));
+  }
+
+  std::string name;
+  const bool ascii = std::all_of(hostPart.begin(), hostPart.end(),
+                                 [](char c) { return static_cast<unsigned char>(c) < 0x80; });
+  if (ascii) {
+    name = std::string(hostPart);
+  } else {
+    auto converted = toAsciiName(hostPart, whole);
+    if (!converted.ok()) {
+      return std::move(converted).error();
+    }
+    name = std::move(converted).value();
+  }
+  // Checked after IDN mapping too: fullwidth digits and dots map to an ASCII address.
+  std::string_view withoutDot = name;
+  if (!withoutDot.empty() && withoutDot.back() == '.') {
+    withoutDot.remove_suffix(1);
+  }
+  if (withoutDot.find(':') == std::string_view::npos) {
+    if (auto ip = IpAddress::parse(withoutDot)) {
+      host.ip = *ip;
+      host.name = ip->toString();
+      return host;
+    }
+  }
+  auto checked = checkName(std::move(name), whole);
+  if (!checked.ok()) {
+    return std::move(checked).error();
+  }
+  if (endsInNumber(*checked)) {
+    return invalidHost("host " + quote(whole) +
+                       " is neither a host name nor a valid IP address (its last label is a "
+                       "number)");
+  }
+  host.name = std::move(checked).value();
+  return host;
+}
+
+bool hostGlobMatches(std::string_view pattern, std::string_view host) {
+  return partsMatch(splitGlob(pattern), host);
+}
+
+AddressClass classifyAddress(const IpAddress& addr) {
+  if (addr.family == AF_INET) {
+    if (isSpecialV4(addr)) {
+      return AddressClass::kSpecial;
+    }
+  } else if (addr.family == AF_INET6) {
+    if (isSpecialV6(addr)) {
+      return AddressClass::kSpecial;
+    }
+    if (embedsV4(addr)) {
+      return AddressClass::kEmbeddedV4;
+    }
+  } else {
+    return AddressClass::kSpecial;  // not an address: nothing may reach it by default
+  }
+  return isPrivate(addr) ? AddressClass::kPrivate : AddressClass::kOrdinary;
+}
+
+// ---- HostPolicy --------------------------------------------------------------------------
+
+struct HostPolicy::Compiled {
+  bool enableInternet = false;
+  bool hasAllowList = false;
+  GlobSet deniedGlobs;
+  GlobSet allowedGlobs;
+  std::vector<DenyCidr> denyCidrs;
+  std::vector<AllowCidr> allowCidrs;  // `allow` rules, then allowedHosts CIDRs
+
+  // The deny CIDR the kernel's LPM lookup would return: longest prefix, first written.
+  const DenyCidr* matchDeny(const IpAddress& addr) const {
+    const DenyCidr* best = nullptr;
+    for (const DenyCidr& entry : denyCidrs) {
+      if (cidrContains(entry.cidr, addr) &&
+          (best == nullptr || entry.cidr.prefixLen > best->cidr.prefixLen)) {
+        best = &entry;
+      }
+    }
+    return best;
+  }
+
+  const AllowCidr* matchAllow(const IpAddress& addr, uint16_t port) const {
+    const AllowCidr* best = nullptr;
+    for (const AllowCidr& entry : allowCidrs) {
+      if (!cidrContains(entry.cidr, addr) || !entry.coversTcpPort(port)) {
+        continue;
+      }
+      if (best == nullptr || entry.kernelLookupRank() < best->kernelLookupRank() ||
+          (entry.kernelLookupRank() == best->kernelLookupRank() &&
+           entry.cidr.prefixLen > best->cidr.prefixLen)) {
+        best = &entry;
+      }
+    }
+    return best;
+  }
+};
+
+HostPolicy::HostPolicy() : compiled_(std::make_shared<const Compiled>()) {}
+
+HostPolicy HostPolicy::fromPolicy(const Policy& policy) {
+  auto compiled = std::make_shared<Compiled>();
+  compiled->enableInternet = policy.enableInternet;
+  compiled->hasAllowList = policy.allowedHosts.present;
+  compiled->deniedGlobs.build(policy.deniedHosts, "deniedHosts");
+  compiled->allowedGlobs.build(policy.allowedHosts, "allowedHosts");
+  for (const HostCidr& host : policy.deniedHosts.cidrs) {
+    compiled->denyCidrs.push_back(DenyCidr{
+        host.cidr, "deniedHosts[" + std::to_string(host.index) + "] " + host.cidr.toString()});
+  }
+  for (const AllowRule& rule : policy.allow) {
+    compiled->allowCidrs.push_back(
+        AllowCidr{rule.cidr, rule.ports, rule.protocol, allowRuleName(rule)});
+  }
+  for (const HostCidr& host : policy.allowedHosts.cidrs) {
+    compiled->allowCidrs.push_back(
+        AllowCidr{host.cidr,
+                  {},
+                  Protocol::kAny,
+                  "allowedHosts[" + std::to_string(host.index) + "] " + host.cidr.toString()});
+  }
+  HostPolicy result;
+  result.compiled_ = std::move(compiled);
+  return result;
+}
+
+bool HostPolicy::enableInternet() const {
+  return compiled_->enableInternet;
+}
+
+bool HostPolicy::hasAllowList() const {
+  return compiled_->hasAllowList;
+}
+
+HostDecision HostPolicy::decide(const NormalizedHost& host, uint16_t port) const {
+  if (host.ip) {
+    return decideAddress(*host.ip, port);
+  }
+  return decideName(host.name);
+}
+
+HostDecision HostPolicy::decideName(std::string_view name) const {
+  const Compiled& c = *compiled_;
+  if (name.empty()) {
+    return makeDecision(HostVerdict::kDeny, "invalid_host", "", true);
+  }
+  if (const auto* entry = c.deniedGlobs.match(name)) {
+    return makeDecision(HostVerdict::kDeny, "denied_host", entry->rule, true);
+  }
+  if (const auto* entry = c.allowedGlobs.match(name)) {
+    HostDecision decision = makeDecision(HostVerdict::kAllow, "allowed_host", entry->rule, true);
+    decision.matchedAllowGlob = true;
+    return decision;
+  }
+  if (c.hasAllowList) {
+    return makeDecision(HostVerdict::kDeny, "not_in_allowed_hosts", "", true);
+  }
+  if (c.enableInternet) {
+    return makeDecision(HostVerdict::kAllow, "enable_internet", "", true);
+  }
+  return makeDecision(HostVerdict::kDeny, "internet_disabled", "", true);
+}
+
+HostDecision HostPolicy::decideAddress(const IpAddress& addr, uint16_t port) const {
+  const Compiled& c = *compiled_;
+  if (addr.family != AF_INET && addr.family != AF_INET6) {
+    return makeDecision(HostVerdict::kDeny, "invalid_host", "", false);
+  }
+  if (const DenyCidr* deny = c.matchDeny(addr)) {
+    return makeDecision(HostVerdict::kDeny, "denied_cidr", deny->rule, false);
+  }
+  if (const AllowCidr* allow = c.matchAllow(addr, port)) {
+    return makeDecision(HostVerdict::kAllow, "allowed_cidr", allow->rule, false);
+  }
+  switch (classifyAddress(addr)) {
+    case AddressClass::kSpecial:
+      return makeDecision(HostVerdict::kDeny, "special_destination", "", false);
+    case AddressClass::kEmbeddedV4:
+      return makeDecision(HostVerdict::kDeny, "embedded_v4_destination", "", false);
+    case AddressClass::kPrivate:
+    case AddressClass::kOrdinary:
+      break;
+  }
+  if (c.hasAllowList) {
+    return makeDecision(HostVerdict::kDeny, "not_in_allowed_hosts", "", false);
+  }
+  if (c.enableInternet) {
+    return makeDecision(HostVerdict::kAllow, "enable_internet", "", false);
+  }
+  return makeDecision(HostVerdict::kDeny, "internet_disabled", "", false);
+}
+
+HostDecision HostPolicy::judgeResolvedAddress(const IpAddress& addr, uint16_t port,
+                                              const HostDecision& nameDecision) const {
+  if (!nameDecision.allowed()) {
+    return nameDecision;
+  }
+  const Compiled& c = *compiled_;
+  auto refuse = [&](std::string_view reason, std::string rule) {
+    HostDecision decision =
+        makeDecision(HostVerdict::kDeny, reason, std::move(rule), nameDecision.byName);
+    decision.matchedAllowGlob = nameDecision.matchedAllowGlob;
+    return decision;
+  };
+  if (addr.family != AF_INET && addr.family != AF_INET6) {
+    return refuse("invalid_host", "");
+  }
+  if (const DenyCidr* deny = c.matchDeny(addr)) {
+    return refuse("denied_cidr", deny->rule);
+  }
+  const AddressClass addressClass = classifyAddress(addr);
+  if (addressClass == AddressClass::kOrdinary) {
+    return nameDecision;
+  }
+  // Private ranges are refused only to names nobody named: an operator who listed a host
+  // in allowedHosts may mean an internal one, and IP literals were judged in decide().
+  const bool onlyEnableInternet = nameDecision.byName && !nameDecision.matchedAllowGlob;
+  if (addressClass == AddressClass::kPrivate && !onlyEnableInternet) {
+    return nameDecision;
+  }
+  if (c.matchAllow(addr, port) != nullptr) {
+    return nameDecision;
+  }
+  switch (addressClass) {
+    case AddressClass::kSpecial:
+      return refuse("special_destination", "");
+    case AddressClass::kEmbeddedV4:
+      return refuse("embedded_v4_destination", "");
+    case AddressClass::kPrivate:
+      return refuse("private_destination", "");
+    case AddressClass::kOrdinary:
+      break;
+  }
+  return nameDecision;
+}
+
+}  // namespace egressd::policy
