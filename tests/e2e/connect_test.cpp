@@ -101,10 +101,12 @@ TEST_F(ConnectTest, Ipv6AndV4MappedCannotBypassIpv4Rules) {
   EXPECT_PROBE_OK(sb->probeOutside({"tcp", w().ip6(4), kA}));
 }
 
+// Kernel-only mode (egressd --no-proxy): proxied ports are redirected to a listener nobody
+// serves. With the proxy running the same connections reach it (http_proxy_test.cpp).
 TEST_F(ConnectTest, ProxiedPortWithoutProxyIsRefusedNeverDirect) {
   PolicySpec spec;
   spec.enableInternet = true;  // a direct connection would be allowed if it were not proxied
-  ASSERT_OK_AND_ASSIGN(auto sb, Sandbox::start(spec));
+  ASSERT_OK_AND_ASSIGN(auto sb, Sandbox::start(spec, SandboxOptions{.daemonArgs = {"--no-proxy"}}));
   const std::vector<std::pair<std::string, int>> targets = {{w().ip4(3), kHttp},
                                                             {w().ip4(3), kHttps},
                                                             {w().ip6(3), kHttps},
@@ -139,7 +141,7 @@ TEST_F(ConnectTest, ProxyPortsAreConfigurable) {
   PolicySpec spec;
   spec.enableInternet = true;
   spec.proxyPorts = std::vector<int>{kTcpB};
-  ASSERT_OK_AND_ASSIGN(auto sb, Sandbox::start(spec));
+  ASSERT_OK_AND_ASSIGN(auto sb, Sandbox::start(spec, SandboxOptions{.daemonArgs = {"--no-proxy"}}));
   size_t before = w().serverEventsFor(w().ip4(3) + ":" + kB);
   EXPECT_PROBE_ERR(sb->probe({"tcp", w().ip4(3), kB}), "ECONNREFUSED");
   EXPECT_EQ(w().serverEventsFor(w().ip4(3) + ":" + kB), before);

@@ -55,10 +55,13 @@ TEST_F(NetnsSandboxTest, DnsIsPinnedToTheResolver) {
   }
 }
 
+// Kernel-only mode (--no-proxy): the redirect target is not served, so the connection is
+// refused rather than sent direct.
 TEST_F(NetnsSandboxTest, ProxiedPortFailsClosed) {
   PolicySpec s = spec();
   s.enableInternet = true;
-  ASSERT_OK_AND_ASSIGN(auto sb, Sandbox::start(s, true));
+  ASSERT_OK_AND_ASSIGN(
+      auto sb, Sandbox::start(s, SandboxOptions{.ownNetns = true, .daemonArgs = {"--no-proxy"}}));
   const std::string origin = w().ip4(3) + ":443";
   size_t before = w().serverEventsFor(origin);
   EXPECT_PROBE_ERR(sb->probe({"tcp", w().ip4(3), "443"}), "ECONNREFUSED");

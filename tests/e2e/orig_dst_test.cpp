@@ -1,8 +1,9 @@
 // The original destination of a proxied connection, published by sockops in the pinned
 // egressd_orig_dst map for the proxy to read back: keyed by what the proxy sees on accept
 // (its netns cookie, the client's address and port), valued with the address and port the
-// sandbox asked for and the sandbox's slot. No proxy listens here, so the connection is
-// refused - and never reaches the origin directly.
+// sandbox asked for and the sandbox's slot. The daemon runs with --no-proxy: nobody
+// accepts, so the entries stay in the map for the test to read (the proxy consumes them on
+// accept) and the connection is refused - and never reaches the origin directly.
 #include <arpa/inet.h>
 
 #include <cstring>
@@ -49,7 +50,8 @@ class OrigDstTest : public E2eTest {};
 TEST_F(OrigDstTest, ProxiedConnectPublishesTheOriginalDestination) {
   PolicySpec spec;
   spec.enableInternet = true;  // a direct connection would be allowed if it were not proxied
-  ASSERT_OK_AND_ASSIGN(auto sb, Sandbox::start(spec, true));
+  ASSERT_OK_AND_ASSIGN(auto sb, Sandbox::start(spec, SandboxOptions{.ownNetns = true,
+                                                                    .daemonArgs = {"--no-proxy"}}));
   ASSERT_OK_AND_ASSIGN(auto status, sandboxStatus(*sb));
   const uint32_t slot = status.at("slot").get<uint32_t>();
   const std::string pin = sb->daemon().pinRoot();

@@ -50,7 +50,10 @@ Status buildWorld(World& w) {
 
   test::DnsmasqOptions dns;
   dns.listen = {w.ip4(2), w.ip6(2)};
-  dns.records = {"allowed.test/" + w.ip4(3), "allowed.test/" + w.ip6(3), "other.test/" + w.ip4(4)};
+  // --address=/name/ also answers every subdomain (*.allowed.test). rebind.test points at
+  // loopback: the only address outside the test network the world may ever name.
+  dns.records = {"allowed.test/" + w.ip4(3), "allowed.test/" + w.ip6(3), "other.test/" + w.ip4(4),
+                 "rebind.test/127.0.0.1"};
   auto dnsmasq = test::TestDnsmasq::start(inet, dns, "allowed.test");
   if (!dnsmasq.ok()) {
     return std::move(dnsmasq).error().wrap("start dnsmasq");
@@ -118,6 +121,28 @@ Result<World*> world() {
   return &*worldSlot();
 }
 
+Result<test::TestHttpOrigin*> httpOrigin() {
+  auto w = world();
+  if (!w.ok()) {
+    return std::move(w).error();
+  }
+  World& theWorld = **w;
+  if (!theWorld.http) {
+    std::vector<std::string> endpoints;
+    for (int host : {3, 4}) {
+      endpoints.push_back(theWorld.ip4(host) + ":" + std::to_string(kHttpOrigin));
+      endpoints.push_back("[" + theWorld.ip6(host) + "]:" + std::to_string(kHttpOrigin));
+    }
+    auto origin = test::TestHttpOrigin::start(theWorld.net->internet().path(), endpoints);
+    if (!origin.ok()) {
+      return std::move(origin).error().wrap("start http_origin.py in " +
+                                            theWorld.net->internet().name());
+    }
+    theWorld.http.emplace(std::move(origin).value());
+  }
+  return &*theWorld.http;
+}
+
 std::string probeBin() {
 #ifdef EGRESSD_PROBE_BIN
   return EGRESSD_PROBE_BIN;
@@ -178,6 +203,11 @@ std::string policyYaml(const PolicySpec& spec) {
 }
 
 Result<std::unique_ptr<Sandbox>> Sandbox::start(const PolicySpec& spec, bool ownNetns) {
+  return start(spec, SandboxOptions{.ownNetns = ownNetns});
+}
+
+Result<std::unique_ptr<Sandbox>> Sandbox::start(const PolicySpec& spec,
+                                                const SandboxOptions& options) {
   auto w = world();
   if (!w.ok()) {
     return std::move(w).error();
@@ -187,7 +217,7 @@ Result<std::unique_ptr<Sandbox>> Sandbox::start(const PolicySpec& spec, bool own
     return std::move(cg).error();
   }
   std::string netns;
-  if (ownNetns) {
+  if (options.ownNetns) {
     netns = (*w)->net->sandboxNetns()->path();
   }
   std::unique_ptr<Sandbox> s(new Sandbox(std::move(cg).value(), netns));
@@ -195,6 +225,9 @@ Result<std::unique_ptr<Sandbox>> Sandbox::start(const PolicySpec& spec, bool own
   opts.cgroup = s->cgroup_.path();
   opts.policyYaml = policyYaml(spec);
   opts.netnsPath = netns;
+  opts.auditLog = options.auditLog;
+  opts.metrics = options.metrics;
+  opts.extraArgs.insert(opts.extraArgs.end(), options.daemonArgs.begin(), options.daemonArgs.end());
   auto d = test::EgressdDaemon::start(opts);
   if (!d.ok()) {
     return std::move(d).error().wrap("start egressd for " + s->cgroup_.path() + " with policy:\n" +
@@ -234,10 +267,9 @@ RunResult Sandbox::probeOutside(const std::vector<std::string>& args) const {
   return runGuarded(argv, "", netnsPath_, milliseconds(15000));
 }
 
-RunResult Sandbox::runInside(const std::vector<std::string>& argv,
-                             const std::string& cgroupPath) const {
-  return runGuarded(argv, cgroupPath.empty() ? cgroup_.path() : cgroupPath, netnsPath_,
-                    milliseconds(15000));
+RunResult Sandbox::runInside(const std::vector<std::string>& argv, const std::string& cgroupPath,
+                             milliseconds timeout) const {
+  return runGuarded(argv, cgroupPath.empty() ? cgroup_.path() : cgroupPath, netnsPath_, timeout);
 }
 
 RunResult probeHost(const std::vector<std::string>& args) {

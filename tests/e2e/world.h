@@ -4,7 +4,10 @@
 // after the last): a TestNetwork (internet netns + sandbox netns), servers.py in the
 // internet netns on 198.18.N.{2,3,4} and 2001:db8:e9:N::{2,3,4} (TCP 7001, 7002, 80, 443
 // with greeting+echo; UDP 7003 and 443 echo on .3/.4 and ::3/::4), and dnsmasq on
-// 198.18.N.2:53 / [2001:db8:e9:N::2]:53 answering allowed.test -> .3 and other.test -> .4.
+// 198.18.N.2:53 / [2001:db8:e9:N::2]:53 answering allowed.test (and *.allowed.test) -> .3
+// and ::3, other.test (and *.other.test) -> .4, rebind.test -> 127.0.0.1 (a name that
+// resolves to loopback, for DNS-rebinding tests; loopback is the only non-test address the
+// world ever hands out). On first use, http_origin.py on .3, .4, ::3, ::4 port 8080.
 //
 // Sandbox: a TestCgroup plus an EgressdDaemon enforcing a policy on it, optionally in the
 // world's sandbox netns (container-like); runs egressd-probe inside or outside of it.
@@ -37,11 +40,15 @@ inline constexpr int kTcpB = 7002;
 inline constexpr int kUdp = 7003;
 inline constexpr int kHttp = 80;
 inline constexpr int kHttps = 443;
+// http_origin.py listens on 8080 of .3, .4, ::3, ::4; nothing listens on 8081.
+inline constexpr int kHttpOrigin = 8080;
+inline constexpr int kHttpNoServer = 8081;
 
 struct World {
   std::unique_ptr<test::TestNetwork> net;
   std::optional<test::TestServers> servers;
   std::optional<test::TestDnsmasq> dns;
+  std::optional<test::TestHttpOrigin> http;  // started by httpOrigin(); destroyed first
 
   std::string ip4(int host) const { return net->ip4(host); }
   std::string ip6(int host) const { return net->ip6(host); }
@@ -54,6 +61,8 @@ struct World {
 
 // The binary's World; the error of a failed creation is kept and returned to every caller.
 Result<World*> world();
+// The world's HTTP origins (started on first use).
+Result<test::TestHttpOrigin*> httpOrigin();
 
 struct AllowRule {
   std::string cidr;
@@ -76,11 +85,20 @@ std::string policyYaml(const PolicySpec& spec);
 
 std::string probeBin();
 
+struct SandboxOptions {
+  bool ownNetns = false;  // the world's sandbox netns (egressd --netns, clients setns there)
+  bool auditLog = false;  // egressd --audit-log (EgressdDaemon::auditRecords)
+  bool metrics = false;   // egressd --metrics unix:... (EgressdDaemon::scrapeMetrics)
+  std::vector<std::string> daemonArgs;  // appended to the daemon's command line
+};
+
 class Sandbox {
  public:
   // Creates the cgroup, starts egressd on it with `spec`; ownNetns puts the sandbox in the
   // world's sandbox netns (egressd --netns, probes setns there).
   static Result<std::unique_ptr<Sandbox>> start(const PolicySpec& spec, bool ownNetns = false);
+  static Result<std::unique_ptr<Sandbox>> start(const PolicySpec& spec,
+                                                const SandboxOptions& options);
 
   const test::TestCgroup& cgroup() const { return cgroup_; }
   test::EgressdDaemon& daemon() { return *daemon_; }
@@ -91,8 +109,8 @@ class Sandbox {
   // egressd-probe ARGS in the sandbox's netns but outside its cgroup.
   RunResult probeOutside(const std::vector<std::string>& args) const;
   // Any command inside the sandbox (cgroup `cgroupPath` if given, else the sandbox cgroup).
-  RunResult runInside(const std::vector<std::string>& argv,
-                      const std::string& cgroupPath = "") const;
+  RunResult runInside(const std::vector<std::string>& argv, const std::string& cgroupPath = "",
+                      test::milliseconds timeout = test::milliseconds(15000)) const;
 
  private:
   Sandbox(test::TestCgroup cg, std::string netns)

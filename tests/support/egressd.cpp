@@ -3,8 +3,11 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
+#include <sstream>
+#include <thread>
 
 #include "common/fs.h"
 #include "names.h"
@@ -84,6 +87,12 @@ Status EgressdDaemon::spawnAndWaitReady() {
   std::vector<std::string> argv{egressdBin()};
   auto tail = sandboxArgs(policyPath_);
   argv.insert(argv.end(), tail.begin(), tail.end());
+  if (opts_.auditLog) {
+    argv.insert(argv.end(), {"--audit-log", auditLogPath()});
+  }
+  if (opts_.metrics) {
+    argv.insert(argv.end(), {"--metrics", "unix:" + metricsSocketPath()});
+  }
   argv.insert(argv.end(), opts_.extraArgs.begin(), opts_.extraArgs.end());
   auto p = Process::spawn(SpawnOptions{.argv = argv});
   if (!p.ok()) {
@@ -165,6 +174,108 @@ std::string EgressdDaemon::logs() const {
     s += proc_->stdoutText() + proc_->stderrText();
   }
   return s;
+}
+
+std::string EgressdDaemon::auditLogPath() const {
+  return opts_.auditLog ? dir_.path() + "/audit.jsonl" : "";
+}
+
+std::string EgressdDaemon::metricsSocketPath() const {
+  return opts_.metrics ? dir_.path() + "/metrics.sock" : "";
+}
+
+Result<std::vector<nlohmann::json>> EgressdDaemon::auditRecords() const {
+  if (!opts_.auditLog) {
+    return Error(EINVAL, "the daemon was started without an audit log");
+  }
+  std::vector<nlohmann::json> records;
+  if (!pathExists(auditLogPath())) {
+    return records;  // nothing written yet
+  }
+  auto text = readFile(auditLogPath());
+  if (!text.ok()) {
+    return std::move(text).error();
+  }
+  std::istringstream in(*text);
+  std::string line;
+  size_t lineNo = 0;
+  while (std::getline(in, line)) {
+    ++lineNo;
+    if (in.eof()) {
+      break;  // a line still being written (no newline yet)
+    }
+    auto record = nlohmann::json::parse(line, nullptr, false);
+    if (record.is_discarded() || !record.is_object()) {
+      return Error(EINVAL,
+                   auditLogPath() + ":" + std::to_string(lineNo) + ": not a JSON object: " + line);
+    }
+    records.push_back(std::move(record));
+  }
+  return records;
+}
+
+Result<std::vector<nlohmann::json>> EgressdDaemon::pollAudit(
+    const std::function<bool(const std::vector<nlohmann::json>&)>& done,
+    milliseconds timeout) const {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  for (;;) {
+    auto records = auditRecords();
+    if (!records.ok() || done(*records) || std::chrono::steady_clock::now() >= deadline) {
+      return records;
+    }
+    std::this_thread::sleep_for(milliseconds(50));
+  }
+}
+
+Result<nlohmann::json> EgressdDaemon::waitForAudit(
+    const std::function<bool(const nlohmann::json&)>& match, milliseconds timeout) const {
+  auto anyMatch = [&](const std::vector<nlohmann::json>& records) {
+    return std::any_of(records.begin(), records.end(), match);
+  };
+  auto records = pollAudit(anyMatch, timeout);
+  if (!records.ok()) {
+    return std::move(records).error();
+  }
+  for (const auto& r : *records) {
+    if (match(r)) {
+      return r;
+    }
+  }
+  std::string seen;
+  for (const auto& r : *records) {
+    seen += "\n  " + r.dump();
+  }
+  return Error(ETIMEDOUT, "no matching audit record within " + std::to_string(timeout.count()) +
+                              " ms; records:" + (seen.empty() ? " none" : seen));
+}
+
+Result<size_t> EgressdDaemon::waitForAuditCount(
+    const std::function<bool(const nlohmann::json&)>& match, size_t count,
+    milliseconds timeout) const {
+  auto countOf = [&](const std::vector<nlohmann::json>& records) {
+    return static_cast<size_t>(std::count_if(records.begin(), records.end(), match));
+  };
+  auto records = pollAudit([&](const auto& r) { return countOf(r) >= count; }, timeout);
+  if (!records.ok()) {
+    return std::move(records).error();
+  }
+  return countOf(*records);
+}
+
+Result<std::string> EgressdDaemon::scrapeMetrics() const {
+  if (!opts_.metrics) {
+    return Error(EINVAL, "the daemon was started without a metrics endpoint");
+  }
+  auto r = run(SpawnOptions{.argv = {"curl", "-sS", "--fail", "--max-time", "5", "--unix-socket",
+                                     metricsSocketPath(), "http://egressd/metrics"}},
+               milliseconds(10000));
+  if (!r.ok()) {
+    return std::move(r).error();
+  }
+  if (!r->succeeded()) {
+    return Error(EIO, "scrape " + metricsSocketPath() + ": " + r->describe());
+  }
+  return r->out;
 }
 
 EgressdDaemon::~EgressdDaemon() {

@@ -1,14 +1,17 @@
 // Driving the system under test: paths of the built binaries and the EgressdDaemon
 // fixture (policy file in a temp dir, `egressd --sandbox ... --pin-root <test pin root>`,
 // readiness on the "egressd ready" line, SIGTERM + `egressd detach` + rm -rf of the pin
-// root on destruction).
+// root on destruction), with its audit log and metrics endpoint when asked for.
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
 #include <vector>
+
+#include <nlohmann/json.hpp>
 
 #include "common/result.h"
 #include "process.h"
@@ -33,6 +36,8 @@ class EgressdDaemon {
     std::string netnsPath;   // --netns when not empty
     std::vector<std::string> extraArgs{"--log-level", "debug"};
     milliseconds readyTimeout{20000};
+    bool auditLog = false;  // --audit-log <dir>/audit.jsonl
+    bool metrics = false;   // --metrics unix:<dir>/metrics.sock
   };
 
   // Starts the daemon and waits for "egressd ready"; the error carries its stderr.
@@ -65,12 +70,33 @@ class EgressdDaemon {
   // stdout+stderr of every run of the daemon so far.
   std::string logs() const;
 
+  // "" unless started with Options::auditLog / Options::metrics.
+  std::string auditLogPath() const;
+  std::string metricsSocketPath() const;
+  // Every audit line so far, parsed; a line that is not a JSON object is an error (the
+  // audit log promises valid JSON whatever the sandbox sent).
+  Result<std::vector<nlohmann::json>> auditRecords() const;
+  // Polls the audit log (written in batches) until a record satisfies `match`; the error
+  // lists every record seen.
+  Result<nlohmann::json> waitForAudit(const std::function<bool(const nlohmann::json&)>& match,
+                                      milliseconds timeout = milliseconds(5000)) const;
+  // Polls until at least `count` records satisfy `match` or the timeout passes; returns how
+  // many do (more than `count` is not waited for, but is reported).
+  Result<size_t> waitForAuditCount(const std::function<bool(const nlohmann::json&)>& match,
+                                   size_t count, milliseconds timeout = milliseconds(5000)) const;
+  // GET /metrics on the unix socket (curl, outside every sandbox).
+  Result<std::string> scrapeMetrics() const;
+
   // Common argument tail: --sandbox, --cgroup, --policy, [--netns], --pin-root.
   std::vector<std::string> sandboxArgs(const std::string& policyFile) const;
 
  private:
   EgressdDaemon(Options opts, TempDir dir) : opts_(std::move(opts)), dir_(std::move(dir)) {}
   Status spawnAndWaitReady();
+  // Polls auditRecords() until `done` says so or the timeout passes; the last records read.
+  Result<std::vector<nlohmann::json>> pollAudit(
+      const std::function<bool(const std::vector<nlohmann::json>&)>& done,
+      milliseconds timeout) const;
 
   Options opts_;
   TempDir dir_;

@@ -11,9 +11,12 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cstdlib>
 #include <cstring>
 #include <sstream>
 #include <thread>
+
+#include "common/fs.h"
 
 extern char** environ;
 
@@ -413,6 +416,22 @@ Result<RunResult> runInSandbox(const std::string& cgroup, const std::vector<std:
                                const std::string& netnsPath, milliseconds timeout) {
   SpawnOptions opts{.argv = argv, .cgroup = cgroup, .netnsPath = netnsPath};
   return run(opts, timeout);
+}
+
+Result<uint64_t> procStatusKib(pid_t pid, const std::string& field) {
+  const std::string path = "/proc/" + std::to_string(pid) + "/status";
+  auto text = readFile(path);
+  if (!text.ok()) {
+    return std::move(text).error();
+  }
+  std::istringstream in(*text);
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.starts_with(field + ":")) {
+      return std::strtoull(line.c_str() + field.size() + 1, nullptr, 10);
+    }
+  }
+  return Error(ENOENT, "no " + field + " in " + path);
 }
 
 }  // namespace egressd::test

@@ -8,6 +8,7 @@
 #include <sys/types.h>
 
 #include <chrono>
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <vector>
@@ -94,6 +95,9 @@ Status runChecked(const std::vector<std::string>& argv, milliseconds timeout = m
 Result<RunResult> runInSandbox(const std::string& cgroup, const std::vector<std::string>& argv,
                                const std::string& netnsPath = "",
                                milliseconds timeout = milliseconds(15000));
+
+// A "<Field>: <n> kB" line of /proc/<pid>/status ("VmHWM", "VmRSS"), in KiB.
+Result<uint64_t> procStatusKib(pid_t pid, const std::string& field);
 
 // "a b 'c d'" for messages.
 std::string joinArgv(const std::vector<std::string>& argv);

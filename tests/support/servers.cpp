@@ -1,5 +1,8 @@
 #include "servers.h"
 
+#include <unistd.h>
+
+#include <cstdlib>
 #include <sstream>
 #include <thread>
 
@@ -13,11 +16,53 @@ int portOf(const std::string& line) {
   return colon == std::string::npos ? -1 : std::atoi(line.c_str() + colon + 1);
 }
 
+// Waits until a server script wrote its --ready file and returns its non-empty lines; on
+// failure the process is killed and its output is in the error.
+Result<std::vector<std::string>> waitForReadyFile(Process& proc, const std::string& ready,
+                                                  const std::string& what) {
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (!pathExists(ready)) {
+    if (!proc.running() || std::chrono::steady_clock::now() >= deadline) {
+      RunResult r = proc.stop(milliseconds(0));
+      return Error(EIO, what + " did not become ready: " + r.describe());
+    }
+    std::this_thread::sleep_for(milliseconds(20));
+  }
+  auto text = readFile(ready);
+  if (!text.ok()) {
+    return std::move(text).error();
+  }
+  std::vector<std::string> lines;
+  std::istringstream in(*text);
+  std::string line;
+  while (std::getline(in, line)) {
+    if (!line.empty()) {
+      lines.push_back(line);
+    }
+  }
+  return lines;
+}
+
 }  // namespace
 
 std::string serversScript() {
 #ifdef EGRESSD_SERVERS_PY
   return EGRESSD_SERVERS_PY;
+#else
+  return "";
+#endif
+}
+
+std::string python3Bin() {
+  if (const char* over = ::getenv("EGRESSD_TEST_PYTHON"); over && *over) {
+    return over;
+  }
+  return ::access("/usr/bin/python3", X_OK) == 0 ? "/usr/bin/python3" : "python3";
+}
+
+std::string httpOriginScript() {
+#ifdef EGRESSD_HTTP_ORIGIN_PY
+  return EGRESSD_HTTP_ORIGIN_PY;
 #else
   return "";
 #endif
@@ -32,7 +77,7 @@ Result<TestServers> TestServers::start(const std::string& netnsPath,
   }
   const std::string ready = dir->path() + "/ready";
   const std::string log = dir->path() + "/events.log";
-  std::vector<std::string> argv{"python3", serversScript(), "--ready", ready, "--log", log};
+  std::vector<std::string> argv{python3Bin(), serversScript(), "--ready", ready, "--log", log};
   for (const auto& t : tcp) {
     argv.push_back("--tcp");
     argv.push_back(t);
@@ -46,25 +91,11 @@ Result<TestServers> TestServers::start(const std::string& netnsPath,
     return std::move(proc).error();
   }
   TestServers s(std::move(dir).value(), std::move(proc).value());
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-  while (!pathExists(ready)) {
-    if (!s.proc_.running() || std::chrono::steady_clock::now() >= deadline) {
-      RunResult r = s.proc_.stop(milliseconds(0));
-      return Error(EIO, "servers.py did not become ready: " + r.describe());
-    }
-    std::this_thread::sleep_for(milliseconds(20));
+  auto bound = waitForReadyFile(s.proc_, ready, "servers.py");
+  if (!bound.ok()) {
+    return std::move(bound).error();
   }
-  auto text = readFile(ready);
-  if (!text.ok()) {
-    return std::move(text).error();
-  }
-  std::istringstream in(*text);
-  std::string line;
-  while (std::getline(in, line)) {
-    if (!line.empty()) {
-      s.bound_.push_back(line);
-    }
-  }
+  s.bound_ = std::move(bound).value();
   return s;
 }
 
@@ -91,6 +122,53 @@ int TestServers::udpPort(size_t i) const {
 std::string TestServers::log() const {
   auto text = readFile(dir_.path() + "/events.log");
   return text.ok() ? *text : "";
+}
+
+Result<TestHttpOrigin> TestHttpOrigin::start(const std::string& netnsPath,
+                                             const std::vector<std::string>& endpoints) {
+  auto dir = TempDir::create();
+  if (!dir.ok()) {
+    return std::move(dir).error();
+  }
+  const std::string ready = dir->path() + "/ready";
+  std::vector<std::string> argv{python3Bin(), httpOriginScript(),           "--ready", ready,
+                                "--log",      dir->path() + "/requests.log"};
+  for (const auto& e : endpoints) {
+    argv.push_back("--listen");
+    argv.push_back(e);
+  }
+  auto proc = Process::spawn(SpawnOptions{.argv = argv, .netnsPath = netnsPath});
+  if (!proc.ok()) {
+    return std::move(proc).error();
+  }
+  TestHttpOrigin o(std::move(dir).value(), std::move(proc).value());
+  auto bound = waitForReadyFile(o.proc_, ready, "http_origin.py");
+  if (!bound.ok()) {
+    return std::move(bound).error();
+  }
+  o.bound_ = std::move(bound).value();
+  return o;
+}
+
+std::string TestHttpOrigin::log() const {
+  auto text = readFile(dir_.path() + "/requests.log");
+  return text.ok() ? *text : "";
+}
+
+std::vector<std::string> TestHttpOrigin::requestsMatching(const std::string& needle) const {
+  std::vector<std::string> out;
+  std::istringstream in(log());
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.find(needle) != std::string::npos) {
+      out.push_back(line);
+    }
+  }
+  return out;
+}
+
+size_t TestHttpOrigin::requestsTo(const std::string& server) const {
+  return requestsMatching("req " + server + " ").size();
 }
 
 Result<TestDnsmasq> TestDnsmasq::start(const std::string& netnsPath, const DnsmasqOptions& opts,

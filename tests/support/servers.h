@@ -1,6 +1,7 @@
 // Real servers for e2e tests, started inside a network namespace: tests/e2e/servers.py
-// (TCP greeting+echo, UDP echo, an event log) and dnsmasq (the DNS "resolver" of the test
-// internet). Both are readiness-checked before use and killed by pid on destruction.
+// (TCP greeting+echo, UDP echo, an event log), tests/e2e/http_origin.py (HTTP/1.1 origins
+// with a request log) and dnsmasq (the DNS "resolver" of the test internet). All are
+// readiness-checked before use and killed by pid on destruction.
 #pragma once
 
 #include <string>
@@ -60,6 +61,40 @@ class TestDnsmasq {
   Process proc_;
 };
 
+// tests/e2e/http_origin.py: HTTP/1.1 origins (GET /whoami, POST /upload, GET /download,
+// GET /close, GET /ws), every request logged as "req SERVER METHOD PATH HOST" before its
+// body is read.
+class TestHttpOrigin {
+ public:
+  // Starts http_origin.py in `netnsPath` on "ADDR:PORT" / "[V6]:PORT" endpoints and waits
+  // until all listen.
+  static Result<TestHttpOrigin> start(const std::string& netnsPath,
+                                      const std::vector<std::string>& endpoints);
+  TestHttpOrigin(TestHttpOrigin&&) = default;
+  TestHttpOrigin& operator=(TestHttpOrigin&&) = default;
+
+  // "http LOCAL" lines of the listening sockets, in argument order.
+  const std::vector<std::string>& bound() const { return bound_; }
+  // The request log so far.
+  std::string log() const;
+  // Request log lines containing `needle` (e.g. a tag the test put in the path).
+  std::vector<std::string> requestsMatching(const std::string& needle) const;
+  // Requests that arrived on `server` ("198.18.N.4:8080", "[2001:db8:e9:N::4]:8080").
+  size_t requestsTo(const std::string& server) const;
+  Process& process() { return proc_; }
+
+ private:
+  TestHttpOrigin(TempDir dir, Process proc) : dir_(std::move(dir)), proc_(std::move(proc)) {}
+  TempDir dir_;
+  Process proc_;
+  std::vector<std::string> bound_;
+};
+
 std::string serversScript();
+std::string httpOriginScript();
+// The interpreter for the test scripts and clients: $EGRESSD_TEST_PYTHON, else the
+// distribution's /usr/bin/python3 (a python3 found first in PATH may be a version-manager
+// shim that costs half a second per start), else "python3" from PATH.
+std::string python3Bin();
 
 }  // namespace egressd::test
