@@ -31,9 +31,13 @@ constexpr auto kNoThrow = asio::experimental::as_tuple(asio::use_awaitable);
 // The first byte of a TLS record carrying a handshake.
 constexpr unsigned char kTlsHandshake = 0x16;
 
-void setNoDelay(tcp::socket& s) {
+// TCP_NODELAY (heads and small bodies go out at once) and a non-blocking user mode, so a
+// synchronous read_some after readiness returns would_block instead of waiting.
+void prepareSocket(tcp::socket& s) {
   int on = 1;
   ::setsockopt(s.native_handle(), IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
+  asio::error_code ignored;
+  s.non_blocking(true, ignored);
 }
 
 std::string endpointText(const IpAddress& addr, uint16_t port) {
@@ -92,6 +96,24 @@ class ByteWindow {
   size_t begin_ = 0;
   size_t end_ = 0;
 };
+
+// Waits for readability, then reads once. Where the peer cannot have answered yet (the next
+// request of a keep-alive client, the response to a request just sent) this saves Asio's
+// speculative read, which would fail with EAGAIN: one system call per request and direction.
+asio::awaitable<std::tuple<asio::error_code, size_t>> readWhenReady(tcp::socket& socket,
+                                                                    asio::mutable_buffer buffer) {
+  for (;;) {
+    auto [waitError] = co_await socket.async_wait(tcp::socket::wait_read, kNoThrow);
+    if (waitError) {
+      co_return std::tuple<asio::error_code, size_t>{waitError, 0};
+    }
+    asio::error_code ec;
+    const size_t n = socket.read_some(buffer, ec);
+    if (ec != asio::error::would_block && ec != asio::error::try_again) {
+      co_return std::tuple<asio::error_code, size_t>{ec, n};
+    }
+  }
+}
 
 // Why a request ended the way it did, for the audit line and the metrics.
 struct Outcome {
@@ -203,7 +225,7 @@ asio::awaitable<void> HttpSession::watch() {
 
 asio::awaitable<void> HttpSession::run() {
   auto self = shared_from_this();
-  setNoDelay(client_);
+  prepareSocket(client_);
   sandbox_->openConnections.fetch_add(1, std::memory_order_relaxed);
   if (sandbox_->connectionsAccepted != nullptr) {
     sandbox_->connectionsAccepted->inc();
@@ -269,7 +291,7 @@ asio::awaitable<bool> HttpSession::readRequestHead(bool first) {
           co_return false;
       }
     }
-    auto [ec, n] = co_await client_.async_read_some(clientBuf_.writable(), kNoThrow);
+    auto [ec, n] = co_await readWhenReady(client_, clientBuf_.writable());
     if (ec || n == 0) {
       if (timedOut_ && sawByte) {
         co_await rejectMalformed(408, "request head not received in time");
@@ -318,13 +340,7 @@ void HttpSession::audit(const Outcome& out) {
   const auto duration = std::chrono::duration_cast<std::chrono::microseconds>(
       Clock::now() - (requestStart_ == Clock::time_point{} ? Clock::now() : requestStart_));
   if (config_.metrics != nullptr) {
-    config_.metrics
-        ->counter("egressd_requests_total", "Decisions, by sandbox, layer, decision and reason.",
-                  {{"sandbox", sandbox_->id},
-                   {"layer", "proxy"},
-                   {"decision", out.decision},
-                   {"reason", out.reason}})
-        .inc();
+    sandbox_->decisionCounter(*config_.metrics, out.decision, out.reason).inc();
     if (sandbox_->requestDuration != nullptr) {
       sandbox_->requestDuration->observe(std::chrono::duration<double>(duration).count());
     }
@@ -570,7 +586,7 @@ asio::awaitable<Status> HttpSession::connectUpstream(const std::vector<IpAddress
     }
     upstreamText_ = endpointText(a, orig_.port);
     if (!ec) {
-      setNoDelay(upstream_);
+      prepareSocket(upstream_);
       if (sandbox_->upstreamConnect != nullptr) {
         sandbox_->upstreamConnect->observe(
             std::chrono::duration<double>(Clock::now() - started).count());
@@ -630,7 +646,7 @@ asio::awaitable<HttpSession::ResponseEnd> HttpSession::relayResponse(bool upgrad
   for (;;) {
     if (upstreamBuf_.readable() == 0) {
       setDeadline(config_.ioTimeout);
-      auto [ec, n] = co_await upstream_.async_read_some(upstreamBuf_.writable(), kNoThrow);
+      auto [ec, n] = co_await readWhenReady(upstream_, upstreamBuf_.writable());
       if (ec || n == 0) {
         if (!ec && anyByte && responseParser_.finishAtEof()) {
           co_return ResponseEnd::kCompleteUntilClose;

@@ -6,7 +6,9 @@
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <string>
+#include <unordered_map>
 
 #include "dns/resolver.h"
 #include "metrics/metrics.h"
@@ -34,9 +36,29 @@ struct SandboxContext {
   metrics::Counter* bytesToSandbox = nullptr;
   metrics::Counter* connectionsAccepted = nullptr;
 
+  // egressd_requests_total{sandbox, layer="proxy", decision, reason}, resolved once per
+  // (decision, reason): the registry lookup builds and escapes label strings.
+  metrics::Counter& decisionCounter(metrics::Registry& registry, const std::string& decision,
+                                    const std::string& reason) {
+    std::string key = decision + '/' + reason;
+    std::lock_guard lock(countersMutex_);
+    auto it = decisionCounters_.find(key);
+    if (it == decisionCounters_.end()) {
+      metrics::Counter* counter = &registry.counter(
+          "egressd_requests_total", "Decisions, by sandbox, layer, decision and reason.",
+          {{"sandbox", id}, {"layer", "proxy"}, {"decision", decision}, {"reason", reason}});
+      it = decisionCounters_.emplace(std::move(key), counter).first;
+    }
+    return *it->second;
+  }
+
   std::shared_ptr<const SandboxPolicyView> currentPolicy() const {
     return policy.load(std::memory_order_acquire);
   }
+
+ private:
+  std::mutex countersMutex_;
+  std::unordered_map<std::string, metrics::Counter*> decisionCounters_;
 };
 
 }  // namespace egressd::proxy
