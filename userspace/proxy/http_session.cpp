@@ -1,7 +1,9 @@
 #include "proxy/http_session.h"
 
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <unistd.h>
 
 #include <asio/co_spawn.hpp>
 #include <asio/detached.hpp>
@@ -10,6 +12,7 @@
 #include <asio/steady_timer.hpp>
 #include <asio/this_coro.hpp>
 #include <asio/write.hpp>
+#include <charconv>
 #include <chrono>
 #include <cstring>
 #include <optional>
@@ -17,6 +20,7 @@
 #include <vector>
 
 #include "audit/audit_log.h"
+#include "common/unique_fd.h"
 #include "metrics/metrics.h"
 
 namespace egressd::proxy {
@@ -115,6 +119,23 @@ asio::awaitable<std::tuple<asio::error_code, size_t>> readWhenReady(tcp::socket&
   }
 }
 
+// Bodies at least this large (what remains of them) are spliced instead of copied.
+constexpr uint64_t kSpliceThreshold = 64 * 1024;
+
+// The parser has validated Content-Length (one header, plain digits, no Transfer-Encoding).
+std::optional<uint64_t> contentLengthOf(const http::ResponseHead& head) {
+  const http::Header* h = head.find("Content-Length");
+  if (h == nullptr) {
+    return std::nullopt;
+  }
+  uint64_t value = 0;
+  auto [end, ec] = std::from_chars(h->value.data(), h->value.data() + h->value.size(), value);
+  if (ec != std::errc() || end != h->value.data() + h->value.size()) {
+    return std::nullopt;
+  }
+  return value;
+}
+
 // Why a request ended the way it did, for the audit line and the metrics.
 struct Outcome {
   std::string decision = "allow";  // allow | deny | error
@@ -159,6 +180,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   asio::awaitable<bool> forwardRequestBody();
   enum class ResponseEnd { kComplete, kCompleteUntilClose, kUpgraded, kFailedBeforeBytes, kFailed };
   asio::awaitable<ResponseEnd> relayResponse(bool upgradeRequested);
+  asio::awaitable<bool> spliceToClient(uint64_t length);
   asio::awaitable<void> tunnel();
   asio::awaitable<void> relayRaw(tcp::socket& from, tcp::socket& to, ByteWindow& buf,
                                  uint64_t& counter);
@@ -202,6 +224,10 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   bool responseStarted_ = false;
   bool headEndsMessage_ = false;
   bool responseKeepAlive_ = false;
+  // For splice: created on the first large body, kept for the connection's life.
+  UniqueFd pipeRead_;
+  UniqueFd pipeWrite_;
+  size_t pipeCapacity_ = 0;
   int responseStatus_ = 0;
 };
 
@@ -643,10 +669,14 @@ asio::awaitable<bool> HttpSession::forwardRequestBody() {
 asio::awaitable<HttpSession::ResponseEnd> HttpSession::relayResponse(bool upgradeRequested) {
   responseParser_.expectResponseTo(requestParser_.head().method);
   bool anyByte = false;
+  // Of the final response: its Content-Length and the body bytes relayed so far.
+  std::optional<uint64_t> contentLength;
+  uint64_t bodyRelayed = 0;
   for (;;) {
     if (upstreamBuf_.readable() == 0) {
       setDeadline(config_.ioTimeout);
-      auto [ec, n] = co_await readWhenReady(upstream_, upstreamBuf_.writable());
+      auto [ec, n] = anyByte ? co_await upstream_.async_read_some(upstreamBuf_.writable(), kNoThrow)
+                             : co_await readWhenReady(upstream_, upstreamBuf_.writable());
       if (ec || n == 0) {
         if (!ec && anyByte && responseParser_.finishAtEof()) {
           co_return ResponseEnd::kCompleteUntilClose;
@@ -678,7 +708,12 @@ asio::awaitable<HttpSession::ResponseEnd> HttpSession::relayResponse(bool upgrad
           ended = true;
         } else if (step.endsMessage) {
           ended = !responseParser_.head().informational();
+        } else if (!responseParser_.head().informational()) {
+          contentLength = contentLengthOf(responseParser_.head());
+          bodyRelayed = 0;
         }
+      } else if (step.kind == http::RequestParser::Step::Kind::kBody) {
+        bodyRelayed += step.consumed;
       } else if (step.kind == http::RequestParser::Step::Kind::kMessageEnd) {
         ended = !responseParser_.head().informational();
       } else if (step.kind == http::RequestParser::Step::Kind::kNeedMore && step.consumed == 0) {
@@ -700,6 +735,19 @@ asio::awaitable<HttpSession::ResponseEnd> HttpSession::relayResponse(bool upgrad
     }
     if (upgraded) {
       co_return ResponseEnd::kUpgraded;
+    }
+    // A large Content-Length body: the rest moves socket to socket in the kernel (splice),
+    // never through the buffer. The parser, which then has not seen the body's end, starts
+    // over for the next response.
+    if (!ended && contentLength && upstreamBuf_.readable() == 0 &&
+        *contentLength - bodyRelayed >= kSpliceThreshold) {
+      const bool keepAlive = responseParser_.head().keepAlive;
+      if (!co_await spliceToClient(*contentLength - bodyRelayed)) {
+        co_return ResponseEnd::kFailed;
+      }
+      responseParser_.reset();
+      responseKeepAlive_ = keepAlive;
+      co_return ResponseEnd::kComplete;
     }
     if (ended) {
       responseKeepAlive_ = responseParser_.head().keepAlive;
@@ -748,6 +796,83 @@ asio::awaitable<void> HttpSession::relayRaw(tcp::socket& from, tcp::socket& to, 
     }
     buf.commit(n);
   }
+}
+
+// Moves exactly `length` bytes from the upstream to the client through a pipe, without
+// copying them through userspace. False when either side fails or closes early.
+asio::awaitable<bool> HttpSession::spliceToClient(uint64_t length) {
+  if (!pipeRead_) {
+    int fds[2];
+    if (::pipe2(fds, O_NONBLOCK | O_CLOEXEC) != 0) {
+      co_return false;
+    }
+    pipeRead_ = UniqueFd(fds[0]);
+    pipeWrite_ = UniqueFd(fds[1]);
+    // A larger pipe moves more per system call; the default (64 KiB) is the fallback.
+    const int size = ::fcntl(pipeWrite_.get(), F_SETPIPE_SZ, 1 << 20);
+    pipeCapacity_ = size > 0 ? static_cast<size_t>(size) : 64 * 1024;
+  }
+  uint64_t remaining = length;
+  size_t inPipe = 0;
+  while (remaining > 0 || inPipe > 0) {
+    setDeadline(config_.ioTimeout);
+    bool progressed = false;
+    if (remaining > 0 && inPipe < pipeCapacity_) {
+      const size_t want =
+          static_cast<size_t>(std::min<uint64_t>(remaining, pipeCapacity_ - inPipe));
+      const ssize_t n = ::splice(upstream_.native_handle(), nullptr, pipeWrite_.get(), nullptr,
+                                 want, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+      if (n == 0) {
+        break;  // the upstream closed before the end of the body
+      }
+      if (n > 0) {
+        remaining -= static_cast<uint64_t>(n);
+        inPipe += static_cast<size_t>(n);
+        progressed = true;
+      } else if (errno != EAGAIN) {
+        break;
+      }
+    }
+    if (inPipe > 0) {
+      const ssize_t n = ::splice(pipeRead_.get(), nullptr, client_.native_handle(), nullptr, inPipe,
+                                 SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+      if (n > 0) {
+        inPipe -= static_cast<size_t>(n);
+        bytesOut_ += static_cast<uint64_t>(n);
+        if (sandbox_->bytesToSandbox != nullptr) {
+          sandbox_->bytesToSandbox->inc(static_cast<uint64_t>(n));
+        }
+        progressed = true;
+      } else if (n < 0 && errno != EAGAIN) {
+        break;
+      }
+    }
+    if (progressed) {
+      continue;
+    }
+    // Neither side could move: wait for the side that can unblock us (either, when both can).
+    asio::error_code ec;
+    if (inPipe > 0 && (remaining == 0 || inPipe >= pipeCapacity_)) {
+      std::tie(ec) = co_await client_.async_wait(tcp::socket::wait_write, kNoThrow);
+    } else if (inPipe == 0) {
+      std::tie(ec) = co_await upstream_.async_wait(tcp::socket::wait_read, kNoThrow);
+    } else {
+      auto either = co_await (client_.async_wait(tcp::socket::wait_write, kNoThrow) ||
+                              upstream_.async_wait(tcp::socket::wait_read, kNoThrow));
+      ec =
+          either.index() == 0 ? std::get<0>(std::get<0>(either)) : std::get<0>(std::get<1>(either));
+    }
+    if (ec) {
+      break;
+    }
+  }
+  if (remaining > 0 || inPipe > 0) {
+    // Whatever is left in the pipe belongs to a dead exchange: drop the pipe with it.
+    pipeRead_.reset();
+    pipeWrite_.reset();
+    co_return false;
+  }
+  co_return true;
 }
 
 // After a genuine 101 from the upstream: bytes both ways, unparsed, until both ends close.

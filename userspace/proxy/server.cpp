@@ -1,7 +1,9 @@
 #include "proxy/server.h"
 
 #include <fcntl.h>
+#include <pthread.h>
 #include <sched.h>
+#include <signal.h>
 #include <spdlog/spdlog.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -115,6 +117,13 @@ Result<std::unique_ptr<ProxyServer>> ProxyServer::start(ProxyConfig config) {
   for (unsigned i = 0; i < n; ++i) {
     asio::io_context* ctx = impl->contexts[i].get();
     impl->threads.emplace_back([ctx] {
+      // splice(2) to a socket the client closed raises SIGPIPE (it has no MSG_NOSIGNAL).
+      // Blocked in the proxy's threads only: the process-wide disposition stays default,
+      // so commands `egressd run` starts do not inherit an ignored SIGPIPE.
+      sigset_t pipe;
+      sigemptyset(&pipe);
+      sigaddset(&pipe, SIGPIPE);
+      pthread_sigmask(SIG_BLOCK, &pipe, nullptr);
       for (;;) {
         try {
           ctx->run();
