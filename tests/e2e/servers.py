@@ -19,20 +19,7 @@ import socket
 import sys
 import time
 
-
-def parse_endpoint(text):
-    """'1.2.3.4:80' or '[2001:db8::1]:80' -> (family, host, port)."""
-    if text.startswith("["):
-        host, _, port = text[1:].partition("]:")
-        return socket.AF_INET6, host, int(port)
-    host, _, port = text.rpartition(":")
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    return family, host, int(port)
-
-
-def fmt(addr):
-    host, port = addr[0], addr[1]
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+from e2e_lib import fmt, parse_endpoint
 
 
 class Servers:
