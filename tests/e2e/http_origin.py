@@ -33,6 +33,7 @@ import signal
 import socket
 import sys
 import threading
+import time
 import urllib.parse
 
 from e2e_lib import BLOCK, fmt, parse_endpoint, pattern_block, read_ws_frame, ws_accept, ws_frame
@@ -137,6 +138,11 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self.wfile.write(b"0\r\nX-Trailer: done\r\n\r\n")
         elif url.path == "/ws":
             self.websocket()
+        elif url.path == "/stall":
+            # Answers only after ?ms= milliseconds: an upstream that hangs.
+            query = urllib.parse.parse_qs(url.query)
+            time.sleep(int(query.get("ms", ["0"])[0]) / 1000.0)
+            self.whoami()
         else:
             self.send_json(404, {"error": "no such path", "path": self.path})
 

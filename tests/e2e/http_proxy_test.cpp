@@ -1108,5 +1108,23 @@ TEST_F(HttpProxyTest, UnreachableOrUnresolvableUpstreamGives502) {
   EXPECT_EQ(r.last().header("X-Egressd-Reason"), "resolve_failed") << r.describe();
 }
 
+TEST_F(HttpProxyTest, SilentUpstreamGives504AfterTheIoTimeout) {
+  PolicySpec s = spec();
+  s.allowedHosts = {"allowed.test"};
+  ASSERT_OK_AND_ASSIGN(auto sb, start(s, false, {"--io-timeout-ms", "1000"}));
+
+  const auto started = std::chrono::steady_clock::now();
+  auto r = get(*sb, "allowed.test", w().ip4(3), "/stall?ms=4000");
+  const auto took = std::chrono::steady_clock::now() - started;
+  EXPECT_EQ(r.status(), 504) << r.describe();
+  EXPECT_EQ(r.last().header("X-Egressd-Reason"), "upstream_timeout") << r.describe();
+  EXPECT_LT(took, std::chrono::milliseconds(3500)) << "the proxy waited for the upstream";
+  ASSERT_OK_AND_ASSIGN(json a, sb->daemon().waitForAudit(auditWith({{"status", 504}})));
+  EXPECT_EQ(a.value("decision", ""), "error") << a;
+  EXPECT_EQ(a.value("reason", ""), "upstream_timeout") << a;
+  // A prompt upstream on the same daemon is unaffected.
+  EXPECT_EQ(get(*sb, "allowed.test", w().ip4(3), "/stall?ms=100").status(), 200);
+}
+
 }  // namespace
 }  // namespace egressd::e2e

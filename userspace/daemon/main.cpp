@@ -2,6 +2,8 @@
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
+#include <sys/resource.h>
+
 #include <cstring>
 #include <cxxopts.hpp>
 #include <iostream>
@@ -75,6 +77,8 @@ int main(int argc, char** argv) {
       cxxopts::value<unsigned>()->default_value("15000"))(
       "idle-timeout-ms", "close keep-alive connections idle this long",
       cxxopts::value<unsigned>()->default_value("60000"))(
+      "io-timeout-ms", "give up (504/close) when an upstream or body stalls this long",
+      cxxopts::value<unsigned>()->default_value("60000"))(
       "log-level", "trace|debug|info|warn|error",
       cxxopts::value<std::string>()->default_value("info"))("h,help", "this help");
 
@@ -108,6 +112,7 @@ int main(int argc, char** argv) {
   proxy.threads = args["proxy-threads"].as<unsigned>();
   proxy.headerTimeoutMs = args["header-timeout-ms"].as<unsigned>();
   proxy.idleTimeoutMs = args["idle-timeout-ms"].as<unsigned>();
+  proxy.ioTimeoutMs = args["io-timeout-ms"].as<unsigned>();
 
   auto require = [&](bool ok, const char* what) {
     if (!ok) {
@@ -121,8 +126,16 @@ int main(int argc, char** argv) {
                  "--sandbox, --cgroup and --policy are required")) {
       return kExitUsage;
     }
-    return sub == "apply" ? egressd::daemon::applyCommand(sandbox)
-                          : egressd::daemon::serveCommand(sandbox, proxy);
+    if (sub == "apply") {
+      return egressd::daemon::applyCommand(sandbox);
+    }
+    // The proxy holds two descriptors per sandbox connection: take the hard limit.
+    struct rlimit nofile {};
+    if (::getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur < nofile.rlim_max) {
+      nofile.rlim_cur = nofile.rlim_max;
+      ::setrlimit(RLIMIT_NOFILE, &nofile);
+    }
+    return egressd::daemon::serveCommand(sandbox, proxy);
   }
   if (sub == "detach") {
     if (!require(!sandbox.id.empty(), "--sandbox is required")) {

@@ -188,6 +188,7 @@ Result<std::unique_ptr<ProxyRuntime>> ProxyRuntime::start(const ProxyOptions& op
     config.threads = options.threads;
     config.headerTimeout = std::chrono::milliseconds(options.headerTimeoutMs);
     config.idleTimeout = std::chrono::milliseconds(options.idleTimeoutMs);
+    config.ioTimeout = std::chrono::milliseconds(options.ioTimeoutMs);
     config.origDstMapFd = impl->maps->fd(EGRESSD_MAP_ORIG_DST);
     config.audit = impl->audit.get();
     config.metrics = &impl->registry;

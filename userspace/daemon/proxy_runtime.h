@@ -23,6 +23,7 @@ struct ProxyOptions {
   unsigned threads = 0;          // 0 = one per CPU
   unsigned headerTimeoutMs = 15000;
   unsigned idleTimeoutMs = 60000;
+  unsigned ioTimeoutMs = 60000;
 };
 
 class ProxyRuntime {
