@@ -101,22 +101,20 @@ class ByteWindow {
   size_t end_ = 0;
 };
 
-// Waits for readability, then reads once. Where the peer cannot have answered yet (the next
-// request of a keep-alive client, the response to a request just sent) this saves Asio's
-// speculative read, which would fail with EAGAIN: one system call per request and direction.
-asio::awaitable<std::tuple<asio::error_code, size_t>> readWhenReady(tcp::socket& socket,
-                                                                    asio::mutable_buffer buffer) {
-  for (;;) {
-    auto [waitError] = co_await socket.async_wait(tcp::socket::wait_read, kNoThrow);
-    if (waitError) {
-      co_return std::tuple<asio::error_code, size_t>{waitError, 0};
-    }
-    asio::error_code ec;
-    const size_t n = socket.read_some(buffer, ec);
-    if (ec != asio::error::would_block && ec != asio::error::try_again) {
-      co_return std::tuple<asio::error_code, size_t>{ec, n};
-    }
+// Writes all of `data`: first synchronously on the non-blocking socket (a small head or
+// response almost always fits the socket buffer), then asynchronously for the rest. An
+// async_write that completes at once still posts its completion, and posting wakes the
+// reactor with an epoll_ctl: a system call per write saved.
+asio::awaitable<std::tuple<asio::error_code, size_t>> writeAll(tcp::socket& socket,
+                                                               asio::const_buffer data) {
+  asio::error_code ec;
+  const size_t done = socket.write_some(data, ec);
+  if ((!ec && done == data.size()) ||
+      (ec && ec != asio::error::would_block && ec != asio::error::try_again)) {
+    co_return std::tuple<asio::error_code, size_t>{ec, done};
   }
+  auto [rest, n] = co_await asio::async_write(socket, asio::buffer(data + done), kNoThrow);
+  co_return std::tuple<asio::error_code, size_t>{rest, done + n};
 }
 
 // Bodies at least this large (what remains of them) are spliced instead of copied.
@@ -280,11 +278,9 @@ asio::awaitable<void> HttpSession::run() {
 // timed out, or a malformed head answered with a 4xx).
 asio::awaitable<bool> HttpSession::readRequestHead(bool first) {
   bool sawByte = clientBuf_.readable() > 0;
+  bool headTimerSet = false;
   if (!first) {
     setDeadline(config_.idleTimeout);
-  }
-  if (sawByte) {
-    setDeadline(config_.headerTimeout);
   }
   for (;;) {
     if (clientBuf_.readable() > 0) {
@@ -296,13 +292,22 @@ asio::awaitable<bool> HttpSession::readRequestHead(bool first) {
         audit(out);
         co_return false;
       }
-      if (!sawByte) {
-        sawByte = true;
+      if (requestStart_ == Clock::time_point{}) {
         requestStart_ = Clock::now();
-        setDeadline(config_.headerTimeout);
       }
+      sawByte = true;
       auto step = requestParser_.feed(clientBuf_.readPtr(), clientBuf_.readable());
       clientBuf_.consume(step.consumed);
+      // The head timer starts only once a head turns out to be partial: a head that came
+      // whole (nearly always) costs no timer change.
+      if (step.kind == http::RequestParser::Step::Kind::kNeedMore && !headTimerSet) {
+        headTimerSet = true;
+        const auto headDeadline = requestStart_ + config_.headerTimeout;
+        if (headDeadline < deadline_) {
+          deadline_ = headDeadline;
+          watchdog_.cancel();
+        }
+      }
       switch (step.kind) {
         case http::RequestParser::Step::Kind::kHead:
           headEndsMessage_ = step.endsMessage;
@@ -317,7 +322,7 @@ asio::awaitable<bool> HttpSession::readRequestHead(bool first) {
           co_return false;
       }
     }
-    auto [ec, n] = co_await readWhenReady(client_, clientBuf_.writable());
+    auto [ec, n] = co_await client_.async_read_some(clientBuf_.writable(), kNoThrow);
     if (ec || n == 0) {
       if (timedOut_ && sawByte) {
         co_await rejectMalformed(408, "request head not received in time");
@@ -333,7 +338,7 @@ asio::awaitable<void> HttpSession::sendLocalResponse(int status, std::string_vie
                                                      bool keepAlive) {
   std::string response = http::buildResponse(status, body, headers, keepAlive);
   setDeadline(config_.ioTimeout);
-  co_await asio::async_write(client_, asio::buffer(response), kNoThrow);
+  co_await writeAll(client_, asio::buffer(response));
   bytesOut_ += response.size();
   responseStatus_ = status;
 }
@@ -527,7 +532,7 @@ asio::awaitable<bool> HttpSession::handleRequest() {
   const bool upgrade = head.upgrade;
   for (int attempt = 0;; ++attempt) {
     setDeadline(config_.ioTimeout);
-    auto [wec, wn] = co_await asio::async_write(upstream_, asio::buffer(upstreamHead), kNoThrow);
+    auto [wec, wn] = co_await writeAll(upstream_, asio::buffer(upstreamHead));
     ResponseEnd end;
     if (wec) {
       end = ResponseEnd::kFailedBeforeBytes;
@@ -640,8 +645,8 @@ asio::awaitable<bool> HttpSession::forwardRequestBody() {
         co_return false;
       }
       if (step.consumed > 0) {
-        auto [ec, n] = co_await asio::async_write(
-            upstream_, asio::buffer(clientBuf_.readPtr(), step.consumed), kNoThrow);
+        auto [ec, n] =
+            co_await writeAll(upstream_, asio::buffer(clientBuf_.readPtr(), step.consumed));
         if (ec) {
           co_return false;
         }
@@ -675,8 +680,9 @@ asio::awaitable<HttpSession::ResponseEnd> HttpSession::relayResponse(bool upgrad
   for (;;) {
     if (upstreamBuf_.readable() == 0) {
       setDeadline(config_.ioTimeout);
-      auto [ec, n] = anyByte ? co_await upstream_.async_read_some(upstreamBuf_.writable(), kNoThrow)
-                             : co_await readWhenReady(upstream_, upstreamBuf_.writable());
+      // Asio reads speculatively only when the last read did not drain the socket, so
+      // waiting for a response costs no EAGAIN read.
+      auto [ec, n] = co_await upstream_.async_read_some(upstreamBuf_.writable(), kNoThrow);
       if (ec || n == 0) {
         if (!ec && anyByte && responseParser_.finishAtEof()) {
           co_return ResponseEnd::kCompleteUntilClose;
@@ -722,8 +728,7 @@ asio::awaitable<HttpSession::ResponseEnd> HttpSession::relayResponse(bool upgrad
     }
     if (forward > 0) {
       responseStarted_ = true;
-      auto [ec, n] = co_await asio::async_write(
-          client_, asio::buffer(upstreamBuf_.readPtr(), forward), kNoThrow);
+      auto [ec, n] = co_await writeAll(client_, asio::buffer(upstreamBuf_.readPtr(), forward));
       if (ec) {
         co_return ResponseEnd::kFailed;
       }
@@ -776,8 +781,7 @@ asio::awaitable<void> HttpSession::relayRaw(tcp::socket& from, tcp::socket& to, 
                                             uint64_t& counter) {
   for (;;) {
     if (buf.readable() > 0) {
-      auto [ec, n] =
-          co_await asio::async_write(to, asio::buffer(buf.readPtr(), buf.readable()), kNoThrow);
+      auto [ec, n] = co_await writeAll(to, asio::buffer(buf.readPtr(), buf.readable()));
       if (ec) {
         asio::error_code ignored;
         from.cancel(ignored);
