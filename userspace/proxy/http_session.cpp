@@ -1,5 +1,7 @@
 #include "proxy/http_session.h"
 
+#include "proxy/upstream_pool.h"
+
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -146,8 +148,9 @@ struct Outcome {
 class HttpSession : public std::enable_shared_from_this<HttpSession> {
  public:
   HttpSession(tcp::socket client, OrigDst orig, std::shared_ptr<SandboxContext> sandbox,
-              const ProxyConfig& config)
-      : client_(std::move(client)),
+              const ProxyConfig& config, UpstreamPool* pool)
+      : pool_(pool),
+        client_(std::move(client)),
         upstream_(client_.get_executor()),
         watchdog_(client_.get_executor()),
         orig_(orig),
@@ -188,7 +191,22 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   asio::awaitable<void> rejectMalformed(int status, const std::string& reason);
   std::string denyBody(const std::string& host, const Outcome& out) const;
   void audit(const Outcome& out);
+  // Back to the pool when it finished a response cleanly; closed otherwise.
+  void releaseUpstream() {
+    if (pool_ != nullptr && upstream_.is_open() && upstreamIdle_ && !upstreamKey_.empty() &&
+        upstreamBuf_.readable() == 0) {
+      pool_->put(sandbox_->id + "|" + upstreamKey_,
+                 UpstreamPool::Entry{std::move(upstream_), upstreamText_, {}});
+      upstream_ = tcp::socket(client_.get_executor());
+      upstreamKey_.clear();
+      upstreamIdle_ = false;
+      responseParser_.reset();
+      return;
+    }
+    closeUpstream();
+  }
   void closeUpstream() {
+    upstreamIdle_ = false;
     asio::error_code ignored;
     upstream_.close(ignored);
     upstreamKey_.clear();
@@ -196,9 +214,11 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
     responseParser_.reset();
   }
 
+  UpstreamPool* pool_;
   tcp::socket client_;
   tcp::socket upstream_;
-  std::string upstreamKey_;  // "host|port" the open upstream connection serves
+  bool upstreamIdle_ = false;  // between responses: may go back to the pool
+  std::string upstreamKey_;    // "host|port" the open upstream connection serves
   std::string upstreamText_;
   asio::steady_timer watchdog_;
   Clock::time_point deadline_ = Clock::time_point::max();
@@ -270,7 +290,7 @@ asio::awaitable<void> HttpSession::run() {
   asio::error_code ignored;
   client_.shutdown(tcp::socket::shutdown_send, ignored);
   client_.close(ignored);
-  upstream_.close(ignored);
+  releaseUpstream();
   sandbox_->openConnections.fetch_sub(1, std::memory_order_relaxed);
 }
 
@@ -507,7 +527,17 @@ asio::awaitable<bool> HttpSession::handleRequest() {
   const std::string key = host_ + "|" + std::to_string(orig_.port);
   bool reused = upstream_.is_open() && key == upstreamKey_;
   if (!reused) {
-    closeUpstream();
+    releaseUpstream();
+    if (pool_ != nullptr) {
+      if (auto pooled = pool_->take(sandbox_->id + "|" + key)) {
+        upstream_ = std::move(pooled->socket);
+        upstreamText_ = std::move(pooled->endpointText);
+        upstreamKey_ = key;
+        reused = true;
+      }
+    }
+  }
+  if (!reused) {
     auto connected = co_await connectUpstream(addrs, out);
     if (!connected.ok()) {
       out.decision = "error";
@@ -527,6 +557,7 @@ asio::awaitable<bool> HttpSession::handleRequest() {
     upstreamKey_.clear();
   }
 
+  upstreamIdle_ = false;
   const std::string upstreamHead = http::serializeRequestHead(head);
   const bool hasBody = !headEndsMessage_;
   const bool upgrade = head.upgrade;
@@ -566,6 +597,8 @@ asio::awaitable<bool> HttpSession::handleRequest() {
         finishRequest();
         if (!responseKeepAlive_) {
           closeUpstream();
+        } else {
+          upstreamIdle_ = !upgrade;
         }
         co_return clientKeepAlive_&& responseKeepAlive_;
       case ResponseEnd::kCompleteUntilClose:
@@ -893,8 +926,9 @@ asio::awaitable<void> HttpSession::tunnel() {
 
 asio::awaitable<void> serveHttpConnection(tcp::socket client, OrigDst orig,
                                           std::shared_ptr<SandboxContext> sandbox,
-                                          const ProxyConfig& config) {
-  auto session = std::make_shared<HttpSession>(std::move(client), orig, std::move(sandbox), config);
+                                          const ProxyConfig& config, UpstreamPool* pool) {
+  auto session =
+      std::make_shared<HttpSession>(std::move(client), orig, std::move(sandbox), config, pool);
   co_await session->run();
 }
 

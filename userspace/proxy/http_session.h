@@ -14,10 +14,12 @@
 
 namespace egressd::proxy {
 
+class UpstreamPool;
+
 // Serves `client` until it closes, times out or fails. `orig` is the destination the
-// sandbox asked for (from the kernel).
+// sandbox asked for (from the kernel); `pool` is the calling thread's idle upstreams.
 asio::awaitable<void> serveHttpConnection(asio::ip::tcp::socket client, OrigDst orig,
                                           std::shared_ptr<SandboxContext> sandbox,
-                                          const ProxyConfig& config);
+                                          const ProxyConfig& config, UpstreamPool* pool);
 
 }  // namespace egressd::proxy

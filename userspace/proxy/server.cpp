@@ -21,6 +21,7 @@
 
 #include "audit/audit_log.h"
 #include "proxy/http_session.h"
+#include "proxy/upstream_pool.h"
 
 namespace egressd::proxy {
 
@@ -44,6 +45,7 @@ unsigned defaultThreads() {
 struct ProxyServer::Impl {
   ProxyConfig config;
   std::vector<std::unique_ptr<asio::io_context>> contexts;
+  std::vector<std::unique_ptr<UpstreamPool>> pools;  // one per context, used only on its thread
   std::vector<asio::executor_work_guard<asio::io_context::executor_type>> guards;
   std::vector<std::thread> threads;
 
@@ -57,7 +59,7 @@ struct ProxyServer::Impl {
   std::map<std::string, Listening> sandboxes;
 
   asio::awaitable<void> acceptLoop(std::shared_ptr<tcp::acceptor> acceptor,
-                                   std::shared_ptr<SandboxContext> sandbox) {
+                                   std::shared_ptr<SandboxContext> sandbox, UpstreamPool* pool) {
     for (;;) {
       auto [ec, socket] = co_await acceptor->async_accept(kNoThrow);
       if (ec == asio::error::operation_aborted || !acceptor->is_open()) {
@@ -94,7 +96,7 @@ struct ProxyServer::Impl {
         continue;
       }
       asio::co_spawn(acceptor->get_executor(),
-                     serveHttpConnection(std::move(socket), *orig, sandbox, config),
+                     serveHttpConnection(std::move(socket), *orig, sandbox, config, pool),
                      asio::detached);
     }
   }
@@ -112,6 +114,7 @@ Result<std::unique_ptr<ProxyServer>> ProxyServer::start(ProxyConfig config) {
   impl->config.threads = n;
   for (unsigned i = 0; i < n; ++i) {
     impl->contexts.push_back(std::make_unique<asio::io_context>(1));
+    impl->pools.push_back(std::make_unique<UpstreamPool>());
     impl->guards.push_back(asio::make_work_guard(*impl->contexts.back()));
   }
   for (unsigned i = 0; i < n; ++i) {
@@ -158,6 +161,7 @@ ProxyServer::~ProxyServer() {
   }
   impl_->sandboxes.clear();
   impl_->guards.clear();
+  impl_->pools.clear();  // their sockets belong to the contexts
   impl_->contexts.clear();
 }
 
@@ -170,7 +174,8 @@ Status ProxyServer::addSandbox(std::shared_ptr<SandboxContext> sandbox,
     }
   }
   Impl::Listening listening{sandbox, std::move(listener), {}};
-  for (auto& ctx : impl_->contexts) {
+  for (size_t i = 0; i < impl_->contexts.size(); ++i) {
+    asio::io_context& ctx = *impl_->contexts[i];
     for (int fd : {listening.reservation.fd4(), listening.reservation.fd6()}) {
       const int copy = ::fcntl(fd, F_DUPFD_CLOEXEC, 0);
       if (copy < 0) {
@@ -180,7 +185,7 @@ Status ProxyServer::addSandbox(std::shared_ptr<SandboxContext> sandbox,
       socklen_t len = sizeof(ss);
       ::getsockname(copy, reinterpret_cast<sockaddr*>(&ss), &len);
       const tcp protocol = ss.ss_family == AF_INET6 ? tcp::v6() : tcp::v4();
-      auto acceptor = std::make_shared<tcp::acceptor>(*ctx);
+      auto acceptor = std::make_shared<tcp::acceptor>(ctx);
       asio::error_code ec;
       acceptor->assign(protocol, copy, ec);
       if (ec) {
@@ -189,7 +194,8 @@ Status ProxyServer::addSandbox(std::shared_ptr<SandboxContext> sandbox,
                      "serve the proxy listener of sandbox " + sandbox->id + ": " + ec.message());
       }
       listening.acceptors.push_back(acceptor);
-      asio::co_spawn(*ctx, impl_->acceptLoop(acceptor, sandbox), asio::detached);
+      asio::co_spawn(ctx, impl_->acceptLoop(acceptor, sandbox, impl_->pools[i].get()),
+                     asio::detached);
     }
   }
   std::lock_guard lock(impl_->mutex);
