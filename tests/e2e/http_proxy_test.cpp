@@ -1108,6 +1108,27 @@ TEST_F(HttpProxyTest, UnreachableOrUnresolvableUpstreamGives502) {
   EXPECT_EQ(r.last().header("X-Egressd-Reason"), "resolve_failed") << r.describe();
 }
 
+TEST_F(HttpProxyTest, ConnectionHeadersStayOnTheirHop) {
+  PolicySpec s = spec();
+  s.allowedHosts = {"allowed.test"};
+  ASSERT_OK_AND_ASSIGN(auto sb, start(s));
+
+  // The client's close (and what its Connection header names) never reaches the origin,
+  // so the upstream connection can serve the next client; the client is told it closes.
+  auto r = get(*sb, "allowed.test", w().ip4(3), "/whoami",
+               {"-H", "Connection: close, X-Hop-Only", "-H", "X-Hop-Only: 1", "-H",
+                "Keep-Alive: timeout=5"});
+  ASSERT_EQ(r.status(), 200) << r.describe();
+  EXPECT_EQ(r.last().header("Connection"), "close") << r.describe();
+  json seen = jsonBody(r.last().body);
+  ASSERT_TRUE(seen.is_object()) << r.describe();
+  const json& headers = seen.at("headers");
+  EXPECT_FALSE(headers.contains("connection")) << headers;
+  EXPECT_FALSE(headers.contains("x-hop-only")) << headers;
+  EXPECT_FALSE(headers.contains("keep-alive")) << headers;
+  EXPECT_EQ(headers.value("host", ""), "allowed.test:" + std::to_string(kHttpOrigin)) << headers;
+}
+
 TEST_F(HttpProxyTest, SilentUpstreamGives504AfterTheIoTimeout) {
   PolicySpec s = spec();
   s.allowedHosts = {"allowed.test"};

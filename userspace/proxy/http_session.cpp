@@ -119,6 +119,38 @@ asio::awaitable<std::tuple<asio::error_code, size_t>> writeAll(tcp::socket& sock
   co_return std::tuple<asio::error_code, size_t>{rest, done + n};
 }
 
+// Connection management is per hop (RFC 9110 7.6.1): an HTTP/1.1 client's `Connection:
+// close` must not close the pooled upstream connection. Upgrade requests keep theirs (the
+// upstream must see `Connection: upgrade`), and HTTP/1.0 requests keep their keep-alive
+// signalling, since they are forwarded as HTTP/1.0.
+std::vector<std::string> hopByHopHeaders(const http::RequestHead& head) {
+  if (head.upgrade || head.versionMinor == 0) {
+    return {};
+  }
+  std::vector<std::string> names = {"Connection", "Keep-Alive", "Proxy-Connection", "TE"};
+  if (const http::Header* connection = head.find("Connection")) {
+    std::string_view rest = connection->value;
+    while (!rest.empty()) {
+      const size_t comma = rest.find(',');
+      std::string_view token = rest.substr(0, comma);
+      while (!token.empty() && (token.front() == ' ' || token.front() == '\t')) {
+        token.remove_prefix(1);
+      }
+      while (!token.empty() && (token.back() == ' ' || token.back() == '\t')) {
+        token.remove_suffix(1);
+      }
+      // Never let a client strip what the request's framing or routing depends on.
+      if (!token.empty() && !http::equalsIgnoreCase(token, "Host") &&
+          !http::equalsIgnoreCase(token, "Content-Length") &&
+          !http::equalsIgnoreCase(token, "Transfer-Encoding")) {
+        names.emplace_back(token);
+      }
+      rest = comma == std::string_view::npos ? std::string_view() : rest.substr(comma + 1);
+    }
+  }
+  return names;
+}
+
 // Bodies at least this large (what remains of them) are spliced instead of copied.
 constexpr uint64_t kSpliceThreshold = 64 * 1024;
 
@@ -558,7 +590,7 @@ asio::awaitable<bool> HttpSession::handleRequest() {
   }
 
   upstreamIdle_ = false;
-  const std::string upstreamHead = http::serializeRequestHead(head);
+  const std::string upstreamHead = http::serializeRequestHead(head, {}, hopByHopHeaders(head));
   const bool hasBody = !headEndsMessage_;
   const bool upgrade = head.upgrade;
   for (int attempt = 0;; ++attempt) {
@@ -729,6 +761,7 @@ asio::awaitable<HttpSession::ResponseEnd> HttpSession::relayResponse(bool upgrad
     size_t forward = 0;
     bool ended = false;
     bool upgraded = false;
+    size_t announceCloseAt = 0;  // != 0: insert "Connection: close" there (before the blank line)
     while (forward < upstreamBuf_.readable() && !ended) {
       auto step =
           responseParser_.feed(upstreamBuf_.readPtr() + forward, upstreamBuf_.readable() - forward);
@@ -739,6 +772,13 @@ asio::awaitable<HttpSession::ResponseEnd> HttpSession::relayResponse(bool upgrad
       forward += step.consumed;
       if (step.kind == http::RequestParser::Step::Kind::kHead) {
         responseStatus_ = responseParser_.head().status;
+        // The client asked to close (its Connection header stayed on this hop) but the
+        // upstream keeps the connection: tell the client the connection ends here.
+        if (!clientKeepAlive_ && responseParser_.head().keepAlive &&
+            !responseParser_.head().informational() && responseStatus_ != 101 &&
+            step.consumed >= 2) {
+          announceCloseAt = forward - 2;
+        }
         if (responseStatus_ == 101) {
           if (!upgradeRequested) {
             co_return ResponseEnd::kFailed;  // a 101 nobody asked for
@@ -758,6 +798,19 @@ asio::awaitable<HttpSession::ResponseEnd> HttpSession::relayResponse(bool upgrad
       } else if (step.kind == http::RequestParser::Step::Kind::kNeedMore && step.consumed == 0) {
         break;
       }
+    }
+    if (announceCloseAt != 0) {
+      std::string head(upstreamBuf_.readPtr(), announceCloseAt);
+      head += "Connection: close\r\n";
+      head.append(upstreamBuf_.readPtr() + announceCloseAt, forward - announceCloseAt);
+      auto [ec, n] = co_await writeAll(client_, asio::buffer(head));
+      if (ec) {
+        co_return ResponseEnd::kFailed;
+      }
+      responseStarted_ = true;
+      bytesOut_ += head.size();
+      upstreamBuf_.consume(forward);
+      forward = 0;
     }
     if (forward > 0) {
       responseStarted_ = true;
