@@ -56,6 +56,8 @@ uint8_t abiProto(Protocol protocol) {
   return EGRESSD_PROTO_ANY;
 }
 
+}  // namespace
+
 std::string allowRuleName(const AllowRule& rule) {
   std::string ports;
   for (const PortRange& range : rule.ports) {
@@ -73,8 +75,6 @@ std::string allowRuleName(const AllowRule& rule) {
   return "allow[" + std::to_string(rule.index) + "] " + rule.cidr.toString() + " " +
          std::string(protocolName(rule.protocol)) + "/" + ports;
 }
-
-}  // namespace
 
 Result<KernelRules> compileKernelRules(const Policy& policy) {
   KernelRules rules;

@@ -35,6 +35,10 @@ struct KernelRules {
 // EGRESSD_MAX_RULES.
 Result<KernelRules> compileKernelRules(const Policy& policy);
 
+// "allow[2] 10.0.5.0/24 tcp/5432": how audit lines and deny answers name an `allow` rule
+// (the kernel's ruleNames and the proxy's decisions use this one format).
+std::string allowRuleName(const AllowRule& rule);
+
 // The non-rule part of a policy that the kernel needs.
 struct SandboxKnobs {
   bool enableInternet = false;

@@ -4,6 +4,8 @@
 // entry decides, as a reader of the policy would expect, whichever table found it.
 #include "policy/host_policy.h"
 
+#include "policy/compile.h"
+
 #include <idn2.h>
 
 #include <algorithm>
@@ -431,25 +433,6 @@ struct AllowCidr {
     return (anyProtocol ? 2 : 0) + (ports.empty() ? 1 : 0);
   }
 };
-
-// Same format as compile.cpp's allowRuleName, so the proxy and the kernel name a rule alike.
-std::string allowRuleName(const AllowRule& rule) {
-  std::string ports;
-  for (const PortRange& range : rule.ports) {
-    if (!ports.empty()) {
-      ports += ",";
-    }
-    ports += std::to_string(range.first);
-    if (range.last != range.first) {
-      ports += "-" + std::to_string(range.last);
-    }
-  }
-  if (ports.empty()) {
-    ports = "*";
-  }
-  return "allow[" + std::to_string(rule.index) + "] " + rule.cidr.toString() + " " +
-         std::string(protocolName(rule.protocol)) + "/" + ports;
-}
 
 HostDecision makeDecision(HostVerdict verdict, std::string_view reason, std::string rule,
                           bool byName) {
