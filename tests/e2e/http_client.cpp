@@ -233,7 +233,9 @@ RawExchange rawHttpIn(const Sandbox& sb, const std::string& endpoint,
   const double budget = options.readTimeoutSeconds + options.gapSeconds * payloads.size() +
                         options.dripSeconds * static_cast<double>(bytes) + 10;
   RawExchange x;
-  x.run = sb.runInside(argv, "", test::milliseconds(static_cast<int64_t>(budget * 1000)));
+  const auto timeout = test::milliseconds(static_cast<int64_t>(budget * 1000));
+  x.run = options.outsideSandbox ? runGuarded(argv, "", sb.netnsPath(), timeout)
+                                 : sb.runInside(argv, "", timeout);
   auto j = json::parse(x.run.out, nullptr, false);
   if (x.run.succeeded() && j.is_object()) {
     x.data = j.value("data", "");

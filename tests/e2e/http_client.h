@@ -54,7 +54,8 @@ struct RawOptions {
   double gapSeconds = 0;   // between payloads
   double dripSeconds = 0;  // > 0: payloads go out byte by byte, this far apart
   double readTimeoutSeconds = 5;
-  bool shutdown = false;  // half-close (SHUT_WR) once everything is sent
+  bool shutdown = false;        // half-close (SHUT_WR) once everything is sent
+  bool outsideSandbox = false;  // in the sandbox's netns but not its cgroup: not redirected
 };
 
 struct RawExchange {

@@ -1129,6 +1129,29 @@ TEST_F(HttpProxyTest, ConnectionHeadersStayOnTheirHop) {
   EXPECT_EQ(headers.value("host", ""), "allowed.test:" + std::to_string(kHttpOrigin)) << headers;
 }
 
+// A connection the kernel did not redirect (here: a process outside the sandbox that dials
+// the proxy port directly) has no original destination: the proxy closes it unanswered.
+TEST_F(HttpProxyTest, ConnectionWithoutOriginalDestinationIsClosed) {
+  PolicySpec s = spec();
+  s.enableInternet = true;
+  ASSERT_OK_AND_ASSIGN(auto sb, start(s));
+  ASSERT_OK_AND_ASSIGN(json status, sandboxStatus(*sb));
+  const std::string target = status.value("proxyTarget", "");
+  ASSERT_NE(target.rfind(':'), std::string::npos) << status;
+  const std::string port = target.substr(target.rfind(':') + 1);
+
+  const std::string t = tag("direct");
+  RawExchange x =
+      rawHttpIn(*sb, "127.0.0.1:" + port, {request("GET", "/whoami?" + t, "allowed.test")},
+                RawOptions{.outsideSandbox = true});
+  EXPECT_EQ(x.data, "") << "the proxy answered a connection it cannot place: " << x.describe();
+  EXPECT_TRUE(x.closedByServer()) << x.describe();
+  ASSERT_OK_AND_ASSIGN(json a,
+                       sb->daemon().waitForAudit(auditWith({{"reason", "orig_dst_missing"}})));
+  EXPECT_EQ(a.value("decision", ""), "deny") << a;
+  EXPECT_TRUE(origin_->requestsMatching(t).empty()) << origin_->log();
+}
+
 TEST_F(HttpProxyTest, SilentUpstreamGives504AfterTheIoTimeout) {
   PolicySpec s = spec();
   s.allowedHosts = {"allowed.test"};
