@@ -14,6 +14,7 @@
 #include <chrono>
 #include <cstdio>
 #include <set>
+#include <thread>
 
 #include "common/fs.h"
 #include "http_client.h"
@@ -486,6 +487,37 @@ TEST_F(HttpProxyTest, KeptAliveConnectionJudgesAndRoutesEveryRequestOnItsOwnHost
   EXPECT_TRUE(reached(denied).empty()) << originJoined(reached(denied));
   EXPECT_EQ(reached(other).size(), 1u) << origin_->log();
   EXPECT_EQ(reached(last).size(), 1u) << origin_->log();
+}
+
+// A policy reload applies to the next request on a connection already open (its
+// kept-alive upstream connection goes to an address the new policy denies).
+TEST_F(HttpProxyTest, ReloadAppliesToTheNextRequestOnAnOpenConnection) {
+  PolicySpec s = spec();
+  s.allowedHosts = {"other.test"};
+  ASSERT_OK_AND_ASSIGN(auto sb, start(s));
+  PolicySpec tightened = s;
+  tightened.deniedHosts = {w().ip4(4) + "/32"};  // where other.test resolves
+  const std::string before = tag("before");
+  const std::string after = tag("after");
+
+  Status reloaded = okStatus();
+  std::thread reloader([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+    reloaded = sb->daemon().reload(policyYaml(tightened));
+  });
+  auto x = rawHttpIn(*sb, originEndpoint(3),
+                     {request("GET", "/whoami?tag=" + before, "other.test"),
+                      request("GET", "/whoami?tag=" + after, "other.test")},
+                     {.gapSeconds = 2.5, .readTimeoutSeconds = 1.5});
+  reloader.join();
+  ASSERT_TRUE(reloaded.ok()) << reloaded.error().message();
+  auto responses = x.responses();
+  ASSERT_EQ(responses.size(), 2u) << x.describe();
+  EXPECT_EQ(responses[0].status, 200) << x.describe();
+  EXPECT_EQ(responses[1].status, 403) << x.describe();
+  EXPECT_EQ(responses[1].header("X-Egressd-Reason"), "denied_cidr") << x.describe();
+  EXPECT_EQ(reached(before).size(), 1u) << origin_->log();
+  EXPECT_TRUE(reached(after).empty()) << originJoined(reached(after));
 }
 
 // An Upgrade request the origin answers with an ordinary 200 leaves the connection HTTP:

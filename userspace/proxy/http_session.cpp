@@ -7,6 +7,7 @@
 #include <netinet/tcp.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <asio/co_spawn.hpp>
 #include <asio/detached.hpp>
 #include <asio/experimental/as_tuple.hpp>
@@ -228,7 +229,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
     if (pool_ != nullptr && upstream_.is_open() && upstreamIdle_ && !upstreamKey_.empty() &&
         upstreamBuf_.readable() == 0) {
       pool_->put(sandbox_->id + "|" + upstreamKey_,
-                 UpstreamPool::Entry{std::move(upstream_), upstreamText_, {}});
+                 UpstreamPool::Entry{std::move(upstream_), upstreamText_, upstreamAddr_, {}});
       upstream_ = tcp::socket(client_.get_executor());
       upstreamKey_.clear();
       upstreamIdle_ = false;
@@ -250,7 +251,8 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   tcp::socket client_;
   tcp::socket upstream_;
   bool upstreamIdle_ = false;  // between responses: may go back to the pool
-  std::string upstreamKey_;    // "host|port" the open upstream connection serves
+  IpAddress upstreamAddr_;
+  std::string upstreamKey_;  // "host|port" the open upstream connection serves
   std::string upstreamText_;
   asio::steady_timer watchdog_;
   Clock::time_point deadline_ = Clock::time_point::max();
@@ -557,15 +559,27 @@ asio::awaitable<bool> HttpSession::handleRequest() {
 
   // Reuse the open upstream connection when it serves this host and port.
   const std::string key = host_ + "|" + std::to_string(orig_.port);
-  bool reused = upstream_.is_open() && key == upstreamKey_;
+  // An open connection is reused only while its address is still one this request may
+  // go to (a policy change or a new DNS answer may have taken it away).
+  auto stillAllowed = [&addrs](const IpAddress& a) {
+    return std::find(addrs.begin(), addrs.end(), a) != addrs.end();
+  };
+  bool reused = upstream_.is_open() && key == upstreamKey_ && stillAllowed(upstreamAddr_);
   if (!reused) {
     releaseUpstream();
     if (pool_ != nullptr) {
-      if (auto pooled = pool_->take(sandbox_->id + "|" + key)) {
+      while (auto pooled = pool_->take(sandbox_->id + "|" + key)) {
+        if (!stillAllowed(pooled->addr)) {
+          asio::error_code ignored;
+          pooled->socket.close(ignored);
+          continue;
+        }
         upstream_ = std::move(pooled->socket);
         upstreamText_ = std::move(pooled->endpointText);
+        upstreamAddr_ = pooled->addr;
         upstreamKey_ = key;
         reused = true;
+        break;
       }
     }
   }
@@ -681,6 +695,7 @@ asio::awaitable<Status> HttpSession::connectUpstream(const std::vector<IpAddress
       std::tie(ec) = co_await upstream_.async_connect(ep, kNoThrow);
     }
     upstreamText_ = endpointText(a, orig_.port);
+    upstreamAddr_ = a;
     if (!ec) {
       prepareSocket(upstream_);
       if (sandbox_->upstreamConnect != nullptr) {

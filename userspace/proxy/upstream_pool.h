@@ -11,6 +11,8 @@
 #include <unordered_map>
 #include <vector>
 
+#include "common/ip_address.h"
+
 namespace egressd::proxy {
 
 class UpstreamPool {
@@ -18,6 +20,7 @@ class UpstreamPool {
   struct Entry {
     asio::ip::tcp::socket socket;
     std::string endpointText;  // "198.18.3.3:80", for audit lines
+    IpAddress addr;            // re-checked against the request's allowed addresses
     std::chrono::steady_clock::time_point idleSince;
   };
 
