@@ -1,32 +1,44 @@
-#!/ usr / bin / env python3
-""
-    "What the sandboxed program tries; each line says what happened and why it matters."
-    "" import errno import http.client import socket import subprocess
+#!/usr/bin/env python3
+"""What the sandboxed program tries; each line says what happened and why it matters."""
+import errno
+import http.client
+import socket
+import subprocess
 
-        def
-        tcp(label, host, port, family = socket.AF_INET)
-    : s = socket.socket(family, socket.SOCK_STREAM) s.settimeout(3) try : s
-  .connect((host, port)) greeting =
-      s.recv(64)
-          .decode(errors = "replace")
-          .strip() print(f "  ALLOWED  {label:<44} -> {greeting!r}") except OSError as e
-      : print(f "  BLOCKED  {label:<44} -> {errno.errorcode.get(e.errno, e.errno)} ({e.strerror})")
-            finally : s.close()
 
-                          def http_get(label, connect_to, host, path = "/")
-      : conn = http.client.HTTPConnection(connect_to, 80, timeout = 5) try : conn
-    .request("GET", path, headers = {"Host" : host}) r = conn.getresponse() body =
-        r.read().decode(errors = "replace").strip() verdict =
-            "ALLOWED" if r.status == 200 else "DENIED " rule =
-                r.getheader("X-Egressd-Rule")
-                    print(f "  {verdict}  {label:<44} -> {r.status} {body!r}" +
-                          (f " [rule: {rule}]" if rule else "")) except OSError as e
-        : print(f
-                "  BLOCKED  {label:<44} -> {errno.errorcode.get(e.errno, e.errno)} ({e.strerror})")
-              finally : conn.close()
+def tcp(label, host, port, family=socket.AF_INET):
+    s = socket.socket(family, socket.SOCK_STREAM)
+    s.settimeout(3)
+    try:
+        s.connect((host, port))
+        greeting = s.recv(64).decode(errors="replace").strip()
+        print(f"  ALLOWED  {label:<44} -> {greeting!r}")
+    except OSError as e:
+        print(f"  BLOCKED  {label:<44} -> {errno.errorcode.get(e.errno, e.errno)} ({e.strerror})")
+    finally:
+        s.close()
 
-                            def attempt(label, fn)
-        : try : fn() print(f "  ALLOWED  {label}") except OSError as e:
+
+def http_get(label, connect_to, host, path="/"):
+    conn = http.client.HTTPConnection(connect_to, 80, timeout=5)
+    try:
+        conn.request("GET", path, headers={"Host": host})
+        r = conn.getresponse()
+        body = r.read().decode(errors="replace").strip()
+        verdict = "ALLOWED" if r.status == 200 else "DENIED "
+        rule = r.getheader("X-Egressd-Rule")
+        print(f"  {verdict}  {label:<44} -> {r.status} {body!r}" + (f" [rule: {rule}]" if rule else ""))
+    except OSError as e:
+        print(f"  BLOCKED  {label:<44} -> {errno.errorcode.get(e.errno, e.errno)} ({e.strerror})")
+    finally:
+        conn.close()
+
+
+def attempt(label, fn):
+    try:
+        fn()
+        print(f"  ALLOWED  {label}")
+    except OSError as e:
         print(f"  BLOCKED  {label:<44} -> {errno.errorcode.get(e.errno, e.errno)} ({e.strerror})")
 
 
