@@ -7,10 +7,6 @@
 namespace egressd::http {
 namespace {
 
-char lowerAscii(char c) {
-  return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
-}
-
 bool isSafeHeader(const Header& header) {
   // CR, LF and NUL would end the header line early (or truncate it in C consumers).
   return isToken(header.name) && !detail::hasLineBreakOrNul(header.value);
@@ -69,18 +65,6 @@ Result<uint16_t> parsePort(std::string_view digits, std::string_view whole) {
 }
 
 }  // namespace
-
-bool equalsIgnoreCase(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) {
-    return false;
-  }
-  for (size_t i = 0; i < a.size(); ++i) {
-    if (lowerAscii(a[i]) != lowerAscii(b[i])) {
-      return false;
-    }
-  }
-  return true;
-}
 
 bool isToken(std::string_view text) {
   if (text.empty()) {

@@ -10,6 +10,7 @@
 #include <string_view>
 #include <vector>
 
+#include "common/ascii.h"
 #include "common/result.h"
 
 namespace egressd::http {
@@ -21,7 +22,7 @@ struct Header {
 
 // ASCII case-insensitive equality, the comparison HTTP uses for field names, methods' tokens
 // in Connection, schemes and host names.
-bool equalsIgnoreCase(std::string_view a, std::string_view b);
+using egressd::equalsIgnoreCase;  // common/ascii.h
 
 struct RequestHead {
   std::string method;     // "GET"

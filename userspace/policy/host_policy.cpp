@@ -4,6 +4,7 @@
 // entry decides, as a reader of the policy would expect, whichever table found it.
 #include "policy/host_policy.h"
 
+#include "common/ascii.h"
 #include "policy/compile.h"
 
 #include <idn2.h>
@@ -45,10 +46,6 @@ std::string quote(std::string_view text) {
 
 Error invalidHost(std::string message) {
   return Error(EINVAL, std::move(message));
-}
-
-char lowerAscii(char c) {
-  return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
 }
 
 bool isDigit(char c) {
@@ -160,25 +157,13 @@ Result<std::string> checkName(std::string name, std::string_view whole) {
 
 // ---- glob matching -------------------------------------------------------------------
 
-bool equalFold(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) {
-    return false;
-  }
-  for (size_t i = 0; i < a.size(); ++i) {
-    if (lowerAscii(a[i]) != lowerAscii(b[i])) {
-      return false;
-    }
-  }
-  return true;
-}
-
 // Leftmost occurrence of `needle` in `hay` at or after `from`, case-insensitively.
 size_t findFold(std::string_view hay, std::string_view needle, size_t from) {
   if (needle.size() > hay.size()) {
     return std::string_view::npos;
   }
   for (size_t i = from; i + needle.size() <= hay.size(); ++i) {
-    if (equalFold(hay.substr(i, needle.size()), needle)) {
+    if (equalsIgnoreCase(hay.substr(i, needle.size()), needle)) {
       return i;
     }
   }
@@ -219,11 +204,11 @@ GlobParts splitGlob(std::string_view pattern) {
 
 bool partsMatch(const GlobParts& parts, std::string_view host) {
   if (!parts.hasStar) {
-    return equalFold(parts.head, host);
+    return equalsIgnoreCase(parts.head, host);
   }
   if (host.size() < parts.head.size() + parts.tail.size() ||
-      !equalFold(host.substr(0, parts.head.size()), parts.head) ||
-      !equalFold(host.substr(host.size() - parts.tail.size()), parts.tail)) {
+      !equalsIgnoreCase(host.substr(0, parts.head.size()), parts.head) ||
+      !equalsIgnoreCase(host.substr(host.size() - parts.tail.size()), parts.tail)) {
     return false;
   }
   const std::string_view window =
