@@ -1,5 +1,7 @@
 #include "temp_dir.h"
 
+#include <stdexcept>
+
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
@@ -27,6 +29,14 @@ void removeTree(const std::string& path) {
 }
 
 }  // namespace
+
+TempDir TempDir::createOrThrow() {
+  auto dir = create();
+  if (!dir.ok()) {
+    throw std::runtime_error(dir.error().message());
+  }
+  return std::move(dir).value();
+}
 
 Result<TempDir> TempDir::create() {
   std::string tmpl = "/tmp/" + uniqueName() + "-XXXXXX";

@@ -12,6 +12,9 @@ class TempDir {
  public:
   // mkdtemp("/tmp/egressd-test-<pid>-<n>-XXXXXX").
   static Result<TempDir> create();
+  // create() for tests that cannot go on without one: a failure throws std::runtime_error
+  // with the reason, which GoogleTest reports as the test's failure.
+  static TempDir createOrThrow();
   TempDir(TempDir&& other) noexcept;
   TempDir& operator=(TempDir&&) = delete;
   TempDir(const TempDir&) = delete;

@@ -21,28 +21,14 @@
 
 #include <nlohmann/json.hpp>
 
+#include "temp_dir.h"
+
 namespace egressd::audit {
 namespace {
 
 using namespace std::chrono_literals;
 
-class TempDir {
- public:
-  TempDir() {
-    char pattern[] = "/tmp/egressd-audit-test-XXXXXX";
-    char* made = ::mkdtemp(pattern);
-    EXPECT_NE(made, nullptr);
-    path_ = made ? made : "";
-  }
-  ~TempDir() {
-    std::error_code ignored;
-    std::filesystem::remove_all(path_, ignored);
-  }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
+using test::TempDir;
 
 std::vector<std::string> readLines(const std::string& path) {
   std::ifstream in(path);
@@ -75,7 +61,7 @@ std::unique_ptr<AuditLog> openLog(const AuditOptions& options) {
 }
 
 TEST(AuditLogTest, CreatesFile0600AndAppendsAcrossOpens) {
-  TempDir dir;
+  TempDir dir = TempDir::createOrThrow();
   const std::string path = dir.path() + "/sub/dir/audit.jsonl";  // parents do not exist yet
   const mode_t oldMask = ::umask(0);  // the mode must come from us, not from the umask
   {
@@ -103,7 +89,7 @@ TEST(AuditLogTest, OpenErrorsNameThePath) {
   ASSERT_FALSE(none.ok());
   EXPECT_NE(none.error().message().find("no output"), std::string::npos);
 
-  TempDir dir;
+  TempDir dir = TempDir::createOrThrow();
   const std::string notADir = dir.path() + "/file";
   std::ofstream(notADir) << "x";
   auto bad = AuditLog::open({.filePath = notADir + "/audit.jsonl"});
@@ -115,7 +101,7 @@ TEST(AuditLogTest, OpenErrorsNameThePath) {
 }
 
 TEST(AuditLogTest, BuffersUntilFlushOrDestruction) {
-  TempDir dir;
+  TempDir dir = TempDir::createOrThrow();
   const std::string path = dir.path() + "/audit.jsonl";
   auto log = openLog({.filePath = path, .flushInterval = 1h});
   ASSERT_TRUE(log);
@@ -136,7 +122,7 @@ TEST(AuditLogTest, BuffersUntilFlushOrDestruction) {
 }
 
 TEST(AuditLogTest, WritesEveryFlushInterval) {
-  TempDir dir;
+  TempDir dir = TempDir::createOrThrow();
   const std::string path = dir.path() + "/audit.jsonl";
   auto log = openLog({.filePath = path, .flushInterval = 10ms});
   ASSERT_TRUE(log);
@@ -149,7 +135,7 @@ TEST(AuditLogTest, WritesEveryFlushInterval) {
 }
 
 TEST(AuditLogTest, WritesEarlyWhen64KiBArePending) {
-  TempDir dir;
+  TempDir dir = TempDir::createOrThrow();
   const std::string path = dir.path() + "/audit.jsonl";
   auto log = openLog({.filePath = path, .flushInterval = 1h});
   ASSERT_TRUE(log);
@@ -165,7 +151,7 @@ TEST(AuditLogTest, WritesEarlyWhen64KiBArePending) {
 }
 
 TEST(AuditLogTest, ConcurrentWritersProduceWholeLines) {
-  TempDir dir;
+  TempDir dir = TempDir::createOrThrow();
   const std::string path = dir.path() + "/audit.jsonl";
   constexpr int kThreads = 8;
   constexpr int kPerThread = 10000;
@@ -209,7 +195,7 @@ TEST(AuditLogTest, ConcurrentWritersProduceWholeLines) {
 // The output stalls: a FIFO with a small pipe buffer and nobody reading. write() must keep
 // returning at once, drop what does not fit and later say how many it dropped.
 TEST(AuditLogTest, DropsAndCountsWhenTheOutputStalls) {
-  TempDir dir;
+  TempDir dir = TempDir::createOrThrow();
   const std::string fifo = dir.path() + "/audit.fifo";
   ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
   int reader = ::open(fifo.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
@@ -286,7 +272,7 @@ TEST(AuditLogTest, CountsRecordsLostToFailedWrites) {
 }
 
 TEST(AuditLogTest, ReopenFollowsLogRotation) {
-  TempDir dir;
+  TempDir dir = TempDir::createOrThrow();
   const std::string path = dir.path() + "/audit.jsonl";
   auto log = openLog({.filePath = path, .flushInterval = 1h});
   ASSERT_TRUE(log);
@@ -311,7 +297,7 @@ TEST(AuditLogTest, ReopenFollowsLogRotation) {
 }
 
 TEST(AuditLogTest, ReopenFailureKeepsTheOldFile) {
-  TempDir dir;
+  TempDir dir = TempDir::createOrThrow();
   const std::string sub = dir.path() + "/logs";
   const std::string path = sub + "/audit.jsonl";
   auto log = openLog({.filePath = path, .flushInterval = 1h});
@@ -328,7 +314,7 @@ TEST(AuditLogTest, ReopenFailureKeepsTheOldFile) {
 }
 
 TEST(AuditLogTest, RedactsConfiguredSecrets) {
-  TempDir dir;
+  TempDir dir = TempDir::createOrThrow();
   const std::string path = dir.path() + "/audit.jsonl";
   auto log = openLog({.filePath = path});
   ASSERT_TRUE(log);

@@ -17,26 +17,12 @@
 #include <fstream>
 #include <string>
 
+#include "temp_dir.h"
+
 namespace egressd::metrics {
 namespace {
 
-class TempDir {
- public:
-  TempDir() {
-    char pattern[] = "/tmp/egressd-metrics-test-XXXXXX";
-    char* made = ::mkdtemp(pattern);
-    EXPECT_NE(made, nullptr);
-    path_ = made ? made : "";
-  }
-  ~TempDir() {
-    std::error_code ignored;
-    std::filesystem::remove_all(path_, ignored);
-  }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
+using test::TempDir;
 
 struct HttpReply {
   int status = 0;
@@ -145,7 +131,7 @@ TEST(MetricsServerTest, RefusesNonLoopbackAddresses) {
 }
 
 TEST(MetricsServerTest, ServesMetricsOnAUnixSocket) {
-  TempDir dir;
+  TempDir dir = TempDir::createOrThrow();
   const std::string path = dir.path() + "/run/egressd/metrics.sock";  // parents created
   Registry registry;
   registry.counter("egressd_requests_total", "Requests.", {{"sandbox", "a"}}).inc(41);
@@ -173,7 +159,7 @@ TEST(MetricsServerTest, ServesMetricsOnAUnixSocket) {
 }
 
 TEST(MetricsServerTest, ReplacesAStaleSocketButNotALiveOneOrAFile) {
-  TempDir dir;
+  TempDir dir = TempDir::createOrThrow();
   const std::string path = dir.path() + "/metrics.sock";
   {
     // A socket file left behind by a crashed process: bound, nobody accepting.
