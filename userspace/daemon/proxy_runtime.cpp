@@ -71,17 +71,8 @@ struct ProxyRuntime::Impl {
       return config;
     }
     dns::ResolverConfig config;
-    asio::ip::address addr;
-    if (server->family == AF_INET) {
-      asio::ip::address_v4::bytes_type b;
-      std::copy_n(server->bytes.begin(), 4, b.begin());
-      addr = asio::ip::address_v4(b);
-    } else {
-      asio::ip::address_v6::bytes_type b;
-      std::copy_n(server->bytes.begin(), 16, b.begin());
-      addr = asio::ip::address_v6(b);
-    }
-    config.servers.emplace_back(addr, server->port);
+    config.servers.emplace_back(dns::toAsioAddress(IpAddress{server->family, server->bytes}),
+                                server->port);
     return config;
   }
 
@@ -94,8 +85,8 @@ struct ProxyRuntime::Impl {
         slots.emplace_back(id, sb->slot);
       }
     }
-    out += "# HELP egressd_kernel_decisions_total Kernel verdicts, by sandbox and reason.\n";
-    out += "# TYPE egressd_kernel_decisions_total counter\n";
+    metrics::appendFamilyHeader(out, "egressd_kernel_decisions_total",
+                                "Kernel verdicts, by sandbox and reason.", "counter");
     for (const auto& [id, slot] : slots) {
       if (!maps) {
         break;
@@ -105,19 +96,20 @@ struct ProxyRuntime::Impl {
         continue;
       }
       for (uint32_t reason = 1; reason < EGRESSD_REASON_MAX; ++reason) {
-        out += "egressd_kernel_decisions_total{sandbox=\"" + metrics::escapeLabelValue(id) +
-               "\",layer=\"kernel\",decision=\"" +
-               (loader::reasonIsDeny(reason) ? "deny" : "allow") + "\",reason=\"" +
-               loader::reasonName(reason) + "\"} " + std::to_string(counters->by_reason[reason]) +
-               "\n";
+        metrics::appendSample(out, "egressd_kernel_decisions_total",
+                              {{"sandbox", id},
+                               {"layer", "kernel"},
+                               {"decision", loader::reasonIsDeny(reason) ? "deny" : "allow"},
+                               {"reason", loader::reasonName(reason)}},
+                              uint64_t{counters->by_reason[reason]});
       }
     }
-    out += "# HELP egressd_proxy_open_connections Connections from sandboxes open in the proxy.\n";
-    out += "# TYPE egressd_proxy_open_connections gauge\n";
+    metrics::appendFamilyHeader(out, "egressd_proxy_open_connections",
+                                "Connections from sandboxes open in the proxy.", "gauge");
     std::lock_guard lock(mutex);
     for (const auto& [id, sb] : sandboxes) {
-      out += "egressd_proxy_open_connections{sandbox=\"" + metrics::escapeLabelValue(id) + "\"} " +
-             std::to_string(sb->openConnections.load()) + "\n";
+      metrics::appendSample(out, "egressd_proxy_open_connections", {{"sandbox", id}},
+                            static_cast<int64_t>(sb->openConnections.load()));
     }
   }
 };

@@ -52,17 +52,6 @@ std::string endpointText(const IpAddress& addr, uint16_t port) {
                                  : addr.toString() + ":" + std::to_string(port);
 }
 
-tcp::endpoint toEndpoint(const IpAddress& addr, uint16_t port) {
-  if (addr.family == AF_INET) {
-    asio::ip::address_v4::bytes_type b;
-    std::memcpy(b.data(), addr.bytes.data(), 4);
-    return {asio::ip::address_v4(b), port};
-  }
-  asio::ip::address_v6::bytes_type b;
-  std::memcpy(b.data(), addr.bytes.data(), 16);
-  return {asio::ip::address_v6(b), port};
-}
-
 std::vector<http::Header> reasonHeaders(const std::string& reason,
                                         const std::string* rule = nullptr) {
   std::vector<http::Header> h;
@@ -210,7 +199,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   // --- the request loop
   asio::awaitable<bool> readRequestHead(bool first);
   asio::awaitable<bool> handleRequest();
-  asio::awaitable<Status> connectUpstream(const std::vector<IpAddress>& addrs, Outcome& out);
+  asio::awaitable<Status> connectUpstream(const std::vector<IpAddress>& addrs);
   asio::awaitable<bool> forwardRequestBody();
   enum class ResponseEnd { kComplete, kCompleteUntilClose, kUpgraded, kFailedBeforeBytes, kFailed };
   asio::awaitable<ResponseEnd> relayResponse(bool upgradeRequested);
@@ -275,6 +264,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   bool clientKeepAlive_ = true;
   bool responseStarted_ = false;
   bool headEndsMessage_ = false;
+  bool headValid_ = false;  // head() describes the request in flight
   bool responseKeepAlive_ = false;
   // For splice: created on the first large body, kept for the connection's life.
   UniqueFd pipeRead_;
@@ -365,6 +355,7 @@ asio::awaitable<bool> HttpSession::readRequestHead(bool first) {
       switch (step.kind) {
         case http::RequestParser::Step::Kind::kHead:
           headEndsMessage_ = step.endsMessage;
+          headValid_ = true;
           co_return true;
         case http::RequestParser::Step::Kind::kError:
           co_await rejectMalformed(step.status, step.reason);
@@ -433,10 +424,8 @@ void HttpSession::audit(const Outcome& out) {
   if (config_.audit == nullptr) {
     return;
   }
-  const http::RequestHead* head = nullptr;
-  if (!host_.empty() || out.reason != "bad_request") {
-    head = &requestParser_.head();
-  }
+  // After a malformed head the parser's head() may still show the previous request.
+  const http::RequestHead* head = headValid_ ? &requestParser_.head() : nullptr;
   audit::AuditRecord r;
   r.sandbox = sandbox_->id;
   r.layer = "proxy";
@@ -476,7 +465,11 @@ asio::awaitable<bool> HttpSession::handleRequest() {
   upstreamText_.clear();
   host_.clear();
   clientKeepAlive_ = head.keepAlive;
-  auto finishRequest = [this] { requestStart_ = Clock::time_point{}; };
+  auto finishRequest = [this] {
+    requestStart_ = Clock::time_point{};
+    headValid_ = false;
+    host_.clear();
+  };
 
   Outcome out;
   // h2c would switch the connection to a protocol the proxy cannot judge per request.
@@ -516,23 +509,20 @@ asio::awaitable<bool> HttpSession::handleRequest() {
         out.status = 502;
         out.detail = resolved.error().message();
       } else {
-        std::optional<policy::HostDecision> firstRefusal;
+        std::optional<std::pair<policy::HostDecision, IpAddress>> firstRefusal;
         for (const IpAddress& a : *resolved) {
           auto judged = view->hosts.judgeResolvedAddress(a, orig_.port, decision);
           if (judged.verdict == policy::HostVerdict::kAllow) {
             addrs.push_back(a);
           } else if (!firstRefusal) {
-            firstRefusal = judged;
-            firstRefusal->reason += " " + a.toString();
+            firstRefusal.emplace(std::move(judged), a);
           }
         }
         if (addrs.empty() && firstRefusal) {
-          decision = *firstRefusal;
           out.decision = "deny";
-          out.reason = decision.reason.substr(0, decision.reason.find(' '));
-          out.rule = decision.rule;
-          out.detail = host->name + " resolves to " +
-                       decision.reason.substr(decision.reason.find(' ') + 1) +
+          out.reason = firstRefusal->first.reason;
+          out.rule = firstRefusal->first.rule;
+          out.detail = host->name + " resolves to " + firstRefusal->second.toString() +
                        ", which the policy does not allow";
         }
       }
@@ -584,7 +574,7 @@ asio::awaitable<bool> HttpSession::handleRequest() {
     }
   }
   if (!reused) {
-    auto connected = co_await connectUpstream(addrs, out);
+    auto connected = co_await connectUpstream(addrs);
     if (!connected.ok()) {
       out.decision = "error";
       out.status = timedOut_ ? 504 : 502;
@@ -626,7 +616,7 @@ asio::awaitable<bool> HttpSession::handleRequest() {
     if (end == ResponseEnd::kFailedBeforeBytes && reused && !hasBody && attempt == 0 &&
         !timedOut_) {
       closeUpstream();
-      auto connected = co_await connectUpstream(addrs, out);
+      auto connected = co_await connectUpstream(addrs);
       if (connected.ok()) {
         upstreamKey_ = key;
         reused = false;
@@ -681,14 +671,12 @@ asio::awaitable<bool> HttpSession::handleRequest() {
   }
 }
 
-asio::awaitable<Status> HttpSession::connectUpstream(const std::vector<IpAddress>& addrs,
-                                                     Outcome& out) {
-  (void)out;
+asio::awaitable<Status> HttpSession::connectUpstream(const std::vector<IpAddress>& addrs) {
   const auto started = Clock::now();
   setDeadline(config_.connectTimeout);
   std::string errors;
   for (const IpAddress& a : addrs) {
-    const tcp::endpoint ep = toEndpoint(a, orig_.port);
+    const tcp::endpoint ep(dns::toAsioAddress(a), orig_.port);
     asio::error_code ec;
     upstream_.open(ep.protocol(), ec);
     if (!ec) {
