@@ -252,24 +252,30 @@ Registry::Family& Registry::family(const std::string& name, const std::string& h
   return *slot;
 }
 
+namespace {
+
+// The series stored under `key`, created on first use (stable address: held by pointer).
+template <typename Series, typename Map, typename... Args>
+Series& seriesAt(Map& map, const std::string& key, Args&&... args) {
+  auto& series = map[key];
+  if (!series) {
+    series = std::make_unique<Series>(std::forward<Args>(args)...);
+  }
+  return *series;
+}
+
+}  // namespace
+
 Counter& Registry::counter(const std::string& name, const std::string& help, const Labels& labels) {
   std::lock_guard lock(mutex_);
   Family& f = family(name, help, kCounterType);
-  auto& series = f.counters[canonicalLabels(name, labels, false)];
-  if (!series) {
-    series = std::make_unique<Counter>();
-  }
-  return *series;
+  return seriesAt<Counter>(f.counters, canonicalLabels(name, labels, false));
 }
 
 Gauge& Registry::gauge(const std::string& name, const std::string& help, const Labels& labels) {
   std::lock_guard lock(mutex_);
   Family& f = family(name, help, kGaugeType);
-  auto& series = f.gauges[canonicalLabels(name, labels, false)];
-  if (!series) {
-    series = std::make_unique<Gauge>();
-  }
-  return *series;
+  return seriesAt<Gauge>(f.gauges, canonicalLabels(name, labels, false));
 }
 
 Histogram& Registry::histogram(const std::string& name, const std::string& help,
@@ -282,11 +288,7 @@ Histogram& Registry::histogram(const std::string& name, const std::string& help,
   } else if (f.bounds != buckets) {
     misuse(name + ": every series of a histogram needs the same buckets");
   }
-  auto& series = f.histograms[canonicalLabels(name, labels, true)];
-  if (!series) {
-    series = std::make_unique<Histogram>(buckets);
-  }
-  return *series;
+  return seriesAt<Histogram>(f.histograms, canonicalLabels(name, labels, true), buckets);
 }
 
 void Registry::addCollector(std::function<void(std::string& out)> appendTextExposition) {
