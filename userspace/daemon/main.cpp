@@ -70,6 +70,10 @@ int main(int argc, char** argv) {
       "DNS server egressd resolves upstream hosts with (default: the policy's dns.resolver, "
       "else /etc/resolv.conf)",
       cxxopts::value<std::string>()->default_value(""))(
+      "upstream-ca-file", "PEM bundle trusted for upstream TLS in addition to the system store",
+      cxxopts::value<std::string>()->default_value(""))(
+      "run-dir", "where per-sandbox files go (sandboxes/<id>/ca.crt)",
+      cxxopts::value<std::string>()->default_value(egressd::daemon::kDefaultRunDir))(
       "proxy-threads", "proxy event-loop threads (0 = one per CPU)",
       cxxopts::value<unsigned>()->default_value("0"))(
       "no-proxy", "kernel enforcement only: proxied ports refuse connections")(
@@ -110,6 +114,8 @@ int main(int argc, char** argv) {
   proxy.metrics = args["metrics"].as<std::string>();
   proxy.upstreamResolver = args["upstream-resolver"].as<std::string>();
   proxy.threads = args["proxy-threads"].as<unsigned>();
+  proxy.upstreamCaFile = args["upstream-ca-file"].as<std::string>();
+  proxy.runDir = args["run-dir"].as<std::string>();
   proxy.headerTimeoutMs = args["header-timeout-ms"].as<unsigned>();
   proxy.idleTimeoutMs = args["idle-timeout-ms"].as<unsigned>();
   proxy.ioTimeoutMs = args["io-timeout-ms"].as<unsigned>();

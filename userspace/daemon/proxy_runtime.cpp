@@ -17,6 +17,8 @@
 #include "policy/host_policy.h"
 #include "proxy/sandbox_context.h"
 #include "proxy/server.h"
+#include "tls/certificate_authority.h"
+#include "tls/contexts.h"
 
 namespace egressd::daemon {
 
@@ -28,6 +30,9 @@ struct ProxyRuntime::Impl {
   metrics::Registry registry;
   std::unique_ptr<metrics::MetricsServer> metricsServer;
   std::unique_ptr<proxy::ProxyServer> proxy;
+  // Shared by every proxy thread; must outlive the proxy (declared before it is reset).
+  tls::SslCtxPtr interceptTls;
+  tls::SslCtxPtr upstreamTls;
 
   std::mutex mutex;
   std::map<std::string, std::shared_ptr<proxy::SandboxContext>> sandboxes;
@@ -47,8 +52,9 @@ struct ProxyRuntime::Impl {
   void auditKernelEvent(const egressd_event& e);
 
   std::shared_ptr<const proxy::SandboxPolicyView> viewOf(const policy::Policy& p) const {
-    auto view = std::make_shared<proxy::SandboxPolicyView>(
-        proxy::SandboxPolicyView{p.name, policy::HostPolicy::fromPolicy(p), p.denyStatus});
+    auto view = std::make_shared<proxy::SandboxPolicyView>(proxy::SandboxPolicyView{
+        p.name, policy::HostPolicy::fromPolicy(p),
+        proxy::InterceptSelection::fromPolicy(p.interceptHttps), p.denyStatus});
     return view;
   }
 
@@ -126,6 +132,19 @@ ProxyRuntime::~ProxyRuntime() {
   }
   impl_->proxy.reset();
   impl_->metricsServer.reset();
+  // The published CA certificates go with the sandboxes they were for.
+  std::vector<std::string> ids;
+  {
+    std::lock_guard lock(impl_->mutex);
+    for (const auto& [id, sb] : impl_->sandboxes) {
+      if (sb->leaves) {
+        ids.push_back(id);
+      }
+    }
+  }
+  for (const std::string& id : ids) {
+    removeSandboxFiles(impl_->options.runDir, id);
+  }
   if (impl_->audit) {
     impl_->audit->flush();
   }
@@ -184,6 +203,18 @@ Result<std::unique_ptr<ProxyRuntime>> ProxyRuntime::start(const ProxyOptions& op
     config.origDstMapFd = impl->maps->fd(EGRESSD_MAP_ORIG_DST);
     config.audit = impl->audit.get();
     config.metrics = &impl->registry;
+    auto serverSide = tls::makeInterceptionServerContext();
+    if (!serverSide.ok()) {
+      return std::move(serverSide).error().wrap("TLS interception");
+    }
+    auto clientSide = tls::makeUpstreamClientContext(options.upstreamCaFile);
+    if (!clientSide.ok()) {
+      return std::move(clientSide).error().wrap("upstream TLS");
+    }
+    impl->interceptTls = std::move(*serverSide);
+    impl->upstreamTls = std::move(*clientSide);
+    config.interceptTls = impl->interceptTls.get();
+    config.upstreamTls = impl->upstreamTls.get();
     auto server = proxy::ProxyServer::start(config);
     if (!server.ok()) {
       return std::move(server).error();
@@ -205,6 +236,19 @@ Status ProxyRuntime::addSandbox(const std::string& id, uint32_t slot, const poli
     return std::move(resolverConfig).error().wrap("sandbox " + id);
   }
   sb->resolver = std::make_shared<dns::Resolver>(*resolverConfig);
+  if (impl_->proxy) {
+    // Made with the sandbox whether its policy intercepts or not, so a reload that turns
+    // interception on needs nothing new, and the certificate can be mounted beforehand.
+    auto ca = tls::CertificateAuthority::create(id);
+    if (!ca.ok()) {
+      return std::move(ca).error().wrap("sandbox " + id + ": interception CA");
+    }
+    auto published = publishSandboxCa(impl_->options.runDir, id, (*ca)->certificatePem());
+    if (!published.ok()) {
+      return std::move(published).error().wrap("sandbox " + id + ": publishing its CA");
+    }
+    sb->leaves = std::make_shared<tls::LeafCache>(std::move(*ca));
+  }
   const std::vector<std::pair<std::string, std::string>> labels = {{"sandbox", id}};
   sb->requestDuration = &impl_->registry.histogram(
       "egressd_proxy_request_duration_seconds",
@@ -246,6 +290,7 @@ Status ProxyRuntime::updatePolicy(const std::string& id, const policy::Policy& p
 void ProxyRuntime::removeSandbox(const std::string& id) {
   if (impl_->proxy) {
     impl_->proxy->removeSandbox(id);
+    removeSandboxFiles(impl_->options.runDir, id);
   }
   std::lock_guard lock(impl_->mutex);
   auto it = impl_->sandboxes.find(id);
@@ -253,6 +298,13 @@ void ProxyRuntime::removeSandbox(const std::string& id) {
     impl_->bySlot.erase(it->second->slot);
     impl_->sandboxes.erase(it);
   }
+}
+
+SandboxCaFiles ProxyRuntime::caFiles(const std::string& id) const {
+  if (!impl_->proxy) {
+    return {};
+  }
+  return sandboxCaFiles(impl_->options.runDir, id);
 }
 
 void ProxyRuntime::Impl::auditKernelEvent(const egressd_event& e) {

@@ -10,6 +10,7 @@
 
 #include "bpf/abi.h"
 #include "common/result.h"
+#include "daemon/sandbox_files.h"
 #include "policy/policy.h"
 #include "proxy/listener_reservation.h"
 
@@ -24,6 +25,10 @@ struct ProxyOptions {
   unsigned headerTimeoutMs = 15000;
   unsigned idleTimeoutMs = 60000;
   unsigned ioTimeoutMs = 60000;
+  // Extra PEM bundle trusted for upstream TLS besides the system store ("" = none).
+  std::string upstreamCaFile;
+  // Where per-sandbox files go (sandboxes/<id>/ca.crt).
+  std::string runDir = "/run/egressd";
 };
 
 class ProxyRuntime {
@@ -43,6 +48,9 @@ class ProxyRuntime {
   Status updatePolicy(const std::string& id, const policy::Policy& policy,
                       std::vector<std::string> ruleNames);
   void removeSandbox(const std::string& id);
+
+  // The sandbox's published CA files (empty paths: no proxy, so no interception CA).
+  SandboxCaFiles caFiles(const std::string& id) const;
 
   // Before exiting: stops taking kernel events, drains those pending, writes buffered audit
   // lines out.

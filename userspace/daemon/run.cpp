@@ -114,6 +114,24 @@ int runCommand(const RunOptions& o) {
     spawn.env.emplace_back(*e);
   }
   spawn.env.push_back("EGRESSD_SANDBOX=" + id);
+  // The command trusts the sandbox's interception CA without being told: variables that
+  // add to the trust store get the CA, those that replace it get the system bundle + CA.
+  if (const SandboxCaFiles ca = (*runtime)->caFiles(id); !ca.certificate.empty()) {
+    const std::vector<std::pair<std::string, std::string>> trust = {
+        {"SSL_CERT_FILE", ca.bundle},
+        {"REQUESTS_CA_BUNDLE", ca.bundle},
+        {"CURL_CA_BUNDLE", ca.bundle},
+        {"GIT_SSL_CAINFO", ca.bundle},
+        {"NODE_EXTRA_CA_CERTS", ca.certificate},
+        {"EGRESSD_CA_CERT", ca.certificate}};
+    for (const auto& [name, value] : trust) {
+      std::erase_if(spawn.env, [&name](const std::string& e) {
+        return e.size() > name.size() && e.compare(0, name.size(), name) == 0 &&
+               e[name.size()] == '=';
+      });
+      spawn.env.push_back(name + "=" + value);
+    }
+  }
 
   // Installed before the spawn so a Ctrl-C in between is delivered, not lost.
   auto forwarder = sandbox::SignalForwarder::create();

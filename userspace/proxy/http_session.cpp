@@ -1,5 +1,9 @@
 #include "proxy/http_session.h"
 
+#include <type_traits>
+
+#include "proxy/stream_ops.h"
+#include "proxy/upstream_choice.h"
 #include "proxy/upstream_pool.h"
 
 #include <fcntl.h>
@@ -25,6 +29,7 @@
 #include "audit/audit_log.h"
 #include "common/unique_fd.h"
 #include "metrics/metrics.h"
+#include "tls/contexts.h"
 
 namespace egressd::proxy {
 
@@ -33,7 +38,6 @@ namespace {
 using asio::ip::tcp;
 using Clock = std::chrono::steady_clock;
 using namespace asio::experimental::awaitable_operators;
-constexpr auto kNoThrow = asio::experimental::as_tuple(asio::use_awaitable);
 
 // The first byte of a TLS record carrying a handshake.
 constexpr unsigned char kTlsHandshake = 0x16;
@@ -93,22 +97,6 @@ class ByteWindow {
   size_t end_ = 0;
 };
 
-// Writes all of `data`: first synchronously on the non-blocking socket (a small head or
-// response almost always fits the socket buffer), then asynchronously for the rest. An
-// async_write that completes at once still posts its completion, and posting wakes the
-// reactor with an epoll_ctl: a system call per write saved.
-asio::awaitable<std::tuple<asio::error_code, size_t>> writeAll(tcp::socket& socket,
-                                                               asio::const_buffer data) {
-  asio::error_code ec;
-  const size_t done = socket.write_some(data, ec);
-  if ((!ec && done == data.size()) ||
-      (ec && ec != asio::error::would_block && ec != asio::error::try_again)) {
-    co_return std::tuple<asio::error_code, size_t>{ec, done};
-  }
-  auto [rest, n] = co_await asio::async_write(socket, asio::buffer(data + done), kNoThrow);
-  co_return std::tuple<asio::error_code, size_t>{rest, done + n};
-}
-
 // Connection management is per hop (RFC 9110 7.6.1): an HTTP/1.1 client's `Connection:
 // close` must not close the pooled upstream connection. Upgrade requests keep theirs (the
 // upstream must see `Connection: upgrade`), and HTTP/1.0 requests keep their keep-alive
@@ -167,11 +155,20 @@ struct Outcome {
   std::string detail;
 };
 
-class HttpSession : public std::enable_shared_from_this<HttpSession> {
+// One client connection: plain HTTP (Stream = tcp::socket) or HTTP inside intercepted TLS
+// (Stream = TlsStream, both to the client and to the upstreams).
+template <typename Stream>
+class HttpSession : public std::enable_shared_from_this<HttpSession<Stream>> {
  public:
-  HttpSession(tcp::socket client, OrigDst orig, std::shared_ptr<SandboxContext> sandbox,
-              const ProxyConfig& config, UpstreamPool* pool)
-      : pool_(pool),
+  static constexpr bool kTls = std::is_same_v<Stream, TlsStream>;
+
+  // `tlsServerName`: the name the client's TLS session is for (the SNI, or the original
+  // destination's address without one); every request's Host must be that name.
+  // `clientHello`: what was read off the socket before the session (TLS only).
+  HttpSession(Stream client, OrigDst orig, std::shared_ptr<SandboxContext> sandbox,
+              const ProxyConfig& config, UpstreamPools* pools, std::string tlsServerName = {},
+              std::string clientHello = {})
+      : pools_(pools),
         client_(std::move(client)),
         upstream_(client_.get_executor()),
         watchdog_(client_.get_executor()),
@@ -180,9 +177,16 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
         config_(config),
         clientBuf_(config.bufferBytes),
         upstreamBuf_(config.bufferBytes),
-        requestParser_(config.limits) {}
+        requestParser_(config.limits),
+        tlsServerName_(std::move(tlsServerName)),
+        clientHello_(std::move(clientHello)) {}
 
-  asio::awaitable<void> run();
+  // Serves requests until the connection ends. Plain only: returns true when the client
+  // turned out to speak TLS; the socket and what was read of it are then takeClient()'s
+  // and takeReceived()'s.
+  asio::awaitable<bool> run();
+  Stream takeClient() { return std::move(client_); }
+  std::string takeReceived() { return std::string(clientBuf_.readPtr(), clientBuf_.readable()); }
 
  private:
   // --- deadlines: one timer per connection; moving a deadline later is a plain store.
@@ -205,8 +209,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   asio::awaitable<ResponseEnd> relayResponse(bool upgradeRequested);
   asio::awaitable<bool> spliceToClient(uint64_t length);
   asio::awaitable<void> tunnel();
-  asio::awaitable<void> relayRaw(tcp::socket& from, tcp::socket& to, ByteWindow& buf,
-                                 uint64_t& counter);
+  asio::awaitable<void> relayRaw(Stream& from, Stream& to, ByteWindow& buf, uint64_t& counter);
 
   asio::awaitable<void> sendLocalResponse(int status, std::string_view body,
                                           const std::vector<http::Header>& headers, bool keepAlive);
@@ -215,11 +218,12 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   void audit(const Outcome& out);
   // Back to the pool when it finished a response cleanly; closed otherwise.
   void releaseUpstream() {
-    if (pool_ != nullptr && upstream_.is_open() && upstreamIdle_ && !upstreamKey_.empty() &&
+    auto* pool = this->pool();
+    if (pool != nullptr && upstream_.is_open() && upstreamIdle_ && !upstreamKey_.empty() &&
         upstreamBuf_.readable() == 0) {
-      pool_->put(sandbox_->id + "|" + upstreamKey_,
-                 UpstreamPool::Entry{std::move(upstream_), upstreamText_, upstreamAddr_, {}});
-      upstream_ = tcp::socket(client_.get_executor());
+      pool->put(sandbox_->id + "|" + upstreamKey_,
+                {std::move(upstream_), upstreamText_, upstreamAddr_, {}});
+      upstream_ = Stream(client_.get_executor());
       upstreamKey_.clear();
       upstreamIdle_ = false;
       responseParser_.reset();
@@ -229,16 +233,26 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   }
   void closeUpstream() {
     upstreamIdle_ = false;
-    asio::error_code ignored;
-    upstream_.close(ignored);
+    closeStream(upstream_);
     upstreamKey_.clear();
     upstreamBuf_.consume(upstreamBuf_.readable());
     responseParser_.reset();
   }
 
-  UpstreamPool* pool_;
-  tcp::socket client_;
-  tcp::socket upstream_;
+  BasicUpstreamPool<Stream>* pool() {
+    if (pools_ == nullptr) {
+      return nullptr;
+    }
+    if constexpr (kTls) {
+      return &pools_->tls;
+    } else {
+      return &pools_->plain;
+    }
+  }
+
+  UpstreamPools* pools_;
+  Stream client_;
+  Stream upstream_;
   bool upstreamIdle_ = false;  // between responses: may go back to the pool
   IpAddress upstreamAddr_;
   std::string upstreamKey_;  // "host|port" the open upstream connection serves
@@ -271,10 +285,14 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   UniqueFd pipeWrite_;
   size_t pipeCapacity_ = 0;
   int responseStatus_ = 0;
+  const std::string tlsServerName_;
+  std::string clientHello_;
+  bool tlsDetected_ = false;
 };
 
-asio::awaitable<void> HttpSession::watch() {
-  auto self = shared_from_this();
+template <typename Stream>
+asio::awaitable<void> HttpSession<Stream>::watch() {
+  auto self = this->shared_from_this();
   while (!finished_) {
     watchdog_.expires_at(deadline_);
     co_await watchdog_.async_wait(kNoThrow);
@@ -283,26 +301,45 @@ asio::awaitable<void> HttpSession::watch() {
     }
     if (Clock::now() >= deadline_) {
       timedOut_ = true;
-      asio::error_code ignored;
-      client_.cancel(ignored);
-      upstream_.cancel(ignored);
+      cancelStream(client_);
+      cancelStream(upstream_);
       deadline_ = Clock::time_point::max();
     }
   }
 }
 
-asio::awaitable<void> HttpSession::run() {
-  auto self = shared_from_this();
-  prepareSocket(client_);
+template <typename Stream>
+asio::awaitable<bool> HttpSession<Stream>::run() {
+  auto self = this->shared_from_this();
   sandbox_->openConnections.fetch_add(1, std::memory_order_relaxed);
-  if (sandbox_->connectionsAccepted != nullptr) {
-    sandbox_->connectionsAccepted->inc();
-  }
   setDeadline(config_.headerTimeout);
   asio::co_spawn(client_.get_executor(), watch(), asio::detached);
 
+  bool serve = true;
+  if constexpr (kTls) {
+    // The handshake runs under the head timeout: a client that stalls in it is cut off.
+    const std::error_code ec = co_await client_.handshake(clientHello_);
+    clientHello_.clear();
+    clientHello_.shrink_to_fit();
+    if (ec) {
+      Outcome out;
+      out.decision = "deny";
+      out.reason = "tls_handshake_failed";
+      out.detail = timedOut_ ? std::string("TLS handshake not completed in time")
+                   : client_.failureText().empty() ? ec.message()
+                                                   : client_.failureText();
+      audit(out);
+      serve = false;
+    }
+  } else {
+    prepareSocket(client_);
+    if (sandbox_->connectionsAccepted != nullptr) {
+      sandbox_->connectionsAccepted->inc();
+    }
+  }
+
   bool first = true;
-  while (co_await readRequestHead(first)) {
+  while (serve && co_await readRequestHead(first)) {
     first = false;
     if (!co_await handleRequest()) {
       break;
@@ -311,16 +348,20 @@ asio::awaitable<void> HttpSession::run() {
 
   finished_ = true;
   watchdog_.cancel();
-  asio::error_code ignored;
-  client_.shutdown(tcp::socket::shutdown_send, ignored);
-  client_.close(ignored);
   releaseUpstream();
   sandbox_->openConnections.fetch_sub(1, std::memory_order_relaxed);
+  if (tlsDetected_) {
+    co_return true;  // the caller goes on with the socket
+  }
+  shutdownSend(client_);
+  closeStream(client_);
+  co_return false;
 }
 
 // Reads until the parser has a whole request head. False: the connection is done (closed,
 // timed out, or a malformed head answered with a 4xx).
-asio::awaitable<bool> HttpSession::readRequestHead(bool first) {
+template <typename Stream>
+asio::awaitable<bool> HttpSession<Stream>::readRequestHead(bool first) {
   bool sawByte = clientBuf_.readable() > 0;
   bool headTimerSet = false;
   if (!first) {
@@ -328,13 +369,12 @@ asio::awaitable<bool> HttpSession::readRequestHead(bool first) {
   }
   for (;;) {
     if (clientBuf_.readable() > 0) {
-      if (first && !sawByte && static_cast<unsigned char>(*clientBuf_.readPtr()) == kTlsHandshake) {
-        Outcome out;
-        out.decision = "deny";
-        out.reason = "tls_not_supported";
-        out.detail = "a TLS ClientHello on a port served as plain HTTP";
-        audit(out);
-        co_return false;
+      if constexpr (!kTls) {
+        if (first && !sawByte &&
+            static_cast<unsigned char>(*clientBuf_.readPtr()) == kTlsHandshake) {
+          tlsDetected_ = true;
+          co_return false;
+        }
       }
       if (requestStart_ == Clock::time_point{}) {
         requestStart_ = Clock::now();
@@ -367,7 +407,7 @@ asio::awaitable<bool> HttpSession::readRequestHead(bool first) {
           co_return false;
       }
     }
-    auto [ec, n] = co_await client_.async_read_some(clientBuf_.writable(), kNoThrow);
+    auto [ec, n] = co_await readSome(client_, clientBuf_.writable());
     if (ec || n == 0) {
       if (timedOut_ && sawByte) {
         co_await rejectMalformed(408, "request head not received in time");
@@ -378,9 +418,9 @@ asio::awaitable<bool> HttpSession::readRequestHead(bool first) {
   }
 }
 
-asio::awaitable<void> HttpSession::sendLocalResponse(int status, std::string_view body,
-                                                     const std::vector<http::Header>& headers,
-                                                     bool keepAlive) {
+template <typename Stream>
+asio::awaitable<void> HttpSession<Stream>::sendLocalResponse(
+    int status, std::string_view body, const std::vector<http::Header>& headers, bool keepAlive) {
   std::string response = http::buildResponse(status, body, headers, keepAlive);
   setDeadline(config_.ioTimeout);
   co_await writeAll(client_, asio::buffer(response));
@@ -388,7 +428,8 @@ asio::awaitable<void> HttpSession::sendLocalResponse(int status, std::string_vie
   responseStatus_ = status;
 }
 
-asio::awaitable<void> HttpSession::rejectMalformed(int status, const std::string& reason) {
+template <typename Stream>
+asio::awaitable<void> HttpSession<Stream>::rejectMalformed(int status, const std::string& reason) {
   Outcome out;
   out.decision = "deny";
   out.reason = "bad_request";
@@ -400,7 +441,8 @@ asio::awaitable<void> HttpSession::rejectMalformed(int status, const std::string
   audit(out);
 }
 
-std::string HttpSession::denyBody(const std::string& host, const Outcome& out) const {
+template <typename Stream>
+std::string HttpSession<Stream>::denyBody(const std::string& host, const Outcome& out) const {
   std::string body = "egressd: request to " + (host.empty() ? std::string("?") : host) +
                      " denied for sandbox " + sandbox_->id;
   body +=
@@ -412,7 +454,8 @@ std::string HttpSession::denyBody(const std::string& host, const Outcome& out) c
   return body;
 }
 
-void HttpSession::audit(const Outcome& out) {
+template <typename Stream>
+void HttpSession<Stream>::audit(const Outcome& out) {
   const auto duration = std::chrono::duration_cast<std::chrono::microseconds>(
       Clock::now() - (requestStart_ == Clock::time_point{} ? Clock::now() : requestStart_));
   if (config_.metrics != nullptr) {
@@ -429,7 +472,7 @@ void HttpSession::audit(const Outcome& out) {
   audit::AuditRecord r;
   r.sandbox = sandbox_->id;
   r.layer = "proxy";
-  r.protocol = "http";
+  r.protocol = kTls ? "https" : "http";
   r.origDst = orig_.toString();
   r.upstream = upstreamText_;
   r.host = host_;
@@ -453,7 +496,8 @@ void HttpSession::audit(const Outcome& out) {
 
 // The head is in requestParser_.head(). Returns whether the connection stays open for
 // another request.
-asio::awaitable<bool> HttpSession::handleRequest() {
+template <typename Stream>
+asio::awaitable<bool> HttpSession<Stream>::handleRequest() {
   const http::RequestHead& head = requestParser_.head();
   if (requestStart_ == Clock::time_point{}) {
     requestStart_ = Clock::now();
@@ -490,46 +534,32 @@ asio::awaitable<bool> HttpSession::handleRequest() {
     co_return false;
   }
   host_ = host->name;
-  const auto view = sandbox_->currentPolicy();
-  policy::HostDecision decision = view->hosts.decide(*host, orig_.port);
-  out.reason = decision.reason;
-  out.rule = decision.rule;
-
-  std::vector<IpAddress> addrs;
-  if (decision.verdict == policy::HostVerdict::kAllow) {
-    if (host->ip) {
-      addrs.push_back(*host->ip);
-    } else {
-      // The sandbox does not choose where a host-decided request goes: egressd resolves
-      // the name itself, and every address must pass the CIDR rules on its own.
-      auto resolved = co_await sandbox_->resolver->resolve(host->name);
-      if (!resolved.ok()) {
-        out.decision = "error";
-        out.reason = "resolve_failed";
-        out.status = 502;
-        out.detail = resolved.error().message();
-      } else {
-        std::optional<std::pair<policy::HostDecision, IpAddress>> firstRefusal;
-        for (const IpAddress& a : *resolved) {
-          auto judged = view->hosts.judgeResolvedAddress(a, orig_.port, decision);
-          if (judged.verdict == policy::HostVerdict::kAllow) {
-            addrs.push_back(a);
-          } else if (!firstRefusal) {
-            firstRefusal.emplace(std::move(judged), a);
-          }
-        }
-        if (addrs.empty() && firstRefusal) {
-          out.decision = "deny";
-          out.reason = firstRefusal->first.reason;
-          out.rule = firstRefusal->first.rule;
-          out.detail = host->name + " resolves to " + firstRefusal->second.toString() +
-                       ", which the policy does not allow";
-        }
-      }
+  if constexpr (kTls) {
+    // The TLS session was set up (and judged) for one name: a request for another host
+    // inside it would be domain fronting through an allowed name.
+    if (host_ != tlsServerName_) {
+      out.decision = "deny";
+      out.reason = "host_sni_mismatch";
+      out.status = 421;
+      out.detail = "Host " + host_ + " does not match the TLS server name " + tlsServerName_;
+      const bool keepAlive = clientKeepAlive_ && headEndsMessage_ && !head.upgrade;
+      co_await sendLocalResponse(421, "egressd: " + out.detail + "\n", reasonHeaders(out.reason),
+                                 keepAlive);
+      audit(out);
+      finishRequest();
+      co_return keepAlive;
     }
-  } else {
-    out.decision = "deny";
   }
+  const auto view = sandbox_->currentPolicy();
+  UpstreamChoice choice = co_await chooseUpstream(*view, *sandbox_->resolver, *host, orig_.port);
+  out.decision = choice.decision;
+  out.reason = std::move(choice.reason);
+  out.rule = std::move(choice.rule);
+  out.detail = std::move(choice.detail);
+  if (out.decision == "error") {
+    out.status = 502;
+  }
+  const std::vector<IpAddress>& addrs = choice.addrs;
 
   if (out.decision == "deny") {
     out.status = view->denyStatus;
@@ -557,11 +587,10 @@ asio::awaitable<bool> HttpSession::handleRequest() {
   bool reused = upstream_.is_open() && key == upstreamKey_ && stillAllowed(upstreamAddr_);
   if (!reused) {
     releaseUpstream();
-    if (pool_ != nullptr) {
-      while (auto pooled = pool_->take(sandbox_->id + "|" + key)) {
+    if (auto* pool = this->pool()) {
+      while (auto pooled = pool->take(sandbox_->id + "|" + key)) {
         if (!stillAllowed(pooled->addr)) {
-          asio::error_code ignored;
-          pooled->socket.close(ignored);
+          closeStream(pooled->socket);
           continue;
         }
         upstream_ = std::move(pooled->socket);
@@ -578,7 +607,9 @@ asio::awaitable<bool> HttpSession::handleRequest() {
     if (!connected.ok()) {
       out.decision = "error";
       out.status = timedOut_ ? 504 : 502;
-      out.reason = timedOut_ ? "upstream_timeout" : "upstream_unreachable";
+      out.reason = timedOut_                            ? "upstream_timeout"
+                   : connected.error().code() == EPROTO ? "upstream_tls_failed"
+                                                        : "upstream_unreachable";
       out.detail = connected.error().message();
       timedOut_ = false;
       co_await sendLocalResponse(out.status, "egressd: " + out.detail + "\n",
@@ -671,21 +702,46 @@ asio::awaitable<bool> HttpSession::handleRequest() {
   }
 }
 
-asio::awaitable<Status> HttpSession::connectUpstream(const std::vector<IpAddress>& addrs) {
+template <typename Stream>
+asio::awaitable<Status> HttpSession<Stream>::connectUpstream(const std::vector<IpAddress>& addrs) {
   const auto started = Clock::now();
   setDeadline(config_.connectTimeout);
   std::string errors;
+  tcp::socket& socket = lowestLayer(upstream_);
   for (const IpAddress& a : addrs) {
     const tcp::endpoint ep(dns::toAsioAddress(a), orig_.port);
     asio::error_code ec;
-    upstream_.open(ep.protocol(), ec);
+    socket.open(ep.protocol(), ec);
     if (!ec) {
-      std::tie(ec) = co_await upstream_.async_connect(ep, kNoThrow);
+      std::tie(ec) = co_await socket.async_connect(ep, kNoThrow);
     }
     upstreamText_ = endpointText(a, orig_.port);
     upstreamAddr_ = a;
     if (!ec) {
-      prepareSocket(upstream_);
+      prepareSocket(socket);
+      if constexpr (kTls) {
+        // Verified against the system store plus --upstream-ca-file, for this very name:
+        // a failure is the client's 502, never a plaintext or unverified fallback.
+        tls::SslPtr ssl(SSL_new(config_.upstreamTls));
+        Status prepared = ssl ? tls::prepareUpstreamSsl(ssl.get(), host_)
+                              : Status(Error(ENOMEM, "SSL_new: " + tls::drainOpenSslErrors()));
+        if (!prepared.ok()) {
+          closeStream(upstream_);
+          co_return Error(EPROTO, "TLS to " + host_ + " (" + upstreamText_ +
+                                      ") failed: " + prepared.error().message());
+        }
+        upstream_.attach(std::move(ssl), TlsStream::Role::kClient);
+        const std::error_code hec = co_await upstream_.handshake();
+        if (hec) {
+          std::string why = timedOut_ ? std::string("handshake timed out")
+                                      : tls::upstreamFailureText(upstream_.ssl());
+          if (why.empty()) {
+            why = upstream_.failureText().empty() ? hec.message() : upstream_.failureText();
+          }
+          closeStream(upstream_);
+          co_return Error(EPROTO, "TLS to " + host_ + " (" + upstreamText_ + ") failed: " + why);
+        }
+      }
       if (sandbox_->upstreamConnect != nullptr) {
         sandbox_->upstreamConnect->observe(
             std::chrono::duration<double>(Clock::now() - started).count());
@@ -695,7 +751,7 @@ asio::awaitable<Status> HttpSession::connectUpstream(const std::vector<IpAddress
     errors += (errors.empty() ? "" : "; ") + upstreamText_ + ": " +
               (timedOut_ ? std::string("timed out") : ec.message());
     asio::error_code ignored;
-    upstream_.close(ignored);
+    socket.close(ignored);
     if (timedOut_) {
       break;
     }
@@ -705,7 +761,8 @@ asio::awaitable<Status> HttpSession::connectUpstream(const std::vector<IpAddress
 
 // Streams the request body (raw, as framed by the client: the parser validated it) to the
 // upstream. False: the client or the upstream failed mid-body.
-asio::awaitable<bool> HttpSession::forwardRequestBody() {
+template <typename Stream>
+asio::awaitable<bool> HttpSession<Stream>::forwardRequestBody() {
   for (;;) {
     if (clientBuf_.readable() > 0) {
       auto step = requestParser_.feed(clientBuf_.readPtr(), clientBuf_.readable());
@@ -729,7 +786,7 @@ asio::awaitable<bool> HttpSession::forwardRequestBody() {
       }
     }
     setDeadline(config_.ioTimeout);
-    auto [ec, n] = co_await client_.async_read_some(clientBuf_.writable(), kNoThrow);
+    auto [ec, n] = co_await readSome(client_, clientBuf_.writable());
     if (ec || n == 0) {
       co_return false;
     }
@@ -739,7 +796,9 @@ asio::awaitable<bool> HttpSession::forwardRequestBody() {
 
 // Relays the upstream's response(s) to this request: informational 1xx heads, then the
 // final response, byte for byte as the upstream framed them.
-asio::awaitable<HttpSession::ResponseEnd> HttpSession::relayResponse(bool upgradeRequested) {
+template <typename Stream>
+asio::awaitable<typename HttpSession<Stream>::ResponseEnd> HttpSession<Stream>::relayResponse(
+    bool upgradeRequested) {
   responseParser_.expectResponseTo(requestParser_.head().method);
   bool anyByte = false;
   // Of the final response: its Content-Length and the body bytes relayed so far.
@@ -750,7 +809,7 @@ asio::awaitable<HttpSession::ResponseEnd> HttpSession::relayResponse(bool upgrad
       setDeadline(config_.ioTimeout);
       // Asio reads speculatively only when the last read did not drain the socket, so
       // waiting for a response costs no EAGAIN read.
-      auto [ec, n] = co_await upstream_.async_read_some(upstreamBuf_.writable(), kNoThrow);
+      auto [ec, n] = co_await readSome(upstream_, upstreamBuf_.writable());
       if (ec || n == 0) {
         if (!ec && anyByte && responseParser_.finishAtEof()) {
           co_return ResponseEnd::kCompleteUntilClose;
@@ -833,15 +892,17 @@ asio::awaitable<HttpSession::ResponseEnd> HttpSession::relayResponse(bool upgrad
     // A large Content-Length body: the rest moves socket to socket in the kernel (splice),
     // never through the buffer. The parser, which then has not seen the body's end, starts
     // over for the next response.
-    if (!ended && contentLength && upstreamBuf_.readable() == 0 &&
-        *contentLength - bodyRelayed >= kSpliceThreshold) {
-      const bool keepAlive = responseParser_.head().keepAlive;
-      if (!co_await spliceToClient(*contentLength - bodyRelayed)) {
-        co_return ResponseEnd::kFailed;
+    if constexpr (!kTls) {
+      if (!ended && contentLength && upstreamBuf_.readable() == 0 &&
+          *contentLength - bodyRelayed >= kSpliceThreshold) {
+        const bool keepAlive = responseParser_.head().keepAlive;
+        if (!co_await spliceToClient(*contentLength - bodyRelayed)) {
+          co_return ResponseEnd::kFailed;
+        }
+        responseParser_.reset();
+        responseKeepAlive_ = keepAlive;
+        co_return ResponseEnd::kComplete;
       }
-      responseParser_.reset();
-      responseKeepAlive_ = keepAlive;
-      co_return ResponseEnd::kComplete;
     }
     if (ended) {
       responseKeepAlive_ = responseParser_.head().keepAlive;
@@ -857,7 +918,7 @@ asio::awaitable<HttpSession::ResponseEnd> HttpSession::relayResponse(bool upgrad
     if (upstreamBuf_.readable() > 0) {
       // The parser wants more before it can consume the rest (a partial head line).
       setDeadline(config_.ioTimeout);
-      auto [ec, n] = co_await upstream_.async_read_some(upstreamBuf_.writable(), kNoThrow);
+      auto [ec, n] = co_await readSome(upstream_, upstreamBuf_.writable());
       if (ec || n == 0) {
         co_return ResponseEnd::kFailed;
       }
@@ -866,25 +927,24 @@ asio::awaitable<HttpSession::ResponseEnd> HttpSession::relayResponse(bool upgrad
   }
 }
 
-asio::awaitable<void> HttpSession::relayRaw(tcp::socket& from, tcp::socket& to, ByteWindow& buf,
-                                            uint64_t& counter) {
+template <typename Stream>
+asio::awaitable<void> HttpSession<Stream>::relayRaw(Stream& from, Stream& to, ByteWindow& buf,
+                                                    uint64_t& counter) {
   for (;;) {
     if (buf.readable() > 0) {
       auto [ec, n] = co_await writeAll(to, asio::buffer(buf.readPtr(), buf.readable()));
       if (ec) {
-        asio::error_code ignored;
-        from.cancel(ignored);
+        cancelStream(from);
         co_return;
       }
       counter += buf.readable();
       buf.consume(buf.readable());
     }
     setDeadline(config_.idleTimeout);
-    auto [ec, n] = co_await from.async_read_some(buf.writable(), kNoThrow);
+    auto [ec, n] = co_await readSome(from, buf.writable());
     if (ec || n == 0) {
       // Half-close: pass the end of this direction on and let the other one finish.
-      asio::error_code ignored;
-      to.shutdown(tcp::socket::shutdown_send, ignored);
+      shutdownSend(to);
       co_return;
     }
     buf.commit(n);
@@ -893,7 +953,8 @@ asio::awaitable<void> HttpSession::relayRaw(tcp::socket& from, tcp::socket& to, 
 
 // Moves exactly `length` bytes from the upstream to the client through a pipe, without
 // copying them through userspace. False when either side fails or closes early.
-asio::awaitable<bool> HttpSession::spliceToClient(uint64_t length) {
+template <typename Stream>
+asio::awaitable<bool> HttpSession<Stream>::spliceToClient(uint64_t length) {
   if (!pipeRead_) {
     int fds[2];
     if (::pipe2(fds, O_NONBLOCK | O_CLOEXEC) != 0) {
@@ -969,7 +1030,8 @@ asio::awaitable<bool> HttpSession::spliceToClient(uint64_t length) {
 }
 
 // After a genuine 101 from the upstream: bytes both ways, unparsed, until both ends close.
-asio::awaitable<void> HttpSession::tunnel() {
+template <typename Stream>
+asio::awaitable<void> HttpSession<Stream>::tunnel() {
   uint64_t up = 0;
   uint64_t down = 0;
   co_await (relayRaw(client_, upstream_, clientBuf_, up) &&
@@ -980,11 +1042,29 @@ asio::awaitable<void> HttpSession::tunnel() {
 
 }  // namespace
 
-asio::awaitable<void> serveHttpConnection(tcp::socket client, OrigDst orig,
-                                          std::shared_ptr<SandboxContext> sandbox,
-                                          const ProxyConfig& config, UpstreamPool* pool) {
+asio::awaitable<void> serveConnection(tcp::socket client, OrigDst orig,
+                                      std::shared_ptr<SandboxContext> sandbox,
+                                      const ProxyConfig& config, UpstreamPools* pools) {
   auto session =
-      std::make_shared<HttpSession>(std::move(client), orig, std::move(sandbox), config, pool);
+      std::make_shared<HttpSession<tcp::socket>>(std::move(client), orig, sandbox, config, pools);
+  if (!co_await session->run()) {
+    co_return;
+  }
+  // A TLS ClientHello: the HTTP session (and its buffers) go, the TLS gate takes over.
+  tcp::socket socket = session->takeClient();
+  std::string received = session->takeReceived();
+  session.reset();
+  co_await serveTlsConnection(std::move(socket), std::move(received), orig, std::move(sandbox),
+                              config, pools);
+}
+
+asio::awaitable<void> serveInterceptedConnection(TlsStream client, std::string clientHello,
+                                                 std::string serverName, OrigDst orig,
+                                                 std::shared_ptr<SandboxContext> sandbox,
+                                                 const ProxyConfig& config, UpstreamPools* pools) {
+  auto session = std::make_shared<HttpSession<TlsStream>>(
+      std::move(client), orig, std::move(sandbox), config, pools, std::move(serverName),
+      std::move(clientHello));
   co_await session->run();
 }
 

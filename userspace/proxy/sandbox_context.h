@@ -8,17 +8,31 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <unordered_map>
+#include <vector>
 
 #include "dns/resolver.h"
 #include "metrics/metrics.h"
 #include "policy/host_policy.h"
+#include "tls/certificate_authority.h"
 
 namespace egressd::proxy {
+
+// Which TLS server names the proxy intercepts (policy interceptHttps): all, none, or those
+// matching a list of host globs. Names are normalized (lowercase, no trailing dot).
+struct InterceptSelection {
+  bool all = false;
+  std::vector<std::string> globs;
+
+  static InterceptSelection fromPolicy(const policy::InterceptHttps& intercept);
+  bool matches(std::string_view name) const;
+};
 
 struct SandboxPolicyView {
   std::string policyName;
   policy::HostPolicy hosts;
+  InterceptSelection intercept;
   int denyStatus = 403;
 };
 
@@ -27,6 +41,8 @@ struct SandboxContext {
   uint32_t slot = 0;
   std::atomic<std::shared_ptr<const SandboxPolicyView>> policy;
   std::shared_ptr<dns::Resolver> resolver;
+  // The sandbox's interception CA and its minted leaves (null: no interception possible).
+  std::shared_ptr<tls::LeafCache> leaves;
   std::atomic<uint64_t> openConnections{0};
 
   // Per-sandbox series, resolved once (see metrics::Registry).

@@ -28,7 +28,6 @@ namespace egressd::proxy {
 namespace {
 
 using asio::ip::tcp;
-constexpr auto kNoThrow = asio::experimental::as_tuple(asio::use_awaitable);
 constexpr int kListenBacklog = 4096;
 
 unsigned defaultThreads() {
@@ -45,7 +44,7 @@ unsigned defaultThreads() {
 struct ProxyServer::Impl {
   ProxyConfig config;
   std::vector<std::unique_ptr<asio::io_context>> contexts;
-  std::vector<std::unique_ptr<UpstreamPool>> pools;  // one per context, used only on its thread
+  std::vector<std::unique_ptr<UpstreamPools>> pools;  // one per context, used only on its thread
   std::vector<asio::executor_work_guard<asio::io_context::executor_type>> guards;
   std::vector<std::thread> threads;
 
@@ -59,7 +58,8 @@ struct ProxyServer::Impl {
   std::map<std::string, Listening> sandboxes;
 
   asio::awaitable<void> acceptLoop(std::shared_ptr<tcp::acceptor> acceptor,
-                                   std::shared_ptr<SandboxContext> sandbox, UpstreamPool* pool) {
+                                   std::shared_ptr<SandboxContext> sandbox,
+                                   UpstreamPools* threadPools) {
     for (;;) {
       auto [ec, socket] = co_await acceptor->async_accept(kNoThrow);
       if (ec == asio::error::operation_aborted || !acceptor->is_open()) {
@@ -96,7 +96,7 @@ struct ProxyServer::Impl {
         continue;
       }
       asio::co_spawn(acceptor->get_executor(),
-                     serveHttpConnection(std::move(socket), *orig, sandbox, config, pool),
+                     serveConnection(std::move(socket), *orig, sandbox, config, threadPools),
                      asio::detached);
     }
   }
@@ -114,7 +114,7 @@ Result<std::unique_ptr<ProxyServer>> ProxyServer::start(ProxyConfig config) {
   impl->config.threads = n;
   for (unsigned i = 0; i < n; ++i) {
     impl->contexts.push_back(std::make_unique<asio::io_context>(1));
-    impl->pools.push_back(std::make_unique<UpstreamPool>());
+    impl->pools.push_back(std::make_unique<UpstreamPools>());
     impl->guards.push_back(asio::make_work_guard(*impl->contexts.back()));
   }
   for (unsigned i = 0; i < n; ++i) {

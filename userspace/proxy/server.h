@@ -8,6 +8,8 @@
 // imitate.
 #pragma once
 
+#include <openssl/ssl.h>
+
 #include <chrono>
 #include <cstdint>
 #include <memory>
@@ -43,6 +45,10 @@ struct ProxyConfig {
   // No byte from the upstream (or from the sandbox while its body streams) for this long.
   std::chrono::milliseconds ioTimeout{60000};
   size_t bufferBytes = 16 * 1024;  // per direction, per connection
+  // TLS (owned by the caller, shared by every thread; null: TLS is refused). The server
+  // side of intercepted connections, and the client side to upstreams (verifying).
+  SSL_CTX* interceptTls = nullptr;
+  SSL_CTX* upstreamTls = nullptr;
 };
 
 class ProxyServer {
