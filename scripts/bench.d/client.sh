@@ -16,6 +16,10 @@
 # "failed REASON" instead, and nothing is measured.
 # With BENCH_SELF_HANDSHAKE=1 the load command does the handshake itself (the idle
 # connection client, which has to be sampled while it holds its connections).
+# HTTPS preflight: BENCH_RESOLVE=HOST:PORT:ADDR (curl --resolve, for a name the machine
+# cannot look up) and BENCH_CACERT=FILE, the CA the answer's certificate must chain to
+# (so a passthrough that intercepts, or an interception that passes through, fails);
+# BENCH_CACERT=@EGRESSD_CA_CERT takes the sandbox CA that `egressd run` exported.
 set -uo pipefail
 ctl=$1 out=$2 url=$3 proxy=$4 expected=$5
 shift 5
@@ -29,6 +33,12 @@ hear() { read -r _ <"$ctl/to_client"; }
 # (--noproxy '*' would also override --proxy: only without an explicit proxy.)
 proxy_args=(--noproxy '*')
 [ "$proxy" != "-" ] && proxy_args=(--proxy "$proxy")
+[ -n "${BENCH_RESOLVE:-}" ] && proxy_args+=(--resolve "$BENCH_RESOLVE")
+if [ -n "${BENCH_CACERT:-}" ]; then
+  cacert=$BENCH_CACERT
+  [ "$cacert" = @EGRESSD_CA_CERT ] && cacert=${EGRESSD_CA_CERT:-/nonexistent/EGRESSD_CA_CERT-unset}
+  proxy_args+=(--cacert "$cacert")
+fi
 reason="no answer"
 for _ in $(seq 75); do
   code=$(curl -sS "${proxy_args[@]}" --max-time 5 -o "$out.preflight-body" \

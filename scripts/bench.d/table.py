@@ -7,6 +7,8 @@
       skipped: why the cell does not apply to this target
       closes_after_response=1: the target closes every connection after one response
            without announcing it; wrk counts each such close as one read error
+      resumption=1: the cell offered TLS session resumption; the share of handshakes
+           the target resumed is shown (tls_conns.c's resumed/handshakes counters)
       out: the load generator's stdout (wrk's BENCH_RESULT line or idle_conns.py's
            BENCH_IDLE line); exit: its exit code
       before, after: procstat.py samples of the proxy (files)
@@ -14,20 +16,46 @@
   table.py failures RESULTS               print how many cells failed or saw errors
 
 A cell is "ok" only when the load generator ran, exited 0, completed requests, and saw
-no non-2xx answer, socket error or timeout: everything else is spelled out in the
-result column, so a proxy that answers errors fast never looks fast.
+no non-2xx answer, socket error, timeout, TLS error or wrong body: everything else is
+spelled out in the result column, so a proxy that answers errors fast never looks fast.
 """
 
 import json
 import sys
 
-TARGET_ORDER = ["direct", "egressd", "tinyproxy", "squid", "mitmproxy"]
+TARGET_ORDER = [
+    "direct",
+    "egressd",
+    "egressd passthrough",
+    "egressd intercept",
+    "tinyproxy",
+    "squid",
+    "squid ssl-bump",
+    "mitmproxy",
+    "mitmproxy transparent",
+]
 SCENARIOS = {
     "keepalive": "keep-alive",
     "close": "conn per request",
     "1m": "1 MiB body",
     "paced": "paced",
+    "tls-keepalive": "HTTPS keep-alive",
+    "tls-new": "HTTPS conn per request, full handshake",
+    "tls-resume": "HTTPS conn per request, resumed",
+    "tls-1m": "HTTPS 1 MiB body",
 }
+# Goal lines under the table: (label, scenario, target, versus, goal ratio).
+GOALS = [
+    ("HTTPS keep-alive, intercepted", "tls-keepalive", "egressd intercept", "squid ssl-bump", 3.0),
+    (
+        "HTTPS new connections, full handshake, intercepted",
+        "tls-new",
+        "egressd intercept",
+        "squid ssl-bump",
+        3.0,
+    ),
+    ("HTTPS 1 MiB, passthrough", "tls-1m", "egressd passthrough", "direct", 0.8),
+]
 MIB = 1024 * 1024
 
 
@@ -74,6 +102,17 @@ def record(results_path, pairs):
         else:
             closes = cell.get("closes_after_response") == "1"
             measure_wrk(row, output, before, after, problems, closes)
+            if cell.get("resumption") == "1" and row.get("handshakes"):
+                row["resumed_pct"] = 100.0 * row["resumed"] / row["handshakes"]
+        if problems:
+            # tls_conns.c names the first failure of each kind on stderr.
+            stderr = read_text(cell.get("out", "") + ".stderr")
+            firsts = [
+                line[len("tls_conns: ") :][:120]
+                for line in stderr.splitlines()
+                if line.startswith("tls_conns: first ")
+            ]
+            problems.extend(firsts[:3])
     if problems:
         row["problems"] = problems
     with open(results_path, "a") as f:
@@ -87,6 +126,8 @@ def measure_wrk(row, output, before, after, problems, closes_after_response):
         return
     r = {k: int(v) for k, v in result.items()}
     seconds = r["duration_us"] / 1e6
+    if "handshakes" in r:  # tls_conns.c
+        row.update(handshakes=r["handshakes"], resumed=r.get("resumed", 0))
     row.update(
         requests=r["requests"],
         rps=r["requests"] / seconds,
@@ -108,8 +149,10 @@ def measure_wrk(row, output, before, after, problems, closes_after_response):
         ("read_errors", "read errors"),
         ("write_errors", "write errors"),
         ("timeouts", "timeouts"),
+        ("tls_errors", "TLS errors"),
+        ("bad_body", "wrong bodies"),
     ):
-        if r[key]:
+        if r.get(key, 0):
             problems.append(f"{r[key]} {label}")
     if before is not None and after is not None and r["requests"]:
         cpu_seconds = (after["ticks"] - before["ticks"]) / after["hz"]
@@ -154,7 +197,10 @@ def outcome(row):
         text = "**" + "; ".join(row["problems"]) + "**"
     else:
         text = "ok"
-    return text + (f" ({row['note']})" if row["note"] else "")
+    notes = [row["note"]] if row["note"] else []
+    if "resumed_pct" in row:
+        notes.insert(0, f"{row['resumed_pct']:.0f}% of {row['handshakes']:,} handshakes resumed")
+    return text + (f" ({'; '.join(notes)})" if notes else "")
 
 
 def render(results_path, header_path):
@@ -200,6 +246,10 @@ def render(results_path, header_path):
                 + " |"
             )
 
+    goal_lines = goals(rows)
+    if goal_lines:
+        out += ["", "Goals (issue 4), from this run:", ""] + goal_lines
+
     idle = [r for r in rows if r["scenario"] == "idle"]
     if idle:
         out += ["", "Memory per idle keep-alive connection (one request each, then idle):", ""]
@@ -219,6 +269,35 @@ def render(results_path, header_path):
             ]
             out.append("| " + " | ".join(cells) + " |")
     print("\n".join(out))
+
+
+def goals(rows):
+    def measured(scenario, target):
+        for r in rows:
+            if (
+                r["scenario"] == scenario
+                and r["target"] == target
+                and not r["failed"]
+                and not r.get("problems")
+                and r.get("rps")
+            ):
+                return r
+        return None
+
+    lines = []
+    for label, scenario, target, versus, goal in GOALS:
+        a, b = measured(scenario, target), measured(scenario, versus)
+        if a is None or b is None:
+            continue
+        key = "mib_s" if scenario.endswith("1m") else "rps"
+        unit = "MiB/s" if key == "mib_s" else "req/s"
+        ratio = a[key] / b[key]
+        verdict = "met" if ratio >= goal else "NOT met"
+        lines.append(
+            f"- {label}: {target} {a[key]:,.0f} {unit} = {ratio:.2f}× {versus} "
+            f"({b[key]:,.0f}); goal ≥ {goal:g}×: {verdict}"
+        )
+    return lines
 
 
 def failures(results_path):

@@ -5,6 +5,9 @@
 --   ("GET http://127.0.0.1:18080/ HTTP/1.1") with the origin's Host header.
 -- BENCH_PACE_MS (optional): each connection waits this long between requests, so latency
 --   is measured at a fixed offered load instead of at saturation.
+-- BENCH_CONNECT_ADDR (optional): connect to this address instead of looking the URL's host
+--   up, so an https URL can carry a name (wrk sends it as SNI and Host) that the machine
+--   cannot resolve (scripts/bench's origin.bench).
 -- done() prints one machine-readable BENCH_RESULT line: the formatter takes requests,
 -- latency and every kind of failure from it, so an error answered fast cannot pass as
 -- a fast success.
@@ -13,6 +16,19 @@ local absolute = os.getenv("BENCH_ABSOLUTE_URL")
 if absolute ~= nil and absolute ~= "" then
   wrk.path = absolute
   wrk.headers["Host"] = absolute:match("^%a+://([^/]+)")
+end
+
+local connect_addr = os.getenv("BENCH_CONNECT_ADDR")
+if connect_addr ~= nil and connect_addr ~= "" then
+  function wrk.resolve(host, service)
+    local addrs = wrk.lookup(connect_addr, service)
+    for i = #addrs, 1, -1 do
+      if not wrk.connect(addrs[i]) then
+        table.remove(addrs, i)
+      end
+    end
+    wrk.addrs = addrs
+  end
 end
 
 local pace = tonumber(os.getenv("BENCH_PACE_MS") or "")
