@@ -1,13 +1,19 @@
 #!/usr/bin/env python3
 """HTTP/1.1 origin servers for egressd e2e tests (stdlib only), run inside the test internet.
 
-One ThreadingHTTPServer per --listen endpoint ("ADDR:PORT", "[V6]:PORT"; port 0 picks one).
-Every request is logged, before its body is read, as one line "req SERVER METHOD PATH HOST"
-(SERVER = the local address the request arrived on, "ip:port" or "[v6]:port"; PATH with its
-query string; HOST = the Host header or "-"), so a test can prove a request never arrived.
+One ThreadingHTTPServer per --listen endpoint ("ADDR:PORT", "[V6]:PORT"; port 0 picks one),
+and one HTTPS server per --tls-listen "ENDPOINT|CERTFILE|KEYFILE" (the same routes over TLS;
+ALPN http/1.1 offered; the handshake runs in the connection's thread, 10 s limit). Every
+TLS handshake is logged as "tls SERVER PEER SNI" (SNI "-" when the client sent none), a
+failed one as "tls-fail SERVER PEER REASON". Every request is logged, before its body is
+read, as one line "req SERVER METHOD PATH HOST" (SERVER = the local address the request
+arrived on, "ip:port" or "[v6]:port"; PATH with its query string; HOST = the Host header or
+"-"), so a test can prove a request never arrived.
 
 Endpoints:
-  GET  /whoami           JSON {server, peer, host, path, method, headers}
+  GET  /whoami           JSON {server, peer, host, path, method, headers}; over TLS also
+                         sni (the server name the client sent, null if none), tls_version
+                         and alpn (null if none negotiated)
   HEAD /whoami           the same headers (Content-Length of that JSON), no body
   GET  /chunked          a chunked body (with a chunk extension and a trailer)
   POST|PUT /upload       body streamed (Content-Length or chunked, never held whole);
@@ -20,7 +26,8 @@ Expect: 100-continue is answered by BaseHTTPRequestHandler (handle_expect_100) b
 handler reads the body.
 
 Once every socket listens, --ready is written atomically with one line per endpoint,
-"http LOCAL". Exits on SIGTERM/SIGINT, and after --max-seconds at the latest.
+"http LOCAL", then "https LOCAL" for the --tls-listen ones. Exits on SIGTERM/SIGINT, and
+after --max-seconds at the latest.
 """
 
 import argparse
@@ -31,6 +38,7 @@ import os
 import resource
 import signal
 import socket
+import ssl
 import sys
 import threading
 import time
@@ -179,14 +187,19 @@ class Handler(http.server.BaseHTTPRequestHandler):
         for name, value in self.headers.items():
             key = name.lower()
             headers[key] = headers[key] + ", " + value if key in headers else value
-        self.send_json(200, head_only=head_only, obj={
+        obj = {
             "server": self.local(),
             "peer": fmt(self.client_address),
             "host": self.headers.get("Host", ""),
             "path": self.path,
             "method": self.command,
             "headers": headers,
-        })
+        }
+        if isinstance(self.connection, ssl.SSLSocket):
+            obj["sni"] = getattr(self.connection, "egressd_sni", None)
+            obj["tls_version"] = self.connection.version()
+            obj["alpn"] = self.connection.selected_alpn_protocol()
+        self.send_json(200, head_only=head_only, obj=obj)
 
     def download(self, total):
         block = memoryview(self.server.block)
@@ -233,11 +246,41 @@ class Server(http.server.ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = 4096  # the 1,000-connection test opens them all at once
 
-    def __init__(self, family, addr, request_log, block):
+    def __init__(self, family, addr, request_log, block, tls_context=None):
         self.address_family = family
         self.request_log = request_log
         self.block = block
+        self.tls_context = tls_context
         super().__init__(addr, Handler)
+
+    def finish_request(self, request, client_address):
+        if self.tls_context is None:
+            super().finish_request(request, client_address)
+            return
+        local = fmt(request.getsockname())
+        peer = fmt(client_address)
+        request.settimeout(10)
+        try:
+            conn = self.tls_context.wrap_socket(request, server_side=True)
+        except (OSError, ValueError) as e:
+            reason = getattr(e, "reason", None) or type(e).__name__
+            self.request_log.write(f"tls-fail {local} {peer} {reason}")
+            return
+        conn.settimeout(None)
+        sni = getattr(conn, "egressd_sni", None)
+        self.request_log.write(f"tls {local} {peer} {sni or '-'}")
+        try:
+            self.RequestHandlerClass(conn, client_address, self)
+        finally:
+            try:
+                conn.settimeout(1)
+                conn.unwrap()  # close_notify: clients that insist on it see a clean end
+            except (OSError, ValueError):
+                pass
+            try:
+                conn.close()
+            except OSError:
+                pass
 
     def server_bind(self):
         self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -247,11 +290,26 @@ class Server(http.server.ThreadingHTTPServer):
         self.server_address = self.socket.getsockname()
 
 
+def tls_context(cert, key):
+    """A server context for one certificate; the SNI each client sent is kept on its socket."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(cert, key)
+    ctx.set_alpn_protocols(["http/1.1"])
+
+    def remember_sni(sslsock, name, _ctx):
+        sslsock.egressd_sni = name
+
+    ctx.sni_callback = remember_sni
+    return ctx
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--listen", action="append", default=[], help="ADDR:PORT to serve on")
     ap.add_argument("--ready", required=True, help="file written once all sockets listen")
+    ap.add_argument("--tls-listen", action="append", default=[],
+                    help="ENDPOINT|CERTFILE|KEYFILE to serve HTTPS on")
     ap.add_argument("--log", help="request log file")
     ap.add_argument("--max-seconds", type=float, default=900.0)
     args = ap.parse_args()
@@ -267,13 +325,19 @@ def main():
     for endpoint in args.listen:
         family, host, port = parse_endpoint(endpoint)
         servers.append(Server(family, (host, port), request_log, block))
-    for s in servers:
+    tls_servers = []
+    for spec in args.tls_listen:
+        endpoint, cert, key = spec.split("|")
+        family, host, port = parse_endpoint(endpoint)
+        tls_servers.append(Server(family, (host, port), request_log, block, tls_context(cert, key)))
+    for s in servers + tls_servers:
         threading.Thread(target=s.serve_forever, kwargs={"poll_interval": 0.2},
                          daemon=True).start()
 
     tmp = args.ready + ".tmp"
     with open(tmp, "w") as f:
         f.write("".join(f"http {fmt(s.server_address)}\n" for s in servers))
+        f.write("".join(f"https {fmt(s.server_address)}\n" for s in tls_servers))
     os.rename(tmp, args.ready)
 
     stop = threading.Event()

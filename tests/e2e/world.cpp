@@ -143,6 +143,55 @@ Result<test::TestHttpOrigin*> httpOrigin() {
   return &*theWorld.http;
 }
 
+Result<test::TestCa*> testCa() {
+  auto w = world();
+  if (!w.ok()) {
+    return std::move(w).error();
+  }
+  World& theWorld = **w;
+  if (!theWorld.ca) {
+    test::TestCaOptions options;
+    options.dnsNames = {"allowed.test", "*.allowed.test", "other.test", "*.other.test"};
+    options.ips = {theWorld.ip4(3), theWorld.ip4(4), theWorld.ip6(3), theWorld.ip6(4)};
+    auto ca = test::TestCa::create(options);
+    if (!ca.ok()) {
+      return std::move(ca).error().wrap("make the test CA");
+    }
+    theWorld.ca.emplace(std::move(ca).value());
+  }
+  return &*theWorld.ca;
+}
+
+Result<test::TestHttpOrigin*> httpsOrigin() {
+  auto ca = testCa();
+  if (!ca.ok()) {
+    return std::move(ca).error();
+  }
+  World& theWorld = **world();
+  if (!theWorld.https) {
+    const test::TestCa& c = **ca;
+    std::vector<test::TlsEndpoint> tls;
+    for (int host : {3, 4}) {
+      for (const auto& [port, cert] :
+           {std::pair{kHttpsGood, &c.good()}, std::pair{kHttpsExpired, &c.expired()},
+            std::pair{kHttpsWrongName, &c.wrongName()},
+            std::pair{kHttpsUntrusted, &c.untrusted()}}) {
+        for (const std::string& ep : {theWorld.ip4(host) + ":" + std::to_string(port),
+                                      "[" + theWorld.ip6(host) + "]:" + std::to_string(port)}) {
+          tls.push_back({ep, cert->certFile, cert->keyFile});
+        }
+      }
+    }
+    auto origin = test::TestHttpOrigin::start(theWorld.net->internet().path(), {}, tls);
+    if (!origin.ok()) {
+      return std::move(origin).error().wrap("start the HTTPS http_origin.py in " +
+                                            theWorld.net->internet().name());
+    }
+    theWorld.https.emplace(std::move(origin).value());
+  }
+  return &*theWorld.https;
+}
+
 std::string probeBin() {
 #ifdef EGRESSD_PROBE_BIN
   return EGRESSD_PROBE_BIN;

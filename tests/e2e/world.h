@@ -8,6 +8,10 @@
 // and ::3, other.test (and *.other.test) -> .4, rebind.test -> 127.0.0.1 (a name that
 // resolves to loopback, for DNS-rebinding tests; loopback is the only non-test address the
 // world ever hands out). On first use, http_origin.py on .3, .4, ::3, ::4 port 8080.
+// HTTPS (httpsOrigin(), on first use): a TestCa whose certificates name allowed.test,
+// *.allowed.test, other.test, *.other.test and .3, .4, ::3, ::4, and a second http_origin.py
+// serving the same routes over TLS on .3, .4, ::3, ::4: 8443 good certificate, 8444 expired,
+// 8445 wrong name (wrong.test), 8446 issued by a CA egressd is not told about.
 //
 // Sandbox: a TestCgroup plus an EgressdDaemon enforcing a policy on it, optionally in the
 // world's sandbox netns (container-like); runs egressd-probe inside or outside of it.
@@ -29,6 +33,7 @@
 #include "netns.h"
 #include "process.h"
 #include "servers.h"
+#include "test_ca.h"
 #include "test_util.h"
 
 namespace egressd::e2e {
@@ -43,12 +48,19 @@ inline constexpr int kHttps = 443;
 // http_origin.py listens on 8080 of .3, .4, ::3, ::4; nothing listens on 8081.
 inline constexpr int kHttpOrigin = 8080;
 inline constexpr int kHttpNoServer = 8081;
+// The HTTPS origins (httpsOrigin()): one certificate per port.
+inline constexpr int kHttpsGood = 8443;
+inline constexpr int kHttpsExpired = 8444;
+inline constexpr int kHttpsWrongName = 8445;
+inline constexpr int kHttpsUntrusted = 8446;
 
 struct World {
   std::unique_ptr<test::TestNetwork> net;
   std::optional<test::TestServers> servers;
   std::optional<test::TestDnsmasq> dns;
-  std::optional<test::TestHttpOrigin> http;  // started by httpOrigin(); destroyed first
+  std::optional<test::TestHttpOrigin> http;   // started by httpOrigin(); destroyed first
+  std::optional<test::TestCa> ca;             // made by testCa() / httpsOrigin()
+  std::optional<test::TestHttpOrigin> https;  // started by httpsOrigin(); destroyed before all
 
   std::string ip4(int host) const { return net->ip4(host); }
   std::string ip6(int host) const { return net->ip6(host); }
@@ -63,6 +75,10 @@ struct World {
 Result<World*> world();
 // The world's HTTP origins (started on first use).
 Result<test::TestHttpOrigin*> httpOrigin();
+// The world's test CA (made on first use; its certificates name the world's addresses).
+Result<test::TestCa*> testCa();
+// The world's HTTPS origins on 8443..8446 (started on first use, with testCa()).
+Result<test::TestHttpOrigin*> httpsOrigin();
 
 struct AllowRule {
   std::string cidr;

@@ -125,7 +125,8 @@ std::string TestServers::log() const {
 }
 
 Result<TestHttpOrigin> TestHttpOrigin::start(const std::string& netnsPath,
-                                             const std::vector<std::string>& endpoints) {
+                                             const std::vector<std::string>& endpoints,
+                                             const std::vector<TlsEndpoint>& tls) {
   auto dir = TempDir::create();
   if (!dir.ok()) {
     return std::move(dir).error();
@@ -136,6 +137,10 @@ Result<TestHttpOrigin> TestHttpOrigin::start(const std::string& netnsPath,
   for (const auto& e : endpoints) {
     argv.push_back("--listen");
     argv.push_back(e);
+  }
+  for (const auto& t : tls) {
+    argv.push_back("--tls-listen");
+    argv.push_back(t.endpoint + "|" + t.certFile + "|" + t.keyFile);
   }
   auto proc = Process::spawn(SpawnOptions{.argv = argv, .netnsPath = netnsPath});
   if (!proc.ok()) {

@@ -61,19 +61,28 @@ class TestDnsmasq {
   Process proc_;
 };
 
+// An HTTPS endpoint of http_origin.py: "ADDR:PORT" / "[V6]:PORT" and the PEM files it serves.
+struct TlsEndpoint {
+  std::string endpoint;
+  std::string certFile;
+  std::string keyFile;
+};
+
 // tests/e2e/http_origin.py: HTTP/1.1 origins (GET /whoami, POST /upload, GET /download,
 // GET /close, GET /ws), every request logged as "req SERVER METHOD PATH HOST" before its
-// body is read.
+// body is read; over TLS also every handshake ("tls SERVER PEER SNI", "tls-fail SERVER PEER
+// REASON") and /whoami reports the SNI it saw.
 class TestHttpOrigin {
  public:
-  // Starts http_origin.py in `netnsPath` on "ADDR:PORT" / "[V6]:PORT" endpoints and waits
-  // until all listen.
+  // Starts http_origin.py in `netnsPath` on "ADDR:PORT" / "[V6]:PORT" endpoints (plain HTTP)
+  // and `tls` endpoints (HTTPS) and waits until all listen.
   static Result<TestHttpOrigin> start(const std::string& netnsPath,
-                                      const std::vector<std::string>& endpoints);
+                                      const std::vector<std::string>& endpoints,
+                                      const std::vector<TlsEndpoint>& tls = {});
   TestHttpOrigin(TestHttpOrigin&&) = default;
   TestHttpOrigin& operator=(TestHttpOrigin&&) = default;
 
-  // "http LOCAL" lines of the listening sockets, in argument order.
+  // "http LOCAL" lines of the listening sockets, in argument order ("https LOCAL" after).
   const std::vector<std::string>& bound() const { return bound_; }
   // The request log so far.
   std::string log() const;
