@@ -27,7 +27,7 @@ int serveCommand(const SandboxOptions& options, const ProxyOptions& proxy);
 // Arms (or updates) the sandbox and exits; enforcement stays pinned.
 int applyCommand(const SandboxOptions& options);
 // Removes a sandbox's links, rules and slot.
-int detachCommand(const std::string& id, const std::string& pinRoot);
+int detachCommand(const std::string& id, const std::string& pinRoot, const std::string& runDir);
 
 struct RunOptions {
   std::string policyFile;

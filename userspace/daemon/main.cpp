@@ -147,7 +147,7 @@ int main(int argc, char** argv) {
     if (!require(!sandbox.id.empty(), "--sandbox is required")) {
       return kExitUsage;
     }
-    return egressd::daemon::detachCommand(sandbox.id, sandbox.pinRoot);
+    return egressd::daemon::detachCommand(sandbox.id, sandbox.pinRoot, proxy.runDir);
   }
   if (sub == "run") {
     if (!require(!sandbox.policyFile.empty() && !command.empty(),

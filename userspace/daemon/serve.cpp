@@ -13,6 +13,7 @@
 
 #include "common/unique_fd.h"
 #include "daemon/commands.h"
+#include "daemon/sandbox_files.h"
 #include "daemon/proxy_runtime.h"
 #include "daemon/sandbox_request.h"
 #include "loader/enforcer.h"
@@ -265,13 +266,16 @@ int applyCommand(const SandboxOptions& o) {
   return 0;
 }
 
-int detachCommand(const std::string& id, const std::string& pinRoot) {
+int detachCommand(const std::string& id, const std::string& pinRoot, const std::string& runDir) {
   loader::Enforcer enforcer(pinRoot);
   auto status = enforcer.detach(id);
   if (!status.ok()) {
     std::cerr << "egressd: detach " << id << ": " << status.error().message() << "\n";
     return kExitFailure;
   }
+  // A daemon that died without cleaning up left its sandbox's CA certificate behind; the
+  // CA itself died with it, so the file names a CA nothing uses any more.
+  removeSandboxFiles(runDir, id);
   return 0;
 }
 
