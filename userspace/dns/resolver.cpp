@@ -6,6 +6,7 @@
 #include <sys/random.h>
 
 #include <algorithm>
+#include <tuple>
 #include <array>
 #include <cerrno>
 #include <fstream>
@@ -415,7 +416,15 @@ asio::awaitable<Result<std::vector<IpAddress>>> resolveWith(
     if (buildQuery(0, name, kTypeA).empty()) {
       co_return Error(EINVAL, "cannot resolve \"" + name + "\": not a valid host name");
     }
-    auto [v4, v6] = co_await (lookup(state, name, kTypeA) && lookup(state, name, kTypeAaaa));
+    // Both answers cached (the proxy's steady state: a lookup per request): no parallel
+    // group, no coroutine per type, no allocation beyond the result.
+    Lookup v4;
+    Lookup v6;
+    if (!state->cached(typeName(kTypeA) + " " + name, v4) ||
+        !state->cached(typeName(kTypeAaaa) + " " + name, v6)) {
+      std::tie(v4, v6) =
+          co_await (lookup(state, name, kTypeA) && lookup(state, name, kTypeAaaa));
+    }
 
     std::vector<IpAddress> addresses = v4.addresses;
     for (const IpAddress& address : v6.addresses) {
