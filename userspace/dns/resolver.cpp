@@ -6,7 +6,6 @@
 #include <sys/random.h>
 
 #include <algorithm>
-#include <tuple>
 #include <array>
 #include <cerrno>
 #include <fstream>
@@ -16,6 +15,7 @@
 #include <random>
 #include <span>
 #include <sstream>
+#include <tuple>
 #include <unordered_map>
 #include <utility>
 
@@ -422,8 +422,7 @@ asio::awaitable<Result<std::vector<IpAddress>>> resolveWith(
     Lookup v6;
     if (!state->cached(typeName(kTypeA) + " " + name, v4) ||
         !state->cached(typeName(kTypeAaaa) + " " + name, v6)) {
-      std::tie(v4, v6) =
-          co_await (lookup(state, name, kTypeA) && lookup(state, name, kTypeAaaa));
+      std::tie(v4, v6) = co_await (lookup(state, name, kTypeA) && lookup(state, name, kTypeAaaa));
     }
 
     std::vector<IpAddress> addresses = v4.addresses;
