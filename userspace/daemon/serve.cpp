@@ -13,8 +13,8 @@
 
 #include "common/unique_fd.h"
 #include "daemon/commands.h"
-#include "daemon/sandbox_files.h"
 #include "daemon/proxy_runtime.h"
+#include "daemon/sandbox_files.h"
 #include "daemon/sandbox_request.h"
 #include "loader/enforcer.h"
 #include "loader/maps.h"
