@@ -2,7 +2,9 @@
 """What the sandboxed program tries; each line says what happened and why it matters."""
 import errno
 import http.client
+import os
 import socket
+import ssl
 import subprocess
 
 
@@ -34,6 +36,26 @@ def http_get(label, connect_to, host, path="/"):
         conn.close()
 
 
+def https_get(label, url_host, host_header=None, cafile=None):
+    # Without cafile: the default trust store, which `egressd run` pointed at the system
+    # bundle plus the sandbox's CA (SSL_CERT_FILE).
+    ctx = ssl.create_default_context(cafile=cafile)
+    conn = http.client.HTTPSConnection(url_host, 443, timeout=5, context=ctx)
+    try:
+        conn.request("GET", "/", headers={"Host": host_header or url_host})
+        issuer = dict(x[0] for x in conn.sock.getpeercert()["issuer"]).get("commonName")
+        r = conn.getresponse()
+        body = r.read().decode(errors="replace").strip()
+        verdict = "ALLOWED" if r.status == 200 else "DENIED "
+        print(f"  {verdict}  {label:<44} -> {r.status} {body!r} [cert by: {issuer}]")
+    except ssl.SSLError as e:
+        print(f"  BLOCKED  {label:<44} -> TLS: {e.reason}")
+    except OSError as e:
+        print(f"  BLOCKED  {label:<44} -> {errno.errorcode.get(e.errno, e.errno)} ({e.strerror})")
+    finally:
+        conn.close()
+
+
 def attempt(label, fn):
     try:
         fn()
@@ -54,6 +76,12 @@ http_get("http://tracker.ads.demo.test/ (deniedHosts glob)", "198.18.200.3", "tr
 http_get("http://example.com/ (not in allowedHosts)", "198.18.200.3", "example.com")
 http_get("Host: api.demo.test sent to 198.18.200.99", "198.18.200.99", "api.demo.test")
 http_get("Host: other.demo.test (resolves to a denied IP)", "198.18.200.3", "other.demo.test")
+print("HTTPS (proxied too; judged by SNI):")
+origin_ca = os.environ.get("DEMO_ORIGIN_CA")
+https_get("https://docs.demo.test/ (passthrough)", "docs.demo.test", cafile=origin_ca)
+https_get("https://tracker.ads.demo.test/ (SNI denied)", "tracker.ads.demo.test", cafile=origin_ca)
+https_get("https://api.demo.test/ (intercepted)", "api.demo.test")
+https_get("  same TLS session, Host: docs.demo.test", "api.demo.test", "docs.demo.test")
 print("Other paths out:")
 attempt("raw socket", lambda: socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP))
 attempt("packet socket (seccomp)", lambda: socket.socket(socket.AF_PACKET, socket.SOCK_RAW))
