@@ -5,6 +5,7 @@
 #include "proxy/stream_ops.h"
 #include "proxy/upstream_choice.h"
 #include "proxy/upstream_pool.h"
+#include "proxy/watchdog.h"
 
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -189,16 +190,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Stream>> {
   std::string takeReceived() { return std::string(clientBuf_.readPtr(), clientBuf_.readable()); }
 
  private:
-  // --- deadlines: one timer per connection; moving a deadline later is a plain store.
-  void setDeadline(std::chrono::milliseconds fromNow) {
-    const Clock::time_point d = Clock::now() + fromNow;
-    const bool earlier = d < deadline_;
-    deadline_ = d;
-    if (earlier) {
-      watchdog_.cancel();  // re-armed by the watcher at the new, earlier deadline
-    }
-  }
-  asio::awaitable<void> watch();
+  void setDeadline(std::chrono::milliseconds fromNow) { watchdog_.setDeadline(fromNow); }
 
   // --- the request loop
   asio::awaitable<bool> readRequestHead(bool first);
@@ -257,10 +249,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Stream>> {
   IpAddress upstreamAddr_;
   std::string upstreamKey_;  // "host|port" the open upstream connection serves
   std::string upstreamText_;
-  asio::steady_timer watchdog_;
-  Clock::time_point deadline_ = Clock::time_point::max();
-  bool timedOut_ = false;
-  bool finished_ = false;
+  Watchdog watchdog_;
 
   OrigDst orig_;
   std::shared_ptr<SandboxContext> sandbox_;
@@ -291,29 +280,14 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Stream>> {
 };
 
 template <typename Stream>
-asio::awaitable<void> HttpSession<Stream>::watch() {
-  auto self = this->shared_from_this();
-  while (!finished_) {
-    watchdog_.expires_at(deadline_);
-    co_await watchdog_.async_wait(kNoThrow);
-    if (finished_) {
-      break;
-    }
-    if (Clock::now() >= deadline_) {
-      timedOut_ = true;
-      cancelStream(client_);
-      cancelStream(upstream_);
-      deadline_ = Clock::time_point::max();
-    }
-  }
-}
-
-template <typename Stream>
 asio::awaitable<bool> HttpSession<Stream>::run() {
   auto self = this->shared_from_this();
   sandbox_->openConnections.fetch_add(1, std::memory_order_relaxed);
   setDeadline(config_.headerTimeout);
-  asio::co_spawn(client_.get_executor(), watch(), asio::detached);
+  watchdog_.start(self, [this] {
+    cancelStream(client_);
+    cancelStream(upstream_);
+  });
 
   bool serve = true;
   if constexpr (kTls) {
@@ -325,7 +299,7 @@ asio::awaitable<bool> HttpSession<Stream>::run() {
       Outcome out;
       out.decision = "deny";
       out.reason = "tls_handshake_failed";
-      out.detail = timedOut_ ? std::string("TLS handshake not completed in time")
+      out.detail = watchdog_.timedOut ? std::string("TLS handshake not completed in time")
                    : client_.failureText().empty() ? ec.message()
                                                    : client_.failureText();
       audit(out);
@@ -346,8 +320,7 @@ asio::awaitable<bool> HttpSession<Stream>::run() {
     }
   }
 
-  finished_ = true;
-  watchdog_.cancel();
+  watchdog_.stop();
   releaseUpstream();
   sandbox_->openConnections.fetch_sub(1, std::memory_order_relaxed);
   if (tlsDetected_) {
@@ -387,10 +360,7 @@ asio::awaitable<bool> HttpSession<Stream>::readRequestHead(bool first) {
       if (step.kind == http::RequestParser::Step::Kind::kNeedMore && !headTimerSet) {
         headTimerSet = true;
         const auto headDeadline = requestStart_ + config_.headerTimeout;
-        if (headDeadline < deadline_) {
-          deadline_ = headDeadline;
-          watchdog_.cancel();
-        }
+        watchdog_.tighten(headDeadline);
       }
       switch (step.kind) {
         case http::RequestParser::Step::Kind::kHead:
@@ -409,7 +379,7 @@ asio::awaitable<bool> HttpSession<Stream>::readRequestHead(bool first) {
     }
     auto [ec, n] = co_await readSome(client_, clientBuf_.writable());
     if (ec || n == 0) {
-      if (timedOut_ && sawByte) {
+      if (watchdog_.timedOut && sawByte) {
         co_await rejectMalformed(408, "request head not received in time");
       }
       co_return false;  // closed between requests (or idle timeout): nothing to say
@@ -435,7 +405,7 @@ asio::awaitable<void> HttpSession<Stream>::rejectMalformed(int status, const std
   out.reason = "bad_request";
   out.status = status;
   out.detail = reason;
-  timedOut_ = false;
+  watchdog_.timedOut = false;
   co_await sendLocalResponse(status, "egressd: " + reason + "\n", reasonHeaders("bad_request"),
                              false);
   audit(out);
@@ -606,12 +576,12 @@ asio::awaitable<bool> HttpSession<Stream>::handleRequest() {
     auto connected = co_await connectUpstream(addrs);
     if (!connected.ok()) {
       out.decision = "error";
-      out.status = timedOut_ ? 504 : 502;
-      out.reason = timedOut_                            ? "upstream_timeout"
+      out.status = watchdog_.timedOut ? 504 : 502;
+      out.reason = watchdog_.timedOut                   ? "upstream_timeout"
                    : connected.error().code() == EPROTO ? "upstream_tls_failed"
                                                         : "upstream_unreachable";
       out.detail = connected.error().message();
-      timedOut_ = false;
+      watchdog_.timedOut = false;
       co_await sendLocalResponse(out.status, "egressd: " + out.detail + "\n",
                                  reasonHeaders(out.reason), false);
       audit(out);
@@ -645,7 +615,7 @@ asio::awaitable<bool> HttpSession<Stream>::handleRequest() {
     // A kept-alive upstream connection may have been closed by the server meanwhile: retry
     // a bodiless request once on a fresh connection.
     if (end == ResponseEnd::kFailedBeforeBytes && reused && !hasBody && attempt == 0 &&
-        !timedOut_) {
+        !watchdog_.timedOut) {
       closeUpstream();
       auto connected = co_await connectUpstream(addrs);
       if (connected.ok()) {
@@ -681,11 +651,12 @@ asio::awaitable<bool> HttpSession<Stream>::handleRequest() {
         co_return false;
       case ResponseEnd::kFailedBeforeBytes: {
         out.decision = "error";
-        out.status = timedOut_ ? 504 : 502;
-        out.reason = timedOut_ ? "upstream_timeout" : "upstream_failed";
-        out.detail = timedOut_ ? "no response from " + upstreamText_ + " in time"
-                               : "the upstream " + upstreamText_ + " closed without a response";
-        timedOut_ = false;
+        out.status = watchdog_.timedOut ? 504 : 502;
+        out.reason = watchdog_.timedOut ? "upstream_timeout" : "upstream_failed";
+        out.detail = watchdog_.timedOut
+                         ? "no response from " + upstreamText_ + " in time"
+                         : "the upstream " + upstreamText_ + " closed without a response";
+        watchdog_.timedOut = false;
         co_await sendLocalResponse(out.status, "egressd: " + out.detail + "\n",
                                    reasonHeaders(out.reason), false);
         audit(out);
@@ -693,7 +664,7 @@ asio::awaitable<bool> HttpSession<Stream>::handleRequest() {
       }
       case ResponseEnd::kFailed:
         out.decision = "error";
-        out.reason = timedOut_ ? "timeout" : "relay_failed";
+        out.reason = watchdog_.timedOut ? "timeout" : "relay_failed";
         out.status = responseStatus_;
         out.detail = "connection aborted mid-response";
         audit(out);
@@ -733,8 +704,8 @@ asio::awaitable<Status> HttpSession<Stream>::connectUpstream(const std::vector<I
         upstream_.attach(std::move(ssl), TlsStream::Role::kClient);
         const std::error_code hec = co_await upstream_.handshake();
         if (hec) {
-          std::string why = timedOut_ ? std::string("handshake timed out")
-                                      : tls::upstreamFailureText(upstream_.ssl());
+          std::string why = watchdog_.timedOut ? std::string("handshake timed out")
+                                               : tls::upstreamFailureText(upstream_.ssl());
           if (why.empty()) {
             why = upstream_.failureText().empty() ? hec.message() : upstream_.failureText();
           }
@@ -749,10 +720,10 @@ asio::awaitable<Status> HttpSession<Stream>::connectUpstream(const std::vector<I
       co_return okStatus();
     }
     errors += (errors.empty() ? "" : "; ") + upstreamText_ + ": " +
-              (timedOut_ ? std::string("timed out") : ec.message());
+              (watchdog_.timedOut ? std::string("timed out") : ec.message());
     asio::error_code ignored;
     socket.close(ignored);
-    if (timedOut_) {
+    if (watchdog_.timedOut) {
       break;
     }
   }

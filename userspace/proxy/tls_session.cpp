@@ -18,6 +18,7 @@
 #include "proxy/http_session.h"
 #include "proxy/stream_ops.h"
 #include "proxy/upstream_choice.h"
+#include "proxy/watchdog.h"
 #include "tls/client_hello.h"
 #include "tls/contexts.h"
 
@@ -83,33 +84,21 @@ class TlsGate : public std::enable_shared_from_this<TlsGate> {
     std::string detail;
   };
 
-  void setDeadline(std::chrono::milliseconds fromNow) {
-    const Clock::time_point d = Clock::now() + fromNow;
-    const bool earlier = d < deadline_;
-    deadline_ = d;
-    if (earlier) {
-      watchdog_.cancel();
-    }
-  }
-  asio::awaitable<void> watch();
+  void setDeadline(std::chrono::milliseconds fromNow) { watchdog_.setDeadline(fromNow); }
   asio::awaitable<std::optional<tls::ClientHello>> readClientHello();
   asio::awaitable<void> passThrough(const std::string& name, std::vector<IpAddress> addrs,
                                     Outcome out);
   asio::awaitable<void> relay(tcp::socket& from, tcp::socket& to, uint64_t& counter);
+  asio::awaitable<bool> drainPipe(Pipe& pipe, size_t& inPipe, tcp::socket& to, uint64_t& counter,
+                                  bool untilEmpty);
   void refuse(tls::AlertDescription alert, const Outcome& out);
   void audit(const Outcome& out, const std::string& mode);
   void countConnection(const std::string& mode, const std::string& decision);
-  void finish() {
-    finished_ = true;
-    watchdog_.cancel();
-  }
+  void finish() { watchdog_.stop(); }
 
   tcp::socket client_;
   tcp::socket upstream_;
-  asio::steady_timer watchdog_;
-  Clock::time_point deadline_ = Clock::time_point::max();
-  bool timedOut_ = false;
-  bool finished_ = false;
+  Watchdog watchdog_;
 
   std::string received_;
   OrigDst orig_;
@@ -121,23 +110,6 @@ class TlsGate : public std::enable_shared_from_this<TlsGate> {
   uint64_t bytesIn_ = 0;
   uint64_t bytesOut_ = 0;
 };
-
-asio::awaitable<void> TlsGate::watch() {
-  auto self = shared_from_this();
-  while (!finished_) {
-    watchdog_.expires_at(deadline_);
-    co_await watchdog_.async_wait(kNoThrow);
-    if (finished_) {
-      break;
-    }
-    if (Clock::now() >= deadline_) {
-      timedOut_ = true;
-      cancelStream(client_);
-      cancelStream(upstream_);
-      deadline_ = Clock::time_point::max();
-    }
-  }
-}
 
 void TlsGate::countConnection(const std::string& mode, const std::string& decision) {
   if (config_.metrics == nullptr) {
@@ -210,7 +182,7 @@ asio::awaitable<std::optional<tls::ClientHello>> TlsGate::readClientHello() {
         asio::buffer(received_.data() + had, kHelloReadBytes), kNoThrow);
     received_.resize(had + (ec ? 0 : n));
     if (ec || n == 0) {
-      if (timedOut_) {
+      if (watchdog_.timedOut) {
         Outcome out;
         out.decision = "deny";
         out.reason = "bad_client_hello";
@@ -231,7 +203,10 @@ asio::awaitable<std::optional<Interception>> TlsGate::run() {
     ~Closed() { sandbox->openConnections.fetch_sub(1, std::memory_order_relaxed); }
   } closed{sandbox_.get()};
   setDeadline(config_.headerTimeout);
-  asio::co_spawn(client_.get_executor(), watch(), asio::detached);
+  watchdog_.start(self, [this] {
+    cancelStream(client_);
+    cancelStream(upstream_);
+  });
 
   std::optional<tls::ClientHello> hello = co_await readClientHello();
   if (!hello) {
@@ -358,15 +333,15 @@ asio::awaitable<void> TlsGate::passThrough(const std::string& name, std::vector<
       break;
     }
     errors += (errors.empty() ? "" : "; ") + upstreamText_ + ": " +
-              (timedOut_ ? std::string("timed out") : ec.message());
+              (watchdog_.timedOut ? std::string("timed out") : ec.message());
     closeStream(upstream_);
-    if (timedOut_) {
+    if (watchdog_.timedOut) {
       break;
     }
   }
   if (!connected) {
     out.decision = "error";
-    out.reason = timedOut_ ? "upstream_timeout" : "upstream_unreachable";
+    out.reason = watchdog_.timedOut ? "upstream_timeout" : "upstream_unreachable";
     out.detail = "cannot connect to " + name + " (" + errors + ")";
     refuse(tls::AlertDescription::kInternalError, out);
     co_return;
@@ -398,12 +373,39 @@ asio::awaitable<void> TlsGate::passThrough(const std::string& name, std::vector<
     sandbox_->bytesToSandbox->inc(bytesOut_);
   }
   out.detail = out.detail.empty() ? "passthrough" : "passthrough; " + out.detail;
-  if (timedOut_) {
+  if (watchdog_.timedOut) {
     out.detail += "; closed after " + std::to_string(config_.idleTimeout.count()) + " ms idle";
   }
   audit(out, "passthrough");
   closeStream(upstream_);
   closeStream(client_);
+}
+
+// Moves what the pipe holds to `to`; waits for `to` to take more only when `untilEmpty` or
+// the pipe is full (otherwise the caller reads more first). False: `to` failed.
+asio::awaitable<bool> TlsGate::drainPipe(Pipe& pipe, size_t& inPipe, tcp::socket& to,
+                                         uint64_t& counter, bool untilEmpty) {
+  while (inPipe > 0) {
+    const ssize_t n = ::splice(pipe.read.get(), nullptr, to.native_handle(), nullptr, inPipe,
+                               SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+    if (n > 0) {
+      inPipe -= static_cast<size_t>(n);
+      counter += static_cast<uint64_t>(n);
+      continue;
+    }
+    if (n < 0 && errno != EAGAIN) {
+      co_return false;
+    }
+    if (!untilEmpty && inPipe < pipe.capacity) {
+      co_return true;
+    }
+    setDeadline(config_.idleTimeout);
+    auto [ec] = co_await to.async_wait(tcp::socket::wait_write, kNoThrow);
+    if (ec) {
+      co_return false;
+    }
+  }
+  co_return true;
 }
 
 // One direction of a passed-through connection: socket -> pipe -> socket with splice(2),
@@ -433,26 +435,10 @@ asio::awaitable<void> TlsGate::relay(tcp::socket& from, tcp::socket& to, uint64_
         break;
       }
     }
-    while (inPipe > 0) {
-      const ssize_t n = ::splice(pipe->read.get(), nullptr, to.native_handle(), nullptr, inPipe,
-                                 SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
-      if (n > 0) {
-        inPipe -= static_cast<size_t>(n);
-        counter += static_cast<uint64_t>(n);
-        continue;
-      }
-      if (n < 0 && errno != EAGAIN) {
-        cancelStream(from);
-        co_return;
-      }
-      if (!wantRead && inPipe < pipe->capacity) {
-        break;  // more to read meanwhile: fill the pipe further first
-      }
-      setDeadline(config_.idleTimeout);
-      auto [ec] = co_await to.async_wait(tcp::socket::wait_write, kNoThrow);
-      if (ec) {
-        co_return;
-      }
+    // With nothing more to read yet (or a full pipe), wait until `to` takes it all.
+    if (!co_await drainPipe(*pipe, inPipe, to, counter, wantRead)) {
+      cancelStream(from);
+      co_return;
     }
     if (wantRead) {
       setDeadline(config_.idleTimeout);
@@ -463,22 +449,7 @@ asio::awaitable<void> TlsGate::relay(tcp::socket& from, tcp::socket& to, uint64_
     }
   }
   // Whatever is still in the pipe goes out before the half-close.
-  while (inPipe > 0) {
-    const ssize_t n = ::splice(pipe->read.get(), nullptr, to.native_handle(), nullptr, inPipe,
-                               SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
-    if (n > 0) {
-      inPipe -= static_cast<size_t>(n);
-      counter += static_cast<uint64_t>(n);
-      continue;
-    }
-    if (n < 0 && errno != EAGAIN) {
-      break;
-    }
-    auto [ec] = co_await to.async_wait(tcp::socket::wait_write, kNoThrow);
-    if (ec) {
-      break;
-    }
-  }
+  co_await drainPipe(*pipe, inPipe, to, counter, true);
   shutdownSend(to);
 }
 
