@@ -172,29 +172,28 @@ TEST_F(TlsStreamTest, AReaderNeverWaitsForABlockedWriter) {
   Pair p = connect("early.example.test");
   const size_t size = 8 * 1024 * 1024;
   const std::string payload(size, 'x');
-  auto future = asio::co_spawn(
-      ctx_,
-      [&]() -> asio::awaitable<std::tuple<size_t, size_t>> {
-        auto [c, s] = co_await (p.client.handshake() && p.server.handshake());
-        if (c || s) {
-          co_return std::tuple<size_t, size_t>{0, 0};
-        }
-        // Server: answers (blocks: the client is not reading yet) while reading the body.
-        auto server = [&]() -> asio::awaitable<size_t> {
-          auto [got, unused] =
-              co_await (readAll(p.server, size) && p.server.writeAll(asio::buffer(payload)));
-          co_return got.size();
-        };
-        // Client: sends the whole body first, reads the answer only then.
-        auto client = [&]() -> asio::awaitable<size_t> {
-          co_await p.client.writeAll(asio::buffer(payload));
-          std::string got = co_await readAll(p.client, size);
-          co_return got.size();
-        };
-        auto both = co_await (server() && client());
-        co_return both;
-      }(),
-      asio::use_future);
+  // Named: a coroutine lambda's captures live in the closure, which must outlive the run.
+  auto exchange = [&]() -> asio::awaitable<std::tuple<size_t, size_t>> {
+    auto [c, s] = co_await (p.client.handshake() && p.server.handshake());
+    if (c || s) {
+      co_return std::tuple<size_t, size_t>{0, 0};
+    }
+    // Server: answers (blocks: the client is not reading yet) while reading the body.
+    auto server = [&]() -> asio::awaitable<size_t> {
+      auto [got, unused] =
+          co_await (readAll(p.server, size) && p.server.writeAll(asio::buffer(payload)));
+      co_return got.size();
+    };
+    // Client: sends the whole body first, reads the answer only then.
+    auto client = [&]() -> asio::awaitable<size_t> {
+      co_await p.client.writeAll(asio::buffer(payload));
+      std::string got = co_await readAll(p.client, size);
+      co_return got.size();
+    };
+    auto both = co_await (server() && client());
+    co_return both;
+  };
+  auto future = asio::co_spawn(ctx_, exchange(), asio::use_future);
   ctx_.run_for(std::chrono::seconds(20));
   ASSERT_EQ(future.wait_for(std::chrono::seconds(0)), std::future_status::ready)
       << "deadlock: the server's reader waited for its blocked writer";
