@@ -2,6 +2,7 @@
 
 #include <type_traits>
 
+#include "proxy/pipe.h"
 #include "proxy/stream_ops.h"
 #include "proxy/upstream_choice.h"
 #include "proxy/upstream_pool.h"
@@ -50,11 +51,6 @@ void prepareSocket(tcp::socket& s) {
   ::setsockopt(s.native_handle(), IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
   asio::error_code ignored;
   s.non_blocking(true, ignored);
-}
-
-std::string endpointText(const IpAddress& addr, uint16_t port) {
-  return addr.family == AF_INET6 ? "[" + addr.toString() + "]:" + std::to_string(port)
-                                 : addr.toString() + ":" + std::to_string(port);
 }
 
 std::vector<http::Header> reasonHeaders(const std::string& reason,
@@ -270,9 +266,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Stream>> {
   bool headValid_ = false;  // head() describes the request in flight
   bool responseKeepAlive_ = false;
   // For splice: created on the first large body, kept for the connection's life.
-  UniqueFd pipeRead_;
-  UniqueFd pipeWrite_;
-  size_t pipeCapacity_ = 0;
+  std::optional<SplicePipe> pipe_;
   int responseStatus_ = 0;
   const std::string tlsServerName_;
   std::string clientHello_;
@@ -686,7 +680,7 @@ asio::awaitable<Status> HttpSession<Stream>::connectUpstream(const std::vector<I
     if (!ec) {
       std::tie(ec) = co_await socket.async_connect(ep, kNoThrow);
     }
-    upstreamText_ = endpointText(a, orig_.port);
+    upstreamText_ = a.toString(orig_.port);
     upstreamAddr_ = a;
     if (!ec) {
       prepareSocket(socket);
@@ -926,26 +920,21 @@ asio::awaitable<void> HttpSession<Stream>::relayRaw(Stream& from, Stream& to, By
 // copying them through userspace. False when either side fails or closes early.
 template <typename Stream>
 asio::awaitable<bool> HttpSession<Stream>::spliceToClient(uint64_t length) {
-  if (!pipeRead_) {
-    int fds[2];
-    if (::pipe2(fds, O_NONBLOCK | O_CLOEXEC) != 0) {
+  if (!pipe_) {
+    pipe_ = SplicePipe::open();
+    if (!pipe_) {
       co_return false;
     }
-    pipeRead_ = UniqueFd(fds[0]);
-    pipeWrite_ = UniqueFd(fds[1]);
-    // A larger pipe moves more per system call; the default (64 KiB) is the fallback.
-    const int size = ::fcntl(pipeWrite_.get(), F_SETPIPE_SZ, 1 << 20);
-    pipeCapacity_ = size > 0 ? static_cast<size_t>(size) : 64 * 1024;
   }
   uint64_t remaining = length;
   size_t inPipe = 0;
   while (remaining > 0 || inPipe > 0) {
     setDeadline(config_.ioTimeout);
     bool progressed = false;
-    if (remaining > 0 && inPipe < pipeCapacity_) {
+    if (remaining > 0 && inPipe < pipe_->capacity) {
       const size_t want =
-          static_cast<size_t>(std::min<uint64_t>(remaining, pipeCapacity_ - inPipe));
-      const ssize_t n = ::splice(upstream_.native_handle(), nullptr, pipeWrite_.get(), nullptr,
+          static_cast<size_t>(std::min<uint64_t>(remaining, pipe_->capacity - inPipe));
+      const ssize_t n = ::splice(upstream_.native_handle(), nullptr, pipe_->write.get(), nullptr,
                                  want, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
       if (n == 0) {
         break;  // the upstream closed before the end of the body
@@ -959,8 +948,8 @@ asio::awaitable<bool> HttpSession<Stream>::spliceToClient(uint64_t length) {
       }
     }
     if (inPipe > 0) {
-      const ssize_t n = ::splice(pipeRead_.get(), nullptr, client_.native_handle(), nullptr, inPipe,
-                                 SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+      const ssize_t n = ::splice(pipe_->read.get(), nullptr, client_.native_handle(), nullptr,
+                                 inPipe, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
       if (n > 0) {
         inPipe -= static_cast<size_t>(n);
         bytesOut_ += static_cast<uint64_t>(n);
@@ -977,7 +966,7 @@ asio::awaitable<bool> HttpSession<Stream>::spliceToClient(uint64_t length) {
     }
     // Neither side could move: wait for the side that can unblock us (either, when both can).
     asio::error_code ec;
-    if (inPipe > 0 && (remaining == 0 || inPipe >= pipeCapacity_)) {
+    if (inPipe > 0 && (remaining == 0 || inPipe >= pipe_->capacity)) {
       std::tie(ec) = co_await client_.async_wait(tcp::socket::wait_write, kNoThrow);
     } else if (inPipe == 0) {
       std::tie(ec) = co_await upstream_.async_wait(tcp::socket::wait_read, kNoThrow);
@@ -993,8 +982,7 @@ asio::awaitable<bool> HttpSession<Stream>::spliceToClient(uint64_t length) {
   }
   if (remaining > 0 || inPipe > 0) {
     // Whatever is left in the pipe belongs to a dead exchange: drop the pipe with it.
-    pipeRead_.reset();
-    pipeWrite_.reset();
+    pipe_.reset();
     co_return false;
   }
   co_return true;

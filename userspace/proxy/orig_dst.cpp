@@ -46,8 +46,7 @@ IpAddress fromMapAddr(const egressd_addr& a) {
 }  // namespace
 
 std::string OrigDst::toString() const {
-  return addr.family == AF_INET6 ? "[" + addr.toString() + "]:" + std::to_string(port)
-                                 : addr.toString() + ":" + std::to_string(port);
+  return addr.toString(port);
 }
 
 Result<OrigDst> takeOrigDst(int mapFd, int acceptedFd) {

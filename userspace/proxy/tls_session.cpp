@@ -16,6 +16,7 @@
 #include "common/unique_fd.h"
 #include "metrics/metrics.h"
 #include "proxy/http_session.h"
+#include "proxy/pipe.h"
 #include "proxy/stream_ops.h"
 #include "proxy/upstream_choice.h"
 #include "proxy/watchdog.h"
@@ -30,8 +31,6 @@ using asio::ip::tcp;
 using Clock = std::chrono::steady_clock;
 using namespace asio::experimental::awaitable_operators;
 
-// What one splice(2) into a pipe may move; the pipe is grown to this when the kernel lets it.
-constexpr size_t kPipeBytes = 1 << 20;
 constexpr size_t kHelloReadBytes = 16 * 1024;
 
 // The gate hands an intercepted connection on with this.
@@ -39,24 +38,6 @@ struct Interception {
   TlsStream client;
   std::string hello;
   std::string serverName;
-};
-
-// A pipe for splice(2), closed with the relay that uses it.
-struct Pipe {
-  UniqueFd read;
-  UniqueFd write;
-  size_t capacity = 0;
-
-  static std::optional<Pipe> open() {
-    int fds[2];
-    if (::pipe2(fds, O_NONBLOCK | O_CLOEXEC) != 0) {
-      return std::nullopt;
-    }
-    Pipe p{UniqueFd(fds[0]), UniqueFd(fds[1]), 0};
-    const int size = ::fcntl(p.write.get(), F_SETPIPE_SZ, static_cast<int>(kPipeBytes));
-    p.capacity = size > 0 ? static_cast<size_t>(size) : 64 * 1024;
-    return p;
-  }
 };
 
 class TlsGate : public std::enable_shared_from_this<TlsGate> {
@@ -89,8 +70,8 @@ class TlsGate : public std::enable_shared_from_this<TlsGate> {
   asio::awaitable<void> passThrough(const std::string& name, std::vector<IpAddress> addrs,
                                     Outcome out);
   asio::awaitable<void> relay(tcp::socket& from, tcp::socket& to, uint64_t& counter);
-  asio::awaitable<bool> drainPipe(Pipe& pipe, size_t& inPipe, tcp::socket& to, uint64_t& counter,
-                                  bool untilEmpty);
+  asio::awaitable<bool> drainPipe(SplicePipe& pipe, size_t& inPipe, tcp::socket& to,
+                                  uint64_t& counter, bool untilEmpty);
   void refuse(tls::AlertDescription alert, const Outcome& out);
   void audit(const Outcome& out, const std::string& mode);
   void countConnection(const std::string& mode, const std::string& decision);
@@ -326,8 +307,7 @@ asio::awaitable<void> TlsGate::passThrough(const std::string& name, std::vector<
     if (!ec) {
       std::tie(ec) = co_await upstream_.async_connect(ep, kNoThrow);
     }
-    upstreamText_ = a.family == AF_INET6 ? "[" + a.toString() + "]:" + std::to_string(orig_.port)
-                                         : a.toString() + ":" + std::to_string(orig_.port);
+    upstreamText_ = a.toString(orig_.port);
     if (!ec) {
       connected = true;
       break;
@@ -383,7 +363,7 @@ asio::awaitable<void> TlsGate::passThrough(const std::string& name, std::vector<
 
 // Moves what the pipe holds to `to`; waits for `to` to take more only when `untilEmpty` or
 // the pipe is full (otherwise the caller reads more first). False: `to` failed.
-asio::awaitable<bool> TlsGate::drainPipe(Pipe& pipe, size_t& inPipe, tcp::socket& to,
+asio::awaitable<bool> TlsGate::drainPipe(SplicePipe& pipe, size_t& inPipe, tcp::socket& to,
                                          uint64_t& counter, bool untilEmpty) {
   while (inPipe > 0) {
     const ssize_t n = ::splice(pipe.read.get(), nullptr, to.native_handle(), nullptr, inPipe,
@@ -412,7 +392,7 @@ asio::awaitable<bool> TlsGate::drainPipe(Pipe& pipe, size_t& inPipe, tcp::socket
 // never through userspace. The end of one direction is passed on as a half-close; the
 // other direction goes on until it ends too.
 asio::awaitable<void> TlsGate::relay(tcp::socket& from, tcp::socket& to, uint64_t& counter) {
-  auto pipe = Pipe::open();
+  auto pipe = SplicePipe::open();
   if (!pipe) {
     cancelStream(from);
     cancelStream(to);
