@@ -671,57 +671,43 @@ template <typename Stream>
 asio::awaitable<Status> HttpSession<Stream>::connectUpstream(const std::vector<IpAddress>& addrs) {
   const auto started = Clock::now();
   setDeadline(config_.connectTimeout);
-  std::string errors;
   tcp::socket& socket = lowestLayer(upstream_);
-  for (const IpAddress& a : addrs) {
-    const tcp::endpoint ep(dns::toAsioAddress(a), orig_.port);
-    asio::error_code ec;
-    socket.open(ep.protocol(), ec);
-    if (!ec) {
-      std::tie(ec) = co_await socket.async_connect(ep, kNoThrow);
+  const ConnectOutcome connected =
+      co_await connectFirst(socket, addrs, orig_.port, watchdog_.timedOut);
+  upstreamText_ = connected.endpointText;
+  upstreamAddr_ = connected.addr;
+  if (!connected.connected) {
+    co_return Error(ECONNREFUSED, "cannot connect to " + host_ + " (" + connected.errors + ")");
+  }
+  prepareSocket(socket);
+  if constexpr (kTls) {
+    // Verified against the system store plus --upstream-ca-file, for this very name:
+    // a failure is the client's 502, never a plaintext or unverified fallback.
+    tls::SslPtr ssl(SSL_new(config_.upstreamTls));
+    Status prepared = ssl ? tls::prepareUpstreamSsl(ssl.get(), host_)
+                          : Status(Error(ENOMEM, "SSL_new: " + tls::drainOpenSslErrors()));
+    if (!prepared.ok()) {
+      closeStream(upstream_);
+      co_return Error(EPROTO, "TLS to " + host_ + " (" + upstreamText_ +
+                                  ") failed: " + prepared.error().message());
     }
-    upstreamText_ = a.toString(orig_.port);
-    upstreamAddr_ = a;
-    if (!ec) {
-      prepareSocket(socket);
-      if constexpr (kTls) {
-        // Verified against the system store plus --upstream-ca-file, for this very name:
-        // a failure is the client's 502, never a plaintext or unverified fallback.
-        tls::SslPtr ssl(SSL_new(config_.upstreamTls));
-        Status prepared = ssl ? tls::prepareUpstreamSsl(ssl.get(), host_)
-                              : Status(Error(ENOMEM, "SSL_new: " + tls::drainOpenSslErrors()));
-        if (!prepared.ok()) {
-          closeStream(upstream_);
-          co_return Error(EPROTO, "TLS to " + host_ + " (" + upstreamText_ +
-                                      ") failed: " + prepared.error().message());
-        }
-        upstream_.attach(std::move(ssl), TlsStream::Role::kClient);
-        const std::error_code hec = co_await upstream_.handshake();
-        if (hec) {
-          std::string why = watchdog_.timedOut ? std::string("handshake timed out")
-                                               : tls::upstreamFailureText(upstream_.ssl());
-          if (why.empty()) {
-            why = upstream_.failureText().empty() ? hec.message() : upstream_.failureText();
-          }
-          closeStream(upstream_);
-          co_return Error(EPROTO, "TLS to " + host_ + " (" + upstreamText_ + ") failed: " + why);
-        }
+    upstream_.attach(std::move(ssl), TlsStream::Role::kClient);
+    const std::error_code hec = co_await upstream_.handshake();
+    if (hec) {
+      std::string why = watchdog_.timedOut ? std::string("handshake timed out")
+                                           : tls::upstreamFailureText(upstream_.ssl());
+      if (why.empty()) {
+        why = upstream_.failureText().empty() ? hec.message() : upstream_.failureText();
       }
-      if (sandbox_->upstreamConnect != nullptr) {
-        sandbox_->upstreamConnect->observe(
-            std::chrono::duration<double>(Clock::now() - started).count());
-      }
-      co_return okStatus();
-    }
-    errors += (errors.empty() ? "" : "; ") + upstreamText_ + ": " +
-              (watchdog_.timedOut ? std::string("timed out") : ec.message());
-    asio::error_code ignored;
-    socket.close(ignored);
-    if (watchdog_.timedOut) {
-      break;
+      closeStream(upstream_);
+      co_return Error(EPROTO, "TLS to " + host_ + " (" + upstreamText_ + ") failed: " + why);
     }
   }
-  co_return Error(ECONNREFUSED, "cannot connect to " + host_ + " (" + errors + ")");
+  if (sandbox_->upstreamConnect != nullptr) {
+    sandbox_->upstreamConnect->observe(
+        std::chrono::duration<double>(Clock::now() - started).count());
+  }
+  co_return okStatus();
 }
 
 // Streams the request body (raw, as framed by the client: the parser validated it) to the

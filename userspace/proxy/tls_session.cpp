@@ -298,31 +298,13 @@ asio::awaitable<std::optional<Interception>> TlsGate::run() {
 asio::awaitable<void> TlsGate::passThrough(const std::string& name, std::vector<IpAddress> addrs,
                                            Outcome out) {
   setDeadline(config_.connectTimeout);
-  std::string errors;
-  bool connected = false;
-  for (const IpAddress& a : addrs) {
-    const tcp::endpoint ep(dns::toAsioAddress(a), orig_.port);
-    std::error_code ec;
-    upstream_.open(ep.protocol(), ec);
-    if (!ec) {
-      std::tie(ec) = co_await upstream_.async_connect(ep, kNoThrow);
-    }
-    upstreamText_ = a.toString(orig_.port);
-    if (!ec) {
-      connected = true;
-      break;
-    }
-    errors += (errors.empty() ? "" : "; ") + upstreamText_ + ": " +
-              (watchdog_.timedOut ? std::string("timed out") : ec.message());
-    closeStream(upstream_);
-    if (watchdog_.timedOut) {
-      break;
-    }
-  }
-  if (!connected) {
+  const ConnectOutcome connected =
+      co_await connectFirst(upstream_, addrs, orig_.port, watchdog_.timedOut);
+  upstreamText_ = connected.endpointText;
+  if (!connected.connected) {
     out.decision = "error";
     out.reason = watchdog_.timedOut ? "upstream_timeout" : "upstream_unreachable";
-    out.detail = "cannot connect to " + name + " (" + errors + ")";
+    out.detail = "cannot connect to " + name + " (" + connected.errors + ")";
     refuse(tls::AlertDescription::kInternalError, out);
     co_return;
   }

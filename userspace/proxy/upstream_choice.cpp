@@ -1,9 +1,40 @@
 #include "proxy/upstream_choice.h"
 
+#include "proxy/stream_ops.h"
+
 #include <optional>
+#include <tuple>
 #include <utility>
 
 namespace egressd::proxy {
+
+asio::awaitable<ConnectOutcome> connectFirst(asio::ip::tcp::socket& socket,
+                                             const std::vector<IpAddress>& addrs, uint16_t port,
+                                             const bool& timedOut) {
+  ConnectOutcome out;
+  for (const IpAddress& a : addrs) {
+    const asio::ip::tcp::endpoint ep(dns::toAsioAddress(a), port);
+    std::error_code ec;
+    socket.open(ep.protocol(), ec);
+    if (!ec) {
+      std::tie(ec) = co_await socket.async_connect(ep, kNoThrow);
+    }
+    out.addr = a;
+    out.endpointText = a.toString(port);
+    if (!ec) {
+      out.connected = true;
+      co_return out;
+    }
+    out.errors += (out.errors.empty() ? "" : "; ") + out.endpointText + ": " +
+                  (timedOut ? std::string("timed out") : ec.message());
+    std::error_code ignored;
+    socket.close(ignored);
+    if (timedOut) {
+      break;
+    }
+  }
+  co_return out;
+}
 
 asio::awaitable<UpstreamChoice> chooseUpstream(const SandboxPolicyView& view,
                                                dns::Resolver& resolver,

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <asio/awaitable.hpp>
+#include <asio/ip/tcp.hpp>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -25,6 +26,18 @@ struct UpstreamChoice {
 
   bool allowed() const { return decision == "allow"; }
 };
+
+// Connects `socket` to the first of `addrs` that accepts on `port`, in order. Stops early
+// once `timedOut` is set (the connection's watchdog cancels the socket at its deadline).
+struct ConnectOutcome {
+  bool connected = false;
+  IpAddress addr;            // the last address tried (the connected one on success)
+  std::string endpointText;  // "198.18.3.3:443", "[2001:db8::3]:443"
+  std::string errors;        // per address tried: "ip:port: reason; ..."
+};
+asio::awaitable<ConnectOutcome> connectFirst(asio::ip::tcp::socket& socket,
+                                             const std::vector<IpAddress>& addrs, uint16_t port,
+                                             const bool& timedOut);
 
 asio::awaitable<UpstreamChoice> chooseUpstream(const SandboxPolicyView& view,
                                                dns::Resolver& resolver,
