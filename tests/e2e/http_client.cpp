@@ -6,9 +6,6 @@
 #include <sstream>
 
 namespace egressd::e2e {
-namespace {
-
-using nlohmann::json;
 
 std::string clientsDir() {
 #ifdef EGRESSD_E2E_CLIENTS_DIR
@@ -17,6 +14,10 @@ std::string clientsDir() {
   return "tests/e2e/clients";
 #endif
 }
+
+namespace {
+
+using nlohmann::json;
 
 std::string lower(std::string_view s) {
   std::string out(s);

@@ -32,6 +32,9 @@ struct HttpResponse {
 std::vector<HttpResponse> parseResponses(std::string_view data,
                                          const std::vector<size_t>& answersToHead = {});
 
+// Where the python clients (tests/e2e/clients/*.py) are.
+std::string clientsDir();
+
 // "ip:port", "[v6]:port".
 std::string hostPort(const std::string& ip, int port);
 

@@ -39,14 +39,6 @@ bool contains(const std::string& hay, const std::string& needle) {
   return hay.find(needle) != std::string::npos;
 }
 
-std::string clientsDir() {
-#ifdef EGRESSD_E2E_CLIENTS_DIR
-  return EGRESSD_E2E_CLIENTS_DIR;
-#else
-  return "tests/e2e/clients";
-#endif
-}
-
 // The value of the CN attribute of an RFC 2253 name ("" when there is none).
 std::string cnOf(const std::string& name) {
   size_t pos = name.find("CN=");
