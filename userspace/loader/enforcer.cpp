@@ -178,6 +178,34 @@ Result<ArmResult> Enforcer::swapPolicy(const PinnedMaps& maps, uint32_t slot,
   return result;
 }
 
+Status Enforcer::ensureMaps() {
+  if (PinnedMaps::exist(pinRoot_)) {
+    return okStatus();
+  }
+  EGRESSD_TRY(ensureBpffsMounted());
+  EGRESSD_TRY(makeDirs(pinRoot_, 0700));
+  if (!isOnBpffs(pinRoot_)) {
+    return Error(EINVAL, "pin root " + pinRoot_ + " is not on a bpf filesystem");
+  }
+  auto lock = FileLock::acquire(lockPathFor(pinRoot_));
+  if (!lock.ok()) {
+    return std::move(lock).error();
+  }
+  if (PinnedMaps::exist(pinRoot_)) {
+    return okStatus();
+  }
+  auto features = probeKernelFeatures();
+  if (!features.ok()) {
+    return std::move(features).error();
+  }
+  // Loading pins the shared maps; the programs go again with the skeleton, unattached.
+  auto skel = Skeleton::load(pinRoot_, 0, *features);
+  if (!skel.ok()) {
+    return std::move(skel).error().wrap("creating the pinned maps in " + pinRoot_);
+  }
+  return okStatus();
+}
+
 Result<ArmResult> Enforcer::arm(const SandboxRequest& req) {
   EGRESSD_TRY(validateSandboxId(req.id));
   auto cgroupId = cgroupIdOf(req.cgroupPath);

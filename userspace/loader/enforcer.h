@@ -43,6 +43,9 @@ class Enforcer {
  public:
   explicit Enforcer(std::string pinRoot = EGRESSD_PIN_ROOT_DEFAULT);
 
+  // Creates the shared pinned maps (no sandbox yet) so a daemon can open them before its
+  // first sandbox; a no-op when they exist.
+  Status ensureMaps();
   // Creates or updates the sandbox's enforcement: programs, links, rules, config.
   Result<ArmResult> arm(const SandboxRequest& request);
   // Swaps rules and configuration of an armed sandbox (no program reload).

@@ -233,6 +233,12 @@ struct Registry::Family {
   std::map<std::string, std::unique_ptr<Histogram>> histograms;
 };
 
+struct Registry::Retired {
+  std::vector<std::unique_ptr<Counter>> counters;
+  std::vector<std::unique_ptr<Gauge>> gauges;
+  std::vector<std::unique_ptr<Histogram>> histograms;
+};
+
 Registry::Registry() = default;
 Registry::~Registry() = default;
 
@@ -294,6 +300,47 @@ Histogram& Registry::histogram(const std::string& name, const std::string& help,
 void Registry::addCollector(std::function<void(std::string& out)> appendTextExposition) {
   std::lock_guard lock(mutex_);
   collectors_.push_back(std::move(appendTextExposition));
+}
+
+namespace {
+
+// Whether canonical label text holds exactly the label `needle` (name="escaped value").
+bool hasLabel(const std::string& labels, const std::string& needle) {
+  for (size_t at = labels.find(needle); at != std::string::npos;
+       at = labels.find(needle, at + 1)) {
+    const bool startsLabel = at == 0 || labels[at - 1] == ',';
+    const size_t end = at + needle.size();
+    if (startsLabel && (end == labels.size() || labels[end] == ',')) {
+      return true;
+    }
+  }
+  return false;
+}
+
+template <typename Map, typename Vec>
+void retireMatching(Map& series, Vec& into, const std::string& needle) {
+  for (auto it = series.begin(); it != series.end();) {
+    if (hasLabel(it->first, needle)) {
+      into.push_back(std::move(it->second));
+      it = series.erase(it);
+    } else {
+      ++it;
+    }
+  }
+}
+
+}  // namespace
+
+void Registry::dropSeries(const std::string& name, const std::string& value) {
+  const std::string needle = name + "=\"" + escapeLabelValue(value) + "\"";
+  auto retired = std::make_unique<Retired>();
+  std::lock_guard lock(mutex_);
+  for (auto& [familyName, f] : families_) {
+    retireMatching(f->counters, retired->counters, needle);
+    retireMatching(f->gauges, retired->gauges, needle);
+    retireMatching(f->histograms, retired->histograms, needle);
+  }
+  retired_.push_back(std::move(retired));
 }
 
 std::string Registry::render() const {

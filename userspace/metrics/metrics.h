@@ -93,6 +93,11 @@ class Registry {
   Histogram& histogram(const std::string& name, const std::string& help, const Labels& labels,
                        const std::vector<double>& buckets);
 
+  // Stops rendering every series with label `name`="value" (a deleted sandbox's). The objects
+  // stay alive (moved aside) because sessions of that sandbox may still hold pointers to
+  // them; they are small and a sandbox is deleted once.
+  void dropSeries(const std::string& name, const std::string& value);
+
   // Appends families computed at render time (per-sandbox kernel counters read from a BPF
   // map, ...) in text exposition format; see the helpers below. Called from render(), outside
   // the registry's lock, possibly from the metrics server's thread.
@@ -108,6 +113,8 @@ class Registry {
   mutable std::mutex mutex_;
   std::map<std::string, std::unique_ptr<Family>> families_;
   std::vector<std::function<void(std::string&)>> collectors_;
+  struct Retired;
+  std::vector<std::unique_ptr<Retired>> retired_;
 };
 
 // Helpers for collectors, producing exactly what render() does.

@@ -400,8 +400,8 @@ struct AllowCidr {
   Protocol protocol = Protocol::kAny;
   std::string rule;
 
-  bool coversTcpPort(uint16_t port) const {
-    if (protocol == Protocol::kUdp) {
+  bool covers(uint16_t port, Protocol wanted) const {
+    if (protocol != Protocol::kAny && protocol != wanted) {
       return false;
     }
     if (ports.empty()) {
@@ -579,10 +579,11 @@ struct HostPolicy::Compiled {
     return best;
   }
 
-  const AllowCidr* matchAllow(const IpAddress& addr, uint16_t port) const {
+  const AllowCidr* matchAllow(const IpAddress& addr, uint16_t port,
+                              Protocol wanted = Protocol::kTcp) const {
     const AllowCidr* best = nullptr;
     for (const AllowCidr& entry : allowCidrs) {
-      if (!cidrContains(entry.cidr, addr) || !entry.coversTcpPort(port)) {
+      if (!cidrContains(entry.cidr, addr) || !entry.covers(port, wanted)) {
         continue;
       }
       if (best == nullptr || entry.kernelLookupRank() < best->kernelLookupRank() ||
@@ -660,7 +661,8 @@ HostDecision HostPolicy::decideName(std::string_view name) const {
   return makeDecision(HostVerdict::kDeny, "internet_disabled", "", true);
 }
 
-HostDecision HostPolicy::decideAddress(const IpAddress& addr, uint16_t port) const {
+HostDecision HostPolicy::decideAddress(const IpAddress& addr, uint16_t port,
+                                       Protocol protocol) const {
   const Compiled& c = *compiled_;
   if (addr.family != AF_INET && addr.family != AF_INET6) {
     return makeDecision(HostVerdict::kDeny, "invalid_host", "", false);
@@ -668,7 +670,7 @@ HostDecision HostPolicy::decideAddress(const IpAddress& addr, uint16_t port) con
   if (const DenyCidr* deny = c.matchDeny(addr)) {
     return makeDecision(HostVerdict::kDeny, "denied_cidr", deny->rule, false);
   }
-  if (const AllowCidr* allow = c.matchAllow(addr, port)) {
+  if (const AllowCidr* allow = c.matchAllow(addr, port, protocol)) {
     return makeDecision(HostVerdict::kAllow, "allowed_cidr", allow->rule, false);
   }
   switch (classifyAddress(addr)) {

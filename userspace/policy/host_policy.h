@@ -96,8 +96,10 @@ class HostPolicy {
   HostDecision decide(const NormalizedHost& host, uint16_t port) const;
   // decide() for a normalized name that is not an IP literal (e.g. a DNS question).
   HostDecision decideName(std::string_view name) const;
-  // decide() for an IP-literal host.
-  HostDecision decideAddress(const IpAddress& addr, uint16_t port) const;
+  // decide() for an IP-literal host; `protocol` kUdp judges a UDP socket's destination (the
+  // kernel's allow rules may name a protocol).
+  HostDecision decideAddress(const IpAddress& addr, uint16_t port,
+                             Protocol protocol = Protocol::kTcp) const;
 
   // For each address egressd's own resolution of an allowed name returned, before
   // connecting to it. Refuses an address in a deniedHosts CIDR, a special or embedded-IPv4

@@ -237,5 +237,23 @@ TEST_F(MetricsRegistryDeathTest, MisuseAbortsWithAReason) {
       "given twice");
 }
 
+TEST(MetricsRegistryTest, DropSeriesRemovesOnlyThatSandboxsSeries) {
+  Registry registry;
+  Counter& gone = registry.counter("egressd_x_total", "X.", {{"sandbox", "a"}, {"r", "1"}});
+  registry.counter("egressd_x_total", "X.", {{"sandbox", "ab"}, {"r", "1"}}).inc();
+  registry.histogram("egressd_h_seconds", "H.", {{"sandbox", "a"}}, {1.0}).observe(0.5);
+  gone.inc();
+  registry.dropSeries("sandbox", "a");
+  const std::string text = registry.render();
+  EXPECT_EQ(text.find("sandbox=\"a\""), std::string::npos) << text;
+  EXPECT_NE(text.find("egressd_x_total{r=\"1\",sandbox=\"ab\"} 1"), std::string::npos) << text;
+  // A session that still holds the dropped counter may go on using it.
+  gone.inc();
+  EXPECT_EQ(gone.value(), 2U);
+  // The same labels later make a fresh series.
+  registry.counter("egressd_x_total", "X.", {{"sandbox", "a"}, {"r", "1"}}).inc();
+  EXPECT_NE(registry.render().find("egressd_x_total{r=\"1\",sandbox=\"a\"} 1"), std::string::npos);
+}
+
 }  // namespace
 }  // namespace egressd::metrics
