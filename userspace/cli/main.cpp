@@ -1,12 +1,19 @@
 // egressctl: the operator's view of egressd. `status` and `maps` read the pinned state
-// directly (no daemon needed); the control-API verbs arrive with the control plane.
+// directly (no daemon needed; status adds the daemon's own view when its socket answers);
+// every other verb is one control-API request (cli/commands.h maps argv to it and renders
+// the answer).
 #include <nlohmann/json.hpp>
 
-#include <cxxopts.hpp>
+#include <chrono>
 #include <iostream>
+#include <optional>
+#include <string>
+#include <vector>
 
 #include "bpf/abi.h"
+#include "cli/commands.h"
 #include "common/fs.h"
+#include "control/client.h"
 #include "loader/enforcer.h"
 #include "loader/maps.h"
 
@@ -73,13 +80,45 @@ nlohmann::json sandboxJson(const std::string& pinRoot, const PinnedMaps& maps,
   return j;
 }
 
-int status(const std::string& pinRoot, bool json) {
+// What the daemon says about itself, when it answers: egressctl status works without a
+// daemon (egressd run, or a daemon that is down while enforcement stays pinned).
+struct DaemonStatus {
+  std::optional<nlohmann::json> body;  // the 2xx answer of GET /v1/status
+  std::string problem;                 // why there is none
+};
+
+DaemonStatus queryDaemon(const egressd::cli::Command& command) {
+  // Short timeout: this is an extra on top of the pinned state, not worth a 30 s hang.
+  egressd::control::ControlClient client(command.socket, std::chrono::seconds(5));
+  auto response = client.call(command.method, command.path);
+  if (!response.ok()) {
+    return {std::nullopt, response.error().message()};
+  }
+  if (!response->ok()) {
+    return {std::nullopt, egressd::control::errorMessage(*response)};
+  }
+  return {response->body, ""};
+}
+
+void printDaemon(const DaemonStatus& daemon) {
+  if (daemon.body) {
+    std::cout << "\n" << egressd::cli::renderDaemonStatus(*daemon.body);
+  } else {
+    std::cout << "\ndaemon: not answering (" << daemon.problem << ")\n";
+  }
+}
+
+int status(const std::string& pinRoot, bool json, const DaemonStatus& daemon) {
   if (!PinnedMaps::exist(pinRoot)) {
     if (json) {
-      std::cout << nlohmann::json{{"pinRoot", pinRoot}, {"sandboxes", nlohmann::json::array()}}
-                << "\n";
+      nlohmann::json out{{"pinRoot", pinRoot}, {"sandboxes", nlohmann::json::array()}};
+      if (daemon.body) {
+        out["daemon"] = *daemon.body;
+      }
+      std::cout << out << "\n";
     } else {
       std::cout << "egressd: nothing pinned under " << pinRoot << " (no sandbox armed)\n";
+      printDaemon(daemon);
     }
     return 0;
   }
@@ -98,7 +137,11 @@ int status(const std::string& pinRoot, bool json) {
     list.push_back(sandboxJson(pinRoot, *maps, s));
   }
   if (json) {
-    std::cout << nlohmann::json{{"pinRoot", pinRoot}, {"sandboxes", list}}.dump(2) << "\n";
+    nlohmann::json out{{"pinRoot", pinRoot}, {"sandboxes", list}};
+    if (daemon.body) {
+      out["daemon"] = *daemon.body;
+    }
+    std::cout << out.dump(2) << "\n";
     return 0;
   }
   std::cout << "pin root: " << pinRoot << "\n" << list.size() << " sandbox(es)\n";
@@ -129,6 +172,7 @@ int status(const std::string& pinRoot, bool json) {
     }
     std::cout << "\n";
   }
+  printDaemon(daemon);
   return 0;
 }
 
@@ -152,36 +196,55 @@ int mapsCommand(const std::string& pinRoot, bool json) {
   return 0;
 }
 
+int apiCommand(const egressd::cli::Command& command) {
+  egressd::control::ControlClient client(command.socket);
+  auto response = client.call(command.method, command.path, command.body);
+  if (!response.ok()) {
+    std::cerr << "egressctl: " << response.error().message() << "\n";
+    return egressd::cli::kExitFailure;
+  }
+  if (!response->ok()) {
+    std::cerr << "egressctl: " << egressd::control::errorMessage(*response) << "\n";
+    if (command.json) {
+      std::cout << response->body.dump() << "\n";
+    }
+    return egressd::cli::kExitFailure;
+  }
+  if (command.json) {
+    std::cout << response->body.dump() << "\n";
+  } else {
+    std::cout << egressd::cli::renderHuman(command, response->body);
+  }
+  return egressd::cli::kExitOk;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
-  cxxopts::Options options("egressctl", "inspect and control egressd");
-  options.custom_help("status|maps [--json] [--pin-root DIR]");
-  options.add_options()("verb", "status | maps", cxxopts::value<std::string>())(
-      "json", "machine-readable output")(
-      "pin-root", "bpffs directory of egressd's pins",
-      cxxopts::value<std::string>()->default_value(EGRESSD_PIN_ROOT_DEFAULT))("h,help", "help");
-  options.parse_positional({"verb"});
-  cxxopts::ParseResult args;
-  try {
-    args = options.parse(argc, argv);
-  } catch (const std::exception& e) {
-    std::cerr << "egressctl: " << e.what() << "\n" << options.help() << "\n";
-    return 64;
+  using egressd::cli::Command;
+  const std::vector<std::string> args(argv + 1, argv + argc);
+  auto parsed = egressd::cli::parseCommand(args, egressd::cli::Inputs::system());
+  if (!parsed.ok()) {
+    const int code = egressd::cli::exitCodeFor(parsed.error());
+    std::cerr << "egressctl: " << parsed.error().message() << "\n";
+    if (code == egressd::cli::kExitUsage) {
+      std::cerr << "\n" << egressd::cli::usageText();
+    }
+    return code;
   }
-  if (args.count("help") != 0U || args.count("verb") == 0U) {
-    std::cout << options.help() << "\n";
-    return args.count("help") != 0U ? 0 : 64;
+  const Command& command = *parsed;
+  const std::string pinRoot =
+      command.pinRoot.empty() ? std::string(EGRESSD_PIN_ROOT_DEFAULT) : command.pinRoot;
+  switch (command.kind) {
+    case Command::Kind::kHelp:
+      std::cout << egressd::cli::usageText();
+      return egressd::cli::kExitOk;
+    case Command::Kind::kMaps:
+      return mapsCommand(pinRoot, command.json);
+    case Command::Kind::kStatus:
+      return status(pinRoot, command.json, queryDaemon(command));
+    case Command::Kind::kApi:
+      return apiCommand(command);
   }
-  std::string verb = args["verb"].as<std::string>();
-  std::string pinRoot = args["pin-root"].as<std::string>();
-  bool json = args.count("json") != 0U;
-  if (verb == "status") {
-    return status(pinRoot, json);
-  }
-  if (verb == "maps") {
-    return mapsCommand(pinRoot, json);
-  }
-  std::cerr << "egressctl: unknown verb '" << verb << "'\n" << options.help() << "\n";
-  return 64;
+  return egressd::cli::kExitUsage;
 }
