@@ -29,6 +29,19 @@ int applyCommand(const SandboxOptions& options);
 // Removes a sandbox's links, rules and slot.
 int detachCommand(const std::string& id, const std::string& pinRoot, const std::string& runDir);
 
+struct ControlDaemonOptions {
+  std::string pinRoot;
+  std::string socketPath;
+  std::string stateDir;
+  std::string policyDir;
+  std::string cgroupParent;  // where `sandbox create --create-cgroup` makes cgroups
+  bool persistSecrets = false;
+};
+// The multi-sandbox daemon: restores its state, serves the control API on a unix socket,
+// prints "egressd ready"; SIGHUP reloads the policy files; SIGTERM/SIGINT exit with
+// enforcement and state kept.
+int controlDaemonCommand(const ControlDaemonOptions& options, const ProxyOptions& proxy);
+
 struct RunOptions {
   std::string policyFile;
   std::string pinRoot;

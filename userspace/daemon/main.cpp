@@ -47,7 +47,9 @@ int main(int argc, char** argv) {
   cxxopts::Options options("egressd", "kernel-level egress enforcer for Linux sandboxes");
   options.custom_help(
       "[daemon|apply|detach|run] [OPTIONS] [-- CMD ARGS...]\n\n"
-      "  egressd --sandbox ID --cgroup PATH --policy FILE   enforce and serve (SIGHUP reloads)\n"
+      "  egressd daemon [--socket S --state-dir D --policy-dir P]   the multi-sandbox daemon\n"
+      "                                                     with the control API (egressctl)\n"
+      "  egressd --sandbox ID --cgroup PATH --policy FILE   enforce one sandbox and serve\n"
       "  egressd apply  --sandbox ID --cgroup PATH --policy FILE   enforce and exit\n"
       "  egressd detach --sandbox ID                        remove a sandbox's enforcement\n"
       "  egressd run --policy FILE -- CMD ARGS...           run CMD in a fresh sandbox");
@@ -59,7 +61,16 @@ int main(int argc, char** argv) {
       cxxopts::value<std::string>()->default_value(""))(
       "pin-root", "bpffs directory for pinned maps and links",
       cxxopts::value<std::string>()->default_value(EGRESSD_PIN_ROOT_DEFAULT))(
-      "cgroup-parent", "run: parent cgroup of the transient sandbox",
+      "socket", "daemon: control API socket",
+      cxxopts::value<std::string>()->default_value("/run/egressd/egressd.sock"))(
+      "state-dir", "daemon: where sandboxes, overrides and applied policies are kept",
+      cxxopts::value<std::string>()->default_value("/var/lib/egressd"))(
+      "policy-dir", "daemon: policy files (*.yaml), each named by its name: field",
+      cxxopts::value<std::string>()->default_value("/etc/egressd/policies"))(
+      "persist-secrets",
+      "daemon: keep secret values set through the API in the state dir (0600 file)")(
+      "cgroup-parent",
+      "run: parent cgroup of the transient sandbox; daemon: where --create-cgroup makes them",
       cxxopts::value<std::string>()->default_value(""))(
       "allow-io-uring", "run: let the command use io_uring (its sockets bypass seccomp)")(
       "audit-log", "audit JSON lines to FILE (\"-\" = stdout)",
@@ -127,6 +138,23 @@ int main(int argc, char** argv) {
     return ok;
   };
 
+  const bool singleSandbox =
+      !sandbox.id.empty() || !sandbox.cgroup.empty() || !sandbox.policyFile.empty();
+  if ((sub.empty() || sub == "daemon") && !singleSandbox) {
+    struct rlimit nofile {};
+    if (::getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur < nofile.rlim_max) {
+      nofile.rlim_cur = nofile.rlim_max;
+      ::setrlimit(RLIMIT_NOFILE, &nofile);
+    }
+    egressd::daemon::ControlDaemonOptions control{
+        sandbox.pinRoot,
+        args["socket"].as<std::string>(),
+        args["state-dir"].as<std::string>(),
+        args["policy-dir"].as<std::string>(),
+        args["cgroup-parent"].as<std::string>(),
+        args.count("persist-secrets") != 0U};
+    return egressd::daemon::controlDaemonCommand(control, proxy);
+  }
   if (sub.empty() || sub == "daemon" || sub == "apply") {
     if (!require(!sandbox.id.empty() && !sandbox.cgroup.empty() && !sandbox.policyFile.empty(),
                  "--sandbox, --cgroup and --policy are required")) {

@@ -34,7 +34,9 @@ struct ProxyRuntime::Impl {
   tls::SslCtxPtr interceptTls;
   tls::SslCtxPtr upstreamTls;
 
-  std::mutex mutex;
+  std::shared_ptr<handlers::SecretStore> secrets = std::make_shared<handlers::SecretStore>();
+
+  mutable std::mutex mutex;
   std::map<std::string, std::shared_ptr<proxy::SandboxContext>> sandboxes;
   std::map<uint32_t, std::pair<std::string, std::vector<std::string>>> bySlot;  // id, rule names
 
@@ -50,13 +52,6 @@ struct ProxyRuntime::Impl {
     return 0;
   }
   void auditKernelEvent(const egressd_event& e);
-
-  std::shared_ptr<const proxy::SandboxPolicyView> viewOf(const policy::Policy& p) const {
-    auto view = std::make_shared<proxy::SandboxPolicyView>(proxy::SandboxPolicyView{
-        p.name, policy::HostPolicy::fromPolicy(p),
-        proxy::InterceptSelection::fromPolicy(p.interceptHttps), p.denyStatus});
-    return view;
-  }
 
   Result<dns::ResolverConfig> resolverFor(const policy::Policy& p) const {
     std::optional<policy::Endpoint> server = p.resolver;
@@ -224,13 +219,65 @@ Result<std::unique_ptr<ProxyRuntime>> ProxyRuntime::start(const ProxyOptions& op
   return std::unique_ptr<ProxyRuntime>(new ProxyRuntime(std::move(impl)));
 }
 
+namespace {
+
+handlers::HostBinding bindingOf(std::string pattern, const policy::HandlerRef& ref) {
+  return handlers::HostBinding{std::move(pattern), ref.handler, ref.params};
+}
+
+}  // namespace
+
+Result<std::shared_ptr<const proxy::SandboxPolicyView>> ProxyRuntime::makeView(
+    const policy::Policy& p, std::shared_ptr<const handlers::HandlerSet> compiled,
+    const policy::InstanceOverrides* overrides) {
+  if (!compiled) {
+    auto made = handlers::HandlerSet::compile(p);
+    if (!made.ok()) {
+      return std::move(made).error();
+    }
+    compiled = std::move(*made);
+  }
+  auto view = std::make_shared<proxy::SandboxPolicyView>();
+  view->policyName = p.name;
+  view->hosts = policy::HostPolicy::fromPolicy(p);
+  view->intercept = proxy::InterceptSelection::fromPolicy(p.interceptHttps);
+  view->denyStatus = p.denyStatus;
+  view->secretSources = p.secrets;
+  proxy::HandlerBindings& b = view->handlers;
+  b.set = std::move(compiled);
+  for (const policy::HostHandler& h : p.outboundByHost) {
+    b.policyByHost.push_back(bindingOf(h.host.pattern, h.ref));
+  }
+  if (p.outbound) {
+    b.policyOutbound = bindingOf("*", *p.outbound);
+  }
+  if (overrides != nullptr) {
+    for (const auto& [pattern, ref] : overrides->outboundByHost) {
+      b.instanceByHost.push_back(bindingOf(pattern, ref));
+    }
+    if (overrides->outbound) {
+      b.instanceOutbound = bindingOf("*", *overrides->outbound);
+    }
+  }
+  return std::shared_ptr<const proxy::SandboxPolicyView>(std::move(view));
+}
+
 Status ProxyRuntime::addSandbox(const std::string& id, uint32_t slot, const policy::Policy& policy,
                                 std::vector<std::string> ruleNames,
-                                std::optional<proxy::ListenerReservation> listener) {
+                                std::optional<proxy::ListenerReservation> listener,
+                                std::shared_ptr<const proxy::SandboxPolicyView> view) {
+  if (!view) {
+    auto made = makeView(policy, nullptr, nullptr);
+    if (!made.ok()) {
+      return std::move(made).error().wrap("sandbox " + id);
+    }
+    view = std::move(*made);
+  }
   auto sb = std::make_shared<proxy::SandboxContext>();
   sb->id = id;
   sb->slot = slot;
-  sb->policy.store(impl_->viewOf(policy));
+  sb->secrets = impl_->secrets;
+  sb->policy.store(std::move(view));
   auto resolverConfig = impl_->resolverFor(policy);
   if (!resolverConfig.ok()) {
     return std::move(resolverConfig).error().wrap("sandbox " + id);
@@ -277,12 +324,22 @@ Status ProxyRuntime::addSandbox(const std::string& id, uint32_t slot, const poli
 
 Status ProxyRuntime::updatePolicy(const std::string& id, const policy::Policy& policy,
                                   std::vector<std::string> ruleNames) {
+  auto view = makeView(policy, nullptr, nullptr);
+  if (!view.ok()) {
+    return std::move(view).error().wrap("sandbox " + id);
+  }
+  return updateView(id, std::move(*view), std::move(ruleNames));
+}
+
+Status ProxyRuntime::updateView(const std::string& id,
+                                std::shared_ptr<const proxy::SandboxPolicyView> view,
+                                std::vector<std::string> ruleNames) {
   std::lock_guard lock(impl_->mutex);
   auto it = impl_->sandboxes.find(id);
   if (it == impl_->sandboxes.end()) {
     return Error(ENOENT, "the proxy serves no sandbox " + id);
   }
-  it->second->policy.store(impl_->viewOf(policy), std::memory_order_release);
+  it->second->policy.store(std::move(view), std::memory_order_release);
   impl_->bySlot[it->second->slot].second = std::move(ruleNames);
   return okStatus();
 }
@@ -292,12 +349,26 @@ void ProxyRuntime::removeSandbox(const std::string& id) {
     impl_->proxy->removeSandbox(id);
     removeSandboxFiles(impl_->options.runDir, id);
   }
+  {
+    std::lock_guard lock(impl_->mutex);
+    auto it = impl_->sandboxes.find(id);
+    if (it != impl_->sandboxes.end()) {
+      impl_->bySlot.erase(it->second->slot);
+      impl_->sandboxes.erase(it);
+    }
+  }
+  // A deleted sandbox's series would otherwise be scraped (and kept) forever.
+  impl_->registry.dropSeries("sandbox", id);
+}
+
+const std::shared_ptr<handlers::SecretStore>& ProxyRuntime::secrets() const {
+  return impl_->secrets;
+}
+
+uint64_t ProxyRuntime::openConnections(const std::string& id) const {
   std::lock_guard lock(impl_->mutex);
   auto it = impl_->sandboxes.find(id);
-  if (it != impl_->sandboxes.end()) {
-    impl_->bySlot.erase(it->second->slot);
-    impl_->sandboxes.erase(it);
-  }
+  return it == impl_->sandboxes.end() ? 0 : it->second->openConnections.load();
 }
 
 SandboxCaFiles ProxyRuntime::caFiles(const std::string& id) const {

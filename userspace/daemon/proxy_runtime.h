@@ -11,8 +11,12 @@
 #include "bpf/abi.h"
 #include "common/result.h"
 #include "daemon/sandbox_files.h"
+#include "handlers/handler.h"
+#include "handlers/secret_store.h"
+#include "policy/overrides.h"
 #include "policy/policy.h"
 #include "proxy/listener_reservation.h"
+#include "proxy/sandbox_context.h"
 
 namespace egressd::daemon {
 
@@ -37,17 +41,33 @@ class ProxyRuntime {
                                                      const std::string& pinRoot);
   ~ProxyRuntime();
 
-  // Serves sandbox `id` (kernel slot `slot`) on `listener`, judging requests by `policy`;
+  // What the proxy judges a sandbox's requests by: the effective policy (instance host
+  // lists already merged), its compiled handlers (null: compiled from `effective`) and the
+  // instance's handler overrides (null: none).
+  static Result<std::shared_ptr<const proxy::SandboxPolicyView>> makeView(
+      const policy::Policy& effective, std::shared_ptr<const handlers::HandlerSet> handlers,
+      const policy::InstanceOverrides* overrides);
+
+  // Serves sandbox `id` (kernel slot `slot`) on `listener`, judging requests by `policy`
+  // (or by `view` when given);
   // `ruleNames` names the kernel's rule ids in its denial events. Without a proxy
   // (ProxyOptions::enabled false) the listener is dropped by the caller beforehand and
   // only the events and metrics are served.
   Status addSandbox(const std::string& id, uint32_t slot, const policy::Policy& policy,
                     std::vector<std::string> ruleNames,
-                    std::optional<proxy::ListenerReservation> listener);
+                    std::optional<proxy::ListenerReservation> listener,
+                    std::shared_ptr<const proxy::SandboxPolicyView> view = nullptr);
   // Swaps the sandbox's policy: requests from now on (also on open connections) see it.
   Status updatePolicy(const std::string& id, const policy::Policy& policy,
                       std::vector<std::string> ruleNames);
+  Status updateView(const std::string& id, std::shared_ptr<const proxy::SandboxPolicyView> view,
+                    std::vector<std::string> ruleNames);
+  // Stops serving the sandbox: its listener closes, its CA files and metric series go.
   void removeSandbox(const std::string& id);
+
+  // The daemon's secrets (API values and file/env reads), shared by every sandbox.
+  const std::shared_ptr<handlers::SecretStore>& secrets() const;
+  uint64_t openConnections(const std::string& id) const;
 
   // The sandbox's published CA files (empty paths: no proxy, so no interception CA).
   SandboxCaFiles caFiles(const std::string& id) const;

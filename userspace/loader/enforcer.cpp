@@ -377,7 +377,21 @@ Status Enforcer::detach(const std::string& id) {
   EGRESSD_TRY(maps->resetCounters(slot));
   spdlog::info("sandbox {}: detached (slot {} freed)", id, slot);
 
+  if (!keepMaps_) {
+    removeMapsIfUnused();
+  }
+  return okStatus();
+}
+
+void Enforcer::removeMapsIfUnused() {
   // The last sandbox gone: leave nothing pinned behind (the next arm creates the maps).
+  if (!PinnedMaps::exist(pinRoot_)) {
+    return;
+  }
+  auto maps = PinnedMaps::open(pinRoot_);
+  if (!maps.ok()) {
+    return;
+  }
   auto remaining = maps->listSandboxes();
   if (remaining.ok() && remaining->empty()) {
     for (const std::string& name : PinnedMaps::names()) {
@@ -386,7 +400,6 @@ Status Enforcer::detach(const std::string& id) {
     ::rmdir((pinRoot_ + "/links").c_str());
     ::rmdir(pinRoot_.c_str());
   }
-  return okStatus();
 }
 
 }  // namespace egressd::loader

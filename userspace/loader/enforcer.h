@@ -50,8 +50,15 @@ class Enforcer {
   Result<ArmResult> arm(const SandboxRequest& request);
   // Swaps rules and configuration of an armed sandbox (no program reload).
   Result<ArmResult> updatePolicy(const SandboxRequest& request);
-  // Detaches the sandbox's links and forgets its rules and slot. Missing = ok.
+  // Detaches the sandbox's links and forgets its rules and slot. Missing = ok. The last
+  // sandbox's detach also unpins the shared maps, unless keepMapsWhenEmpty() was called.
   Status detach(const std::string& id);
+
+  // For a daemon that holds the shared maps open across sandboxes (the proxy reads the
+  // original-destination map by fd): a new map set under the same pins would split them.
+  void keepMapsWhenEmpty() { keepMaps_ = true; }
+  // Unpins the shared maps when no sandbox uses them (a daemon's exit).
+  void removeMapsIfUnused();
 
   const std::string& pinRoot() const { return pinRoot_; }
 
@@ -59,6 +66,7 @@ class Enforcer {
   Result<ArmResult> swapPolicy(const PinnedMaps& maps, uint32_t slot, const SandboxRequest& req,
                                uint64_t cgroupId);
   std::string pinRoot_;
+  bool keepMaps_ = false;
 };
 
 // The cgroup v2 id (inode number of the cgroup directory), as bpf_get_current_cgroup_id.

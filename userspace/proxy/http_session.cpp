@@ -5,6 +5,7 @@
 #include "proxy/pipe.h"
 #include "proxy/stream_ops.h"
 #include "proxy/upstream_choice.h"
+#include "proxy/upstream_connect.h"
 #include "proxy/upstream_pool.h"
 #include "proxy/watchdog.h"
 
@@ -28,6 +29,8 @@
 #include <string>
 #include <vector>
 
+#include <spdlog/spdlog.h>
+
 #include "audit/audit_log.h"
 #include "common/unique_fd.h"
 #include "metrics/metrics.h"
@@ -45,10 +48,12 @@ using namespace asio::experimental::awaitable_operators;
 constexpr unsigned char kTlsHandshake = 0x16;
 
 // TCP_NODELAY (heads and small bodies go out at once) and a non-blocking user mode, so a
-// synchronous read_some after readiness returns would_block instead of waiting.
+// synchronous read_some after readiness returns would_block instead of waiting. Also called
+// on the unix stream sockets a reroute yields (held as tcp::socket): TCP_NODELAY then fails
+// with EOPNOTSUPP, which is harmless and ignored; the non-blocking mode is what matters.
 void prepareSocket(tcp::socket& s) {
   int on = 1;
-  ::setsockopt(s.native_handle(), IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
+  (void)::setsockopt(s.native_handle(), IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
   asio::error_code ignored;
   s.non_blocking(true, ignored);
 }
@@ -126,6 +131,10 @@ std::vector<std::string> hopByHopHeaders(const http::RequestHead& head) {
   return names;
 }
 
+// After the session closes a TLS-originated upstream (plain session, `reroute: https://`):
+// how long the server gets to answer our close_notify before its connection is cut.
+constexpr int64_t kOriginationLingerMs = 5000;
+
 // Bodies at least this large (what remains of them) are spliced instead of copied.
 constexpr uint64_t kSpliceThreshold = 64 * 1024;
 
@@ -148,9 +157,32 @@ struct Outcome {
   std::string decision = "allow";  // allow | deny | error
   std::string reason;
   std::string rule;
+  std::string handler;  // the handler that ran, if one did
   int status = 0;
   std::string detail;
 };
+
+// Where a request goes: the addresses of its own host (or of a reroute target) on `port`,
+// or a reroute target's unix socket; `key` names the upstream connections it may reuse.
+struct UpstreamTarget {
+  std::string key;
+  std::vector<IpAddress> addrs;
+  uint16_t port = 0;
+  std::optional<handlers::RerouteTarget> reroute;
+};
+
+// The audit rule of a handler's own decision: the action that ended the chain
+// ("outboundHandlers.kv[1] reroute"), or the handler when the chain ran out.
+std::string handlerRule(const handlers::HostBinding& binding, const handlers::Verdict& verdict) {
+  return verdict.rule.empty() ? "handler " + binding.handler : verdict.rule;
+}
+
+// Resolves secrets when the daemon gave the sandbox no store: the policy's file and env
+// sources still work, API-set values do not exist.
+const handlers::SecretStore& policyOnlySecrets() {
+  static const handlers::SecretStore store;
+  return store;
+}
 
 // One client connection: plain HTTP (Stream = tcp::socket) or HTTP inside intercepted TLS
 // (Stream = TlsStream, both to the client and to the upstreams).
@@ -191,7 +223,11 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Stream>> {
   // --- the request loop
   asio::awaitable<bool> readRequestHead(bool first);
   asio::awaitable<bool> handleRequest();
-  asio::awaitable<Status> connectUpstream(const std::vector<IpAddress>& addrs);
+  handlers::Verdict evaluateHandler(const SandboxPolicyView& view,
+                                    const handlers::HostBinding& binding,
+                                    const http::RequestHead& head) const;
+  asio::awaitable<Result<std::vector<IpAddress>>> resolveRerouteHost(const std::string& host);
+  asio::awaitable<Status> connectUpstream(const UpstreamTarget& target);
   asio::awaitable<bool> forwardRequestBody();
   enum class ResponseEnd { kComplete, kCompleteUntilClose, kUpgraded, kFailedBeforeBytes, kFailed };
   asio::awaitable<ResponseEnd> relayResponse(bool upgradeRequested);
@@ -210,7 +246,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Stream>> {
     if (pool != nullptr && upstream_.is_open() && upstreamIdle_ && !upstreamKey_.empty() &&
         upstreamBuf_.readable() == 0) {
       pool->put(sandbox_->id + "|" + upstreamKey_,
-                {std::move(upstream_), upstreamText_, upstreamAddr_, {}});
+                {std::move(upstream_), upstreamConnText_, upstreamAddr_, {}});
       upstream_ = Stream(client_.get_executor());
       upstreamKey_.clear();
       upstreamIdle_ = false;
@@ -243,8 +279,9 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Stream>> {
   Stream upstream_;
   bool upstreamIdle_ = false;  // between responses: may go back to the pool
   IpAddress upstreamAddr_;
-  std::string upstreamKey_;  // "host|port" the open upstream connection serves
-  std::string upstreamText_;
+  std::string upstreamKey_;       // "host|port" the open upstream connection serves
+  std::string upstreamText_;      // the request's upstream, for its audit line
+  std::string upstreamConnText_;  // what the open upstream connection goes to
   Watchdog watchdog_;
 
   OrigDst orig_;
@@ -450,6 +487,7 @@ void HttpSession<Stream>::audit(const Outcome& out) {
   r.decision = out.decision;
   r.reason = out.reason;
   r.rule = out.rule;
+  r.handler = out.handler;
   r.status = out.status != 0 ? out.status : responseStatus_;
   r.bytesIn = bytesIn_;
   r.bytesOut = bytesOut_;
@@ -515,41 +553,156 @@ asio::awaitable<bool> HttpSession<Stream>::handleRequest() {
     }
   }
   const auto view = sandbox_->currentPolicy();
-  UpstreamChoice choice = co_await chooseUpstream(*view, *sandbox_->resolver, *host, orig_.port);
-  out.decision = choice.decision;
-  out.reason = std::move(choice.reason);
-  out.rule = std::move(choice.rule);
-  out.detail = std::move(choice.detail);
-  if (out.decision == "error") {
-    out.status = 502;
-  }
-  const std::vector<IpAddress>& addrs = choice.addrs;
+  const uint16_t port = orig_.port;
+  policy::HostDecision decision = view->hosts.decide(*host, port);
+  // Handlers run after the host policy (design.md precedence 1-2): a host it denies for a
+  // reason of its own never reaches one (handlerMayApply).
+  const handlers::HostBinding* binding =
+      handlerMayApply(decision) ? view->handlers.pick(host_) : nullptr;
 
-  if (out.decision == "deny") {
-    out.status = view->denyStatus;
-    const bool keepAlive = clientKeepAlive_ && headEndsMessage_ && !head.upgrade;
-    co_await sendLocalResponse(out.status, denyBody(host_, out),
-                               reasonHeaders(out.reason, &out.rule), keepAlive);
-    audit(out);
-    finishRequest();
-    co_return keepAlive;
-  }
-  if (out.decision == "error") {
-    co_await sendLocalResponse(out.status, "egressd: " + out.detail + "\n",
-                               reasonHeaders(out.reason), false);
-    audit(out);
-    co_return false;
+  // Where the request goes and what it carries upstream.
+  UpstreamTarget target;
+  target.port = port;
+  target.key = host_ + "|" + std::to_string(port);
+  std::vector<http::Header> setHeaders;
+  std::vector<std::string> dropHeaders = hopByHopHeaders(head);
+
+  if (binding != nullptr) {
+    out.handler = binding->handler;
+    // Evaluated per request, never cached: a keep-alive connection's next request (say a
+    // redirect the client follows to another host) gets the verdict for its own host.
+    handlers::Verdict verdict = evaluateHandler(*view, *binding, head);
+    switch (verdict.kind) {
+      case handlers::Verdict::Kind::kDeny: {
+        out.decision = "deny";
+        out.reason = "handler_deny";
+        out.rule = handlerRule(*binding, verdict);
+        out.status = verdict.status;
+        const bool keepAlive = clientKeepAlive_ && headEndsMessage_ && !head.upgrade;
+        std::vector<http::Header> headers = reasonHeaders(out.reason);
+        headers.push_back(http::Header{"X-Egressd-Handler", binding->handler});
+        co_await sendLocalResponse(out.status, verdict.body, headers, keepAlive);
+        audit(out);
+        finishRequest();
+        co_return keepAlive;
+      }
+      case handlers::Verdict::Kind::kRespond: {
+        // A virtual host: egressd is the server, the upstream is never contacted.
+        out.decision = "allow";
+        out.reason = "handler_respond";
+        out.rule = handlerRule(*binding, verdict);
+        out.status = verdict.status;
+        const bool keepAlive = clientKeepAlive_ && headEndsMessage_ && !head.upgrade;
+        co_await sendLocalResponse(out.status, verdict.body, verdict.responseHeaders, keepAlive);
+        audit(out);
+        finishRequest();
+        co_return keepAlive;
+      }
+      case handlers::Verdict::Kind::kError: {
+        out.decision = "error";
+        out.reason = "handler_error";
+        out.rule = handlerRule(*binding, verdict);
+        out.status = 502;
+        out.detail = "handler " + binding->handler + ": " + verdict.error;
+        // The detail (which secret file or variable failed) is for the operator's log only;
+        // neither it nor the client's text ever holds a secret value.
+        spdlog::warn("sandbox {}: {}{}", sandbox_->id, out.detail,
+                     verdict.errorDetail.empty() ? "" : " (" + verdict.errorDetail + ")");
+        std::vector<http::Header> headers = reasonHeaders(out.reason);
+        headers.push_back(http::Header{"X-Egressd-Handler", binding->handler});
+        co_await sendLocalResponse(out.status, "egressd: " + out.detail + "\n", headers, false);
+        audit(out);
+        co_return false;
+      }
+      case handlers::Verdict::Kind::kReroute:
+        // Operator-configured: the target is not judged by the host policy (it may well be
+        // a loopback or unix-socket service the sandbox itself could never reach).
+        out.decision = "allow";
+        out.reason = "handler_reroute";
+        out.rule = handlerRule(*binding, verdict);
+        target.reroute = verdict.reroute;
+        break;
+      case handlers::Verdict::Kind::kForward:
+        if (!decision.allowed()) {
+          decision = handlerDecision(*host, binding->handler);
+        }
+        break;
+    }
+    setHeaders = std::move(verdict.setHeaders);
+    dropHeaders.insert(dropHeaders.end(), verdict.removeHeaders.begin(),
+                       verdict.removeHeaders.end());
   }
 
-  // Reuse the open upstream connection when it serves this host and port.
-  const std::string key = host_ + "|" + std::to_string(orig_.port);
+  if (target.reroute) {
+    const handlers::RerouteTarget& r = *target.reroute;
+    target.port = r.port;
+    switch (r.kind) {
+      case handlers::RerouteTarget::Kind::kTcp:
+        target.key = "reroute|tcp|" + r.host + "|" + std::to_string(r.port);
+        break;
+      case handlers::RerouteTarget::Kind::kTls:
+        target.key = "reroute|tls|" + r.host + "|" + std::to_string(r.port);
+        break;
+      case handlers::RerouteTarget::Kind::kUnix:
+        target.key = "reroute|unix|" + r.path;
+        break;
+    }
+    if (r.kind != handlers::RerouteTarget::Kind::kUnix) {
+      auto resolved = co_await resolveRerouteHost(r.host);
+      if (!resolved.ok()) {
+        out.decision = "error";
+        out.reason = "resolve_failed";
+        out.status = 502;
+        out.detail = "reroute to " + r.text() + ": " + resolved.error().message();
+        upstreamText_ = r.text();
+        co_await sendLocalResponse(out.status, "egressd: " + out.detail + "\n",
+                                   reasonHeaders(out.reason), false);
+        audit(out);
+        co_return false;
+      }
+      target.addrs = std::move(*resolved);
+    }
+  } else {
+    UpstreamChoice choice =
+        co_await resolveUpstream(*view, *sandbox_->resolver, *host, port, decision);
+    out.decision = choice.decision;
+    out.reason = std::move(choice.reason);
+    out.rule = std::move(choice.rule);
+    out.detail = std::move(choice.detail);
+    if (out.decision == "deny") {
+      out.status = view->denyStatus;
+      const bool keepAlive = clientKeepAlive_ && headEndsMessage_ && !head.upgrade;
+      co_await sendLocalResponse(out.status, denyBody(host_, out),
+                                 reasonHeaders(out.reason, &out.rule), keepAlive);
+      audit(out);
+      finishRequest();
+      co_return keepAlive;
+    }
+    if (out.decision == "error") {
+      out.status = 502;
+      co_await sendLocalResponse(out.status, "egressd: " + out.detail + "\n",
+                                 reasonHeaders(out.reason), false);
+      audit(out);
+      co_return false;
+    }
+    target.addrs = std::move(choice.addrs);
+  }
+
+  // Reuse the open upstream connection when it serves this host and port (or this reroute
+  // target: the keys differ, so a rerouted connection never carries a plain forward).
+  const std::string& key = target.key;
   // An open connection is reused only while its address is still one this request may
-  // go to (a policy change or a new DNS answer may have taken it away).
-  auto stillAllowed = [&addrs](const IpAddress& a) {
-    return std::find(addrs.begin(), addrs.end(), a) != addrs.end();
+  // go to (a policy change or a new DNS answer may have taken it away). A reroute target
+  // is the operator's: no address check.
+  const std::vector<IpAddress>& addrs = target.addrs;
+  const bool rerouted = target.reroute.has_value();
+  auto stillAllowed = [&addrs, rerouted](const IpAddress& a) {
+    return rerouted || std::find(addrs.begin(), addrs.end(), a) != addrs.end();
   };
   bool reused = upstream_.is_open() && key == upstreamKey_ && stillAllowed(upstreamAddr_);
-  if (!reused) {
+  if (reused) {
+    upstreamText_ = upstreamConnText_;
+  } else {
     releaseUpstream();
     if (auto* pool = this->pool()) {
       while (auto pooled = pool->take(sandbox_->id + "|" + key)) {
@@ -558,7 +711,8 @@ asio::awaitable<bool> HttpSession<Stream>::handleRequest() {
           continue;
         }
         upstream_ = std::move(pooled->socket);
-        upstreamText_ = std::move(pooled->endpointText);
+        upstreamText_ = pooled->endpointText;
+        upstreamConnText_ = std::move(pooled->endpointText);
         upstreamAddr_ = pooled->addr;
         upstreamKey_ = key;
         reused = true;
@@ -567,7 +721,7 @@ asio::awaitable<bool> HttpSession<Stream>::handleRequest() {
     }
   }
   if (!reused) {
-    auto connected = co_await connectUpstream(addrs);
+    auto connected = co_await connectUpstream(target);
     if (!connected.ok()) {
       out.decision = "error";
       out.status = watchdog_.timedOut ? 504 : 502;
@@ -589,7 +743,10 @@ asio::awaitable<bool> HttpSession<Stream>::handleRequest() {
   }
 
   upstreamIdle_ = false;
-  const std::string upstreamHead = http::serializeRequestHead(head, {}, hopByHopHeaders(head));
+  // The handler's header edits (setHeaders may hold secrets: they go to the upstream only,
+  // never into a log line or an answer of egressd's).
+  const std::string upstreamHead = http::serializeRequestHead(head, setHeaders, dropHeaders);
+  setHeaders.clear();
   const bool hasBody = !headEndsMessage_;
   const bool upgrade = head.upgrade;
   for (int attempt = 0;; ++attempt) {
@@ -611,7 +768,7 @@ asio::awaitable<bool> HttpSession<Stream>::handleRequest() {
     if (end == ResponseEnd::kFailedBeforeBytes && reused && !hasBody && attempt == 0 &&
         !watchdog_.timedOut) {
       closeUpstream();
-      auto connected = co_await connectUpstream(addrs);
+      auto connected = co_await connectUpstream(target);
       if (connected.ok()) {
         upstreamKey_ = key;
         reused = false;
@@ -668,41 +825,114 @@ asio::awaitable<bool> HttpSession<Stream>::handleRequest() {
 }
 
 template <typename Stream>
-asio::awaitable<Status> HttpSession<Stream>::connectUpstream(const std::vector<IpAddress>& addrs) {
+handlers::Verdict HttpSession<Stream>::evaluateHandler(const SandboxPolicyView& view,
+                                                       const handlers::HostBinding& binding,
+                                                       const http::RequestHead& head) const {
+  if (!view.handlers.set || !view.handlers.set->contains(binding.handler)) {
+    handlers::Verdict v;
+    v.kind = handlers::Verdict::Kind::kError;
+    v.status = 502;
+    v.error = "not defined in policy " + view.policyName;
+    return v;
+  }
+  const handlers::SecretStore& store =
+      sandbox_->secrets != nullptr ? *sandbox_->secrets : policyOnlySecrets();
+  const auto& sources = view.secretSources;
+  const std::string& id = sandbox_->id;
+  const handlers::SecretResolver resolver = [&store, &sources, &id](std::string_view name) {
+    return store.get(name, id, sources);
+  };
+  return view.handlers.set->evaluate(binding.handler, binding.params, head, id, resolver);
+}
+
+template <typename Stream>
+asio::awaitable<Result<std::vector<IpAddress>>> HttpSession<Stream>::resolveRerouteHost(
+    const std::string& host) {
+  if (auto ip = IpAddress::parse(host)) {
+    co_return std::vector<IpAddress>{*ip};
+  }
+  co_return co_await sandbox_->resolver->resolve(host);
+}
+
+// Connects upstream_ to `target`: the request's own host (TLS for it in an intercepted
+// session) or a handler's reroute target (TLS only for `https://`, whichever kind the
+// session is; a plain session gets it through originateTls()). Errors with code EPROTO are
+// TLS failures.
+template <typename Stream>
+asio::awaitable<Status> HttpSession<Stream>::connectUpstream(const UpstreamTarget& target) {
+  using Kind = handlers::RerouteTarget::Kind;
   const auto started = Clock::now();
   setDeadline(config_.connectTimeout);
-  tcp::socket& socket = lowestLayer(upstream_);
-  const ConnectOutcome connected =
-      co_await connectFirst(socket, addrs, orig_.port, watchdog_.timedOut);
-  upstreamText_ = connected.endpointText;
-  upstreamAddr_ = connected.addr;
-  if (!connected.connected) {
-    co_return Error(ECONNREFUSED, "cannot connect to " + host_ + " (" + connected.errors + ")");
-  }
-  prepareSocket(socket);
-  if constexpr (kTls) {
-    // Verified against the system store plus --upstream-ca-file, for this very name:
-    // a failure is the client's 502, never a plaintext or unverified fallback.
-    tls::SslPtr ssl(SSL_new(config_.upstreamTls));
-    Status prepared = ssl ? tls::prepareUpstreamSsl(ssl.get(), host_)
-                          : Status(Error(ENOMEM, "SSL_new: " + tls::drainOpenSslErrors()));
-    if (!prepared.ok()) {
-      closeStream(upstream_);
-      co_return Error(EPROTO, "TLS to " + host_ + " (" + upstreamText_ +
-                                  ") failed: " + prepared.error().message());
+  const handlers::RerouteTarget* reroute = target.reroute ? &*target.reroute : nullptr;
+  const bool wantTls = reroute != nullptr ? reroute->kind == Kind::kTls : kTls;
+  const std::string& tlsName = reroute != nullptr ? reroute->host : host_;
+  const std::string what = reroute != nullptr ? reroute->text() : host_;
+
+  // A fresh stream: one that carried TLS before must not keep its SSL for a plain upstream.
+  closeStream(upstream_);
+  upstream_ = Stream(client_.get_executor());
+
+  if (reroute != nullptr && reroute->kind == Kind::kUnix) {
+    auto socket =
+        co_await connectUnix(client_.get_executor(), reroute->path, config_.connectTimeout);
+    upstreamText_ = reroute->text();
+    upstreamAddr_ = IpAddress{};
+    if (!socket.ok()) {
+      co_return std::move(socket).error();
     }
-    upstream_.attach(std::move(ssl), TlsStream::Role::kClient);
-    const std::error_code hec = co_await upstream_.handshake();
-    if (hec) {
-      std::string why = watchdog_.timedOut ? std::string("handshake timed out")
-                                           : tls::upstreamFailureText(upstream_.ssl());
-      if (why.empty()) {
-        why = upstream_.failureText().empty() ? hec.message() : upstream_.failureText();
+    upstream_ = Stream(std::move(*socket));
+    prepareSocket(lowestLayer(upstream_));
+  } else {
+    tcp::socket& socket = lowestLayer(upstream_);
+    const ConnectOutcome connected =
+        co_await connectFirst(socket, target.addrs, target.port, watchdog_.timedOut);
+    upstreamText_ = reroute != nullptr ? reroute->text() : connected.endpointText;
+    upstreamAddr_ = connected.addr;
+    if (!connected.connected) {
+      co_return Error(ECONNREFUSED, "cannot connect to " + what + " (" + connected.errors + ")");
+    }
+    prepareSocket(socket);
+    if (wantTls) {
+      // Verified against the system store plus --upstream-ca-file, for this very name:
+      // a failure is the client's 502, never a plaintext or unverified fallback.
+      if constexpr (kTls) {
+        tls::SslPtr ssl(SSL_new(config_.upstreamTls));
+        Status prepared = ssl ? tls::prepareUpstreamSsl(ssl.get(), tlsName)
+                              : Status(Error(ENOMEM, "SSL_new: " + tls::drainOpenSslErrors()));
+        if (!prepared.ok()) {
+          closeStream(upstream_);
+          co_return Error(EPROTO, "TLS to " + what + " (" + connected.endpointText +
+                                      ") failed: " + prepared.error().message());
+        }
+        upstream_.attach(std::move(ssl), TlsStream::Role::kClient);
+        const std::error_code hec = co_await upstream_.handshake();
+        if (hec) {
+          std::string why = watchdog_.timedOut ? std::string("handshake timed out")
+                                               : tls::upstreamFailureText(upstream_.ssl());
+          if (why.empty()) {
+            why = upstream_.failureText().empty() ? hec.message() : upstream_.failureText();
+          }
+          closeStream(upstream_);
+          co_return Error(EPROTO,
+                          "TLS to " + what + " (" + connected.endpointText + ") failed: " + why);
+        }
+      } else {
+        // The linger bounds how long a server that ignores our close_notify keeps the
+        // pump (and its connection) alive after the session let go of it.
+        auto originated = co_await originateTls(
+            std::move(upstream_), config_.upstreamTls, tlsName, config_.connectTimeout,
+            std::min(config_.ioTimeout, std::chrono::milliseconds(kOriginationLingerMs)));
+        upstream_ = tcp::socket(client_.get_executor());
+        if (!originated.ok()) {
+          co_return Error(EPROTO, "TLS to " + what + " (" + connected.endpointText +
+                                      ") failed: " + originated.error().message());
+        }
+        upstream_ = std::move(*originated);
+        prepareSocket(upstream_);
       }
-      closeStream(upstream_);
-      co_return Error(EPROTO, "TLS to " + host_ + " (" + upstreamText_ + ") failed: " + why);
     }
   }
+  upstreamConnText_ = upstreamText_;
   if (sandbox_->upstreamConnect != nullptr) {
     sandbox_->upstreamConnect->observe(
         std::chrono::duration<double>(Clock::now() - started).count());

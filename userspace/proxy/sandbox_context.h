@@ -5,14 +5,20 @@
 
 #include <atomic>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <unordered_map>
 #include <vector>
 
+#include "common/result.h"
 #include "dns/resolver.h"
+#include "handlers/handler.h"
+#include "handlers/host_binding.h"
+#include "handlers/secret_store.h"
 #include "metrics/metrics.h"
 #include "policy/host_policy.h"
 #include "tls/certificate_authority.h"
@@ -29,11 +35,34 @@ struct InterceptSelection {
   bool matches(std::string_view name) const;
 };
 
+// The handlers that may apply to a sandbox's requests: the policy's compiled
+// outboundHandlers and every binding of a handler to hosts, from the policy and from the
+// instance's runtime overrides. Immutable once in a view, like the rest of it.
+struct HandlerBindings {
+  std::shared_ptr<const handlers::HandlerSet> set;        // null: no handlers at all
+  std::vector<handlers::HostBinding> instanceByHost;      // runtime setOutboundByHost
+  std::vector<handlers::HostBinding> policyByHost;        // policy outboundByHost, file order
+  std::optional<handlers::HostBinding> instanceOutbound;  // runtime setOutboundHandler
+  std::optional<handlers::HostBinding> policyOutbound;    // policy outbound
+
+  // design.md precedence 3-5: instance per-host, policy per-host, instance catch-all,
+  // policy catch-all. `from` (when given) gets "instance" or "policy". nullptr: no handler.
+  // `host` is normalized (policy::normalizeHost).
+  const handlers::HostBinding* pick(std::string_view host, std::string_view* from = nullptr) const;
+  bool empty() const;
+
+  // The policy's part: its outboundHandlers compiled (errors with FILE:LINE:COL), its
+  // outboundByHost in file order and its outbound. Instance bindings are left empty.
+  static Result<HandlerBindings> fromPolicy(const policy::Policy& policy);
+};
+
 struct SandboxPolicyView {
   std::string policyName;
   policy::HostPolicy hosts;
   InterceptSelection intercept;
   int denyStatus = 403;
+  HandlerBindings handlers{};
+  std::map<std::string, policy::SecretSource> secretSources{};  // the policy's `secrets:`
 };
 
 struct SandboxContext {
@@ -43,6 +72,9 @@ struct SandboxContext {
   std::shared_ptr<dns::Resolver> resolver;
   // The sandbox's interception CA and its minted leaves (null: no interception possible).
   std::shared_ptr<tls::LeafCache> leaves;
+  // API-set secret values, shared by all sandboxes of the daemon (null: only the policy's
+  // file/env sources resolve).
+  std::shared_ptr<handlers::SecretStore> secrets;
   std::atomic<uint64_t> openConnections{0};
 
   // Per-sandbox series, resolved once (see metrics::Registry).

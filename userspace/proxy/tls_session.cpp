@@ -219,12 +219,29 @@ asio::awaitable<std::optional<Interception>> TlsGate::run() {
                                              : "no server name: judged by address";
   }
 
+  // A name with a handler bound to it is intercepted whatever interceptHttps says: a
+  // handler works on the HTTP request (headers to set, a method to deny), and passing the
+  // connection through would let it bypass a deny handler. Without a name nothing can be
+  // bound to it (the catch-all included: a handler is judged per name).
+  const bool handled = name && view->handlers.pick(name->name) != nullptr &&
+                       handlerMayApply(view->hosts.decide(*name, orig_.port));
+  const bool canIntercept = config_.interceptTls != nullptr && sandbox_->leaves != nullptr;
+  if (handled && !canIntercept) {
+    out.decision = "deny";
+    out.reason = "interception_unavailable";
+    out.detail = "a handler applies to " + host_ +
+                 " but this proxy cannot intercept TLS (no interception CA)";
+    refuse(tls::AlertDescription::kAccessDenied, out);
+    finish();
+    co_return std::nullopt;
+  }
+
   // Interception: every request inside is judged on its own (a denied name gets its 403
   // there, with the reason readable), so the gate only checks the client can speak
   // HTTP/1.1 and sets up the certificate.
-  const bool intercept = config_.interceptTls != nullptr && sandbox_->leaves != nullptr &&
-                         !hello->encryptedClientHello &&
-                         (name ? view->intercept.matches(name->name) : view->intercept.all);
+  const bool intercept =
+      canIntercept && !hello->encryptedClientHello &&
+      (handled || (name ? view->intercept.matches(name->name) : view->intercept.all));
   if (intercept) {
     if (!hello->alpn.empty() &&
         std::find(hello->alpn.begin(), hello->alpn.end(), tls::kAlpnHttp11) == hello->alpn.end()) {

@@ -135,6 +135,10 @@ asio::awaitable<std::error_code> TlsStream::fill() {
 }
 
 asio::awaitable<std::error_code> TlsStream::handshake(std::string_view alreadyReceived) {
+  if (!ssl_) {
+    failureText_ = "no TLS attached to the connection";
+    co_return std::make_error_code(std::errc::protocol_error);
+  }
   if (!alreadyReceived.empty()) {
     BIO_write(input_, alreadyReceived.data(), static_cast<int>(alreadyReceived.size()));
   }
@@ -165,6 +169,19 @@ asio::awaitable<std::error_code> TlsStream::handshake(std::string_view alreadyRe
 
 asio::awaitable<std::tuple<std::error_code, size_t>> TlsStream::readSome(
     asio::mutable_buffer buffer) {
+  if (!ssl_) {
+    // The same contract as with TLS: the end of the stream is n == 0 without error, also
+    // when read again (the reactor, edge-triggered, would not report the FIN a second time).
+    if (eof_) {
+      co_return std::tuple<std::error_code, size_t>{std::error_code(), 0};
+    }
+    auto [ec, n] = co_await socket_.async_read_some(buffer, kNoThrow);
+    if (ec == asio::error::eof || (!ec && n == 0)) {
+      eof_ = true;
+      co_return std::tuple<std::error_code, size_t>{std::error_code(), 0};
+    }
+    co_return std::tuple<std::error_code, size_t>{ec, n};
+  }
   for (;;) {
     size_t n = 0;
     ERR_clear_error();
@@ -201,6 +218,17 @@ asio::awaitable<std::tuple<std::error_code, size_t>> TlsStream::readSome(
 }
 
 asio::awaitable<std::tuple<std::error_code, size_t>> TlsStream::writeAll(asio::const_buffer data) {
+  if (!ssl_) {
+    // As the plain path does: synchronously first, the reactor only for what does not fit.
+    std::error_code ec;
+    const size_t done = socket_.write_some(data, ec);
+    if ((!ec && done == data.size()) ||
+        (ec && ec != asio::error::would_block && ec != asio::error::try_again)) {
+      co_return std::tuple<std::error_code, size_t>{ec, done};
+    }
+    auto [rest, n] = co_await asio::async_write(socket_, asio::buffer(data + done), kNoThrow);
+    co_return std::tuple<std::error_code, size_t>{rest, done + n};
+  }
   size_t done = 0;
   while (done < data.size()) {
     size_t n = 0;

@@ -9,6 +9,10 @@
 // One reader and one writer may run at once (the proxy streams a request body while it
 // relays the response); ciphertext produced by either goes out in order through one
 // flushing coroutine at a time.
+//
+// Without attach() the stream is plain: readSome/writeAll/shutdownSend go straight to the
+// socket. An intercepted session's upstream is a TlsStream, and a handler may reroute its
+// requests to a plain upstream (`host:port`, `unix:/path`); the session code stays one.
 #pragma once
 
 #include <openssl/ssl.h>
@@ -43,10 +47,12 @@ class TlsStream {
 
   // Takes `ssl` (certificate or SNI/verification already set) for this connection.
   void attach(tls::SslPtr ssl, Role role);
+  // Whether TLS is attached (false: plain mode).
+  bool hasTls() const { return ssl_ != nullptr; }
 
   // Runs the handshake; `alreadyReceived` is ciphertext read off the socket before (the
   // ClientHello). On failure the error is std::errc::protocol_error (TLS) or the socket's,
-  // and failureText() says what OpenSSL reported.
+  // and failureText() says what OpenSSL reported. Plain mode: protocol_error.
   asio::awaitable<std::error_code> handshake(std::string_view alreadyReceived = {});
 
   // Plaintext in. n == 0 without error: the peer closed (close_notify or TCP FIN).

@@ -39,8 +39,40 @@ asio::awaitable<ConnectOutcome> connectFirst(asio::ip::tcp::socket& socket,
 asio::awaitable<UpstreamChoice> chooseUpstream(const SandboxPolicyView& view,
                                                dns::Resolver& resolver,
                                                const policy::NormalizedHost& host, uint16_t port) {
+  co_return co_await resolveUpstream(view, resolver, host, port, view.hosts.decide(host, port));
+}
+
+policy::HostDecision handlerDecision(const policy::NormalizedHost& host,
+                                     const std::string& handler) {
+  policy::HostDecision decision;
+  decision.rule = "handler " + handler;
+  decision.byName = !host.ip.has_value();
+  decision.matchedAllowGlob = false;
+  if (host.ip) {
+    switch (policy::classifyAddress(*host.ip)) {
+      case policy::AddressClass::kOrdinary:
+        break;
+      case policy::AddressClass::kPrivate:
+        decision.reason = "private_destination";
+        return decision;
+      case policy::AddressClass::kEmbeddedV4:
+        decision.reason = "embedded_v4_destination";
+        return decision;
+      case policy::AddressClass::kSpecial:
+        decision.reason = "special_destination";
+        return decision;
+    }
+  }
+  decision.verdict = policy::HostVerdict::kAllow;
+  decision.reason = "handler";
+  return decision;
+}
+
+asio::awaitable<UpstreamChoice> resolveUpstream(const SandboxPolicyView& view,
+                                                dns::Resolver& resolver,
+                                                const policy::NormalizedHost& host, uint16_t port,
+                                                const policy::HostDecision& decision) {
   UpstreamChoice choice;
-  const policy::HostDecision decision = view.hosts.decide(host, port);
   choice.reason = decision.reason;
   choice.rule = decision.rule;
   if (!decision.allowed()) {

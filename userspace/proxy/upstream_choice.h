@@ -43,4 +43,30 @@ asio::awaitable<UpstreamChoice> chooseUpstream(const SandboxPolicyView& view,
                                                dns::Resolver& resolver,
                                                const policy::NormalizedHost& host, uint16_t port);
 
+// chooseUpstream() with the host decision already made (`decision`, e.g. one a handler
+// made): denied -> deny; an IP literal -> that address; a name -> its resolved addresses
+// that judgeResolvedAddress() lets through.
+asio::awaitable<UpstreamChoice> resolveUpstream(const SandboxPolicyView& view,
+                                                dns::Resolver& resolver,
+                                                const policy::NormalizedHost& host, uint16_t port,
+                                                const policy::HostDecision& decision);
+
+// Whether a handler bound to a host may run for it (design.md precedence): when the host
+// policy allows the host, or denies it only by default (`internet_disabled`, precedence 6,
+// which applies only when no handler is bound). deniedHosts, allowedHosts, CIDR rules and
+// special ranges come first and no handler overrides them.
+inline bool handlerMayApply(const policy::HostDecision& decision) {
+  return decision.allowed() || decision.reason == "internet_disabled";
+}
+
+// The decision for a host the policy left to its default deny (`internet_disabled`) when a
+// handler bound to it forwards the request (design.md precedence 6 applies only without a
+// handler): allowed with reason "handler" and rule "handler NAME", and judged like a name
+// only enableInternet allowed - its resolved private, special and embedded-IPv4 addresses
+// are refused unless an allow rule covers them (no DNS rebinding through a handler). An
+// IP-literal host is allowed only when it is an ordinary address (an allow rule covering
+// it would have allowed it already).
+policy::HostDecision handlerDecision(const policy::NormalizedHost& host,
+                                     const std::string& handler);
+
 }  // namespace egressd::proxy

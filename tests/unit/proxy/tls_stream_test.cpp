@@ -237,5 +237,75 @@ TEST_F(TlsStreamTest, EndOfStreamIsReadAsZeroWithAndWithoutCloseNotify) {
   EXPECT_EQ(second, "eof");
 }
 
+// Without attach() a TlsStream is a plain socket (an intercepted session's upstream after a
+// handler rerouted it to `host:port` or `unix:`): bytes go through unchanged both ways, the
+// end of the stream reads as 0 without error, and a half-close passes.
+TEST_F(TlsStreamTest, PlainModeWithoutTlsIsARoundTripOnTheSocket) {
+  tcp::acceptor acceptor(ctx_, tcp::endpoint(asio::ip::address_v4::loopback(), 0));
+  tcp::socket clientSocket(ctx_);
+  clientSocket.connect(acceptor.local_endpoint());
+  tcp::socket serverSocket = acceptor.accept();
+  clientSocket.non_blocking(true);
+  serverSocket.non_blocking(true);
+  TlsStream client(std::move(clientSocket));
+  tcp::socket& server = serverSocket;
+  EXPECT_FALSE(client.hasTls());
+
+  const size_t size = 2 * 1024 * 1024 + 5;  // more than a socket buffer: the async path too
+  std::string up(size, '\0');
+  for (size_t i = 0; i < size; ++i) {
+    up[i] = static_cast<char>('a' + i % 23);
+  }
+  auto exchange = [&]() -> asio::awaitable<std::tuple<std::string, std::string, std::string>> {
+    // The client writes everything and half-closes while the server reads it all; then
+    // the server answers and closes.
+    auto clientSide = [&]() -> asio::awaitable<std::string> {
+      auto [ec, n] = co_await client.writeAll(asio::buffer(up));
+      if (ec || n != size) {
+        co_return "write failed: " + ec.message();
+      }
+      client.shutdownSend();
+      std::string got = co_await readAll(client, 1000);
+      co_return got;
+    };
+    auto serverSide = [&]() -> asio::awaitable<std::string> {
+      std::string got;
+      char buf[65536];
+      for (;;) {
+        auto [ec, n] = co_await server.async_read_some(asio::buffer(buf), kNoThrow);
+        if (ec || n == 0) {
+          break;  // the client's half-close
+        }
+        got.append(buf, n);
+      }
+      co_await writeAll(server, asio::buffer(std::string("answer")));
+      std::error_code ignored;
+      server.shutdown(tcp::socket::shutdown_send, ignored);
+      co_return got;
+    };
+    auto [down, received] = co_await (clientSide() && serverSide());
+    // After the end of the stream another read is 0 again, without error.
+    char byte;
+    auto [ec, n] = co_await client.readSome(asio::buffer(&byte, 1));
+    co_return std::tuple<std::string, std::string, std::string>{
+        down, received, ec ? ec.message() : (n == 0 ? "eof" : "data")};
+  };
+  auto [down, received, after] = run(exchange());
+  EXPECT_EQ(down, "answer");
+  EXPECT_EQ(received.size(), size);
+  EXPECT_TRUE(received == up) << "bytes differ";
+  EXPECT_EQ(after, "eof");
+}
+
+TEST_F(TlsStreamTest, PlainModeHandshakeIsAnErrorNotACrash) {
+  tcp::acceptor acceptor(ctx_, tcp::endpoint(asio::ip::address_v4::loopback(), 0));
+  tcp::socket clientSocket(ctx_);
+  clientSocket.connect(acceptor.local_endpoint());
+  TlsStream client(std::move(clientSocket));
+  const std::error_code ec = run(client.handshake());
+  EXPECT_EQ(ec, std::make_error_code(std::errc::protocol_error));
+  EXPECT_NE(client.failureText().find("no TLS"), std::string::npos) << client.failureText();
+}
+
 }  // namespace
 }  // namespace egressd::proxy

@@ -1,0 +1,80 @@
+// `egressd daemon` without --sandbox: the multi-sandbox daemon with the control API.
+#include <signal.h>
+#include <spdlog/spdlog.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstring>
+#include <iostream>
+
+#include "common/unique_fd.h"
+#include "control/server.h"
+#include "daemon/commands.h"
+#include "daemon/control_routes.h"
+#include "daemon/sandbox_manager.h"
+
+namespace egressd::daemon {
+
+int controlDaemonCommand(const ControlDaemonOptions& o, const ProxyOptions& proxy) {
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGHUP);
+  sigprocmask(SIG_BLOCK, &signals, nullptr);
+  UniqueFd sigFd(::signalfd(-1, &signals, SFD_CLOEXEC));
+  if (!sigFd) {
+    std::cerr << "egressd: signalfd: " << std::strerror(errno) << "\n";
+    return kExitFailure;
+  }
+
+  ManagerOptions mo;
+  mo.pinRoot = o.pinRoot;
+  mo.stateDir = o.stateDir;
+  mo.policyDir = o.policyDir;
+  mo.cgroupParent = o.cgroupParent;
+  mo.socketPath = o.socketPath;
+  mo.persistSecrets = o.persistSecrets;
+  auto manager = SandboxManager::create(mo, proxy);
+  if (!manager.ok()) {
+    std::cerr << "egressd: " << manager.error().message() << "\n";
+    return kExitFailure;
+  }
+  if (auto restored = (*manager)->restore(); !restored.ok()) {
+    std::cerr << "egressd: " << restored.error().message() << "\n";
+    return kExitBadPolicy;
+  }
+  auto server = control::ControlServer::start(o.socketPath, makeControlRouter(**manager));
+  if (!server.ok()) {
+    std::cerr << "egressd: control API: " << server.error().message() << "\n";
+    return kExitFailure;
+  }
+  spdlog::info("control API on {} (state in {}, policies from {})", o.socketPath, o.stateDir,
+               o.policyDir);
+  std::printf("egressd ready\n");
+  std::fflush(stdout);
+
+  for (;;) {
+    signalfd_siginfo info{};
+    const ssize_t n = ::read(sigFd.get(), &info, sizeof(info));
+    if (n < 0 && errno == EINTR) {
+      continue;
+    }
+    if (n != sizeof(info)) {
+      continue;
+    }
+    if (info.ssi_signo == SIGHUP) {
+      (*manager)->reloadPolicyFiles();
+      continue;
+    }
+    spdlog::info("signal {}: exiting; enforcement stays pinned in {}, state in {}",
+                 info.ssi_signo, o.pinRoot, o.stateDir);
+    break;
+  }
+  server->reset();  // no API call may run while the manager goes
+  (*manager)->flush();
+  return 0;
+}
+
+}  // namespace egressd::daemon

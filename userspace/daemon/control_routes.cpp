@@ -1,0 +1,171 @@
+#include "daemon/control_routes.h"
+
+#include <charconv>
+
+namespace egressd::daemon {
+
+using control::ApiRequest;
+using control::ApiResponse;
+
+namespace {
+
+// {"handler": NAME, "params": {...}} (params optional) -> HandlerRef.
+Result<policy::HandlerRef> handlerRefFrom(const nlohmann::json& body) {
+  auto handler = control::stringField(body, "handler");
+  if (!handler.ok()) {
+    return std::move(handler).error();
+  }
+  auto params = control::objectField(body, "params", false);
+  if (!params.ok()) {
+    return std::move(params).error();
+  }
+  policy::HandlerRef ref;
+  ref.handler = *handler;
+  ref.params = params->is_null() ? nlohmann::json::object() : *params;
+  return ref;
+}
+
+}  // namespace
+
+std::shared_ptr<const control::Router> makeControlRouter(SandboxManager& m) {
+  auto router = std::make_shared<control::Router>();
+  using Kind = SandboxManager::HostListKind;
+  router->add("GET", "/v1/status", [&m](const ApiRequest&) { return m.status(); });
+
+  router->add("GET", "/v1/sandboxes", [&m](const ApiRequest&) { return m.listSandboxes(); });
+  router->add("POST", "/v1/sandboxes", [&m](const ApiRequest& r) { return m.createSandbox(r); });
+  router->add("GET", "/v1/sandboxes/{id}",
+              [&m](const ApiRequest& r) { return m.showSandbox(r.params.at("id")); });
+  router->add("DELETE", "/v1/sandboxes/{id}",
+              [&m](const ApiRequest& r) { return m.deleteSandbox(r.params.at("id")); });
+
+  for (const auto& [segment, kind] : {std::pair{"allowed-hosts", Kind::kAllowed},
+                                      std::pair{"denied-hosts", Kind::kDenied}}) {
+    const std::string base = std::string("/v1/sandboxes/{id}/") + segment;
+    const Kind k = kind;
+    router->add("PUT", base, [&m, k](const ApiRequest& r) -> ApiResponse {
+      auto hosts = control::stringList(r.body, "hosts");
+      if (!hosts.ok()) {
+        return control::invalidRequest(hosts.error());
+      }
+      return m.setHosts(r.params.at("id"), k, *hosts);
+    });
+    router->add("POST", base, [&m, k](const ApiRequest& r) -> ApiResponse {
+      auto host = control::stringField(r.body, "host");
+      if (!host.ok()) {
+        return control::invalidRequest(host.error());
+      }
+      return m.addHost(r.params.at("id"), k, *host);
+    });
+    router->add("DELETE", base + "/{host}", [&m, k](const ApiRequest& r) {
+      return m.removeHost(r.params.at("id"), k, r.params.at("host"));
+    });
+  }
+
+  router->add("PUT", "/v1/sandboxes/{id}/outbound-by-host/{host}",
+              [&m](const ApiRequest& r) -> ApiResponse {
+                auto ref = handlerRefFrom(r.body);
+                if (!ref.ok()) {
+                  return control::invalidRequest(ref.error());
+                }
+                return m.setOutboundByHost(r.params.at("id"), r.params.at("host"), *ref);
+              });
+  router->add("DELETE", "/v1/sandboxes/{id}/outbound-by-host/{host}", [&m](const ApiRequest& r) {
+    return m.removeOutboundByHost(r.params.at("id"), r.params.at("host"));
+  });
+  router->add("PUT", "/v1/sandboxes/{id}/outbound-by-host",
+              [&m](const ApiRequest& r) -> ApiResponse {
+                auto byHost = control::objectField(r.body, "byHost", true);
+                if (!byHost.ok()) {
+                  return control::invalidRequest(byHost.error());
+                }
+                std::map<std::string, policy::HandlerRef> refs;
+                for (const auto& [host, value] : byHost->items()) {
+                  if (value.is_string()) {
+                    policy::HandlerRef ref;
+                    ref.handler = value.get<std::string>();
+                    refs[host] = ref;
+                    continue;
+                  }
+                  auto ref = handlerRefFrom(value);
+                  if (!ref.ok()) {
+                    return control::invalidRequest(ref.error().wrap("byHost." + host));
+                  }
+                  refs[host] = *ref;
+                }
+                return m.setOutboundByHosts(r.params.at("id"), refs);
+              });
+  router->add("PUT", "/v1/sandboxes/{id}/outbound", [&m](const ApiRequest& r) -> ApiResponse {
+    auto ref = handlerRefFrom(r.body);
+    if (!ref.ok()) {
+      return control::invalidRequest(ref.error());
+    }
+    return m.setOutboundHandler(r.params.at("id"), *ref);
+  });
+  router->add("DELETE", "/v1/sandboxes/{id}/outbound",
+              [&m](const ApiRequest& r) { return m.removeOutboundHandler(r.params.at("id")); });
+
+  router->add("GET", "/v1/secrets", [&m](const ApiRequest&) { return m.listSecrets(); });
+  router->add("PUT", "/v1/secrets/{name+}", [&m](const ApiRequest& r) -> ApiResponse {
+    auto value = control::stringField(r.body, "value");
+    if (!value.ok()) {
+      return control::invalidRequest(value.error());
+    }
+    return m.setSecret(r.params.at("name"), std::move(*value));
+  });
+  router->add("DELETE", "/v1/secrets/{name+}",
+              [&m](const ApiRequest& r) { return m.removeSecret(r.params.at("name")); });
+
+  auto policyBody = [](const ApiRequest& r, std::string* yaml,
+                       std::string* source) -> std::optional<ApiResponse> {
+    auto y = control::stringField(r.body, "yaml");
+    if (!y.ok()) {
+      return control::invalidRequest(y.error());
+    }
+    auto s = control::optionalString(r.body, "source");
+    if (!s.ok()) {
+      return control::invalidRequest(s.error());
+    }
+    *yaml = std::move(*y);
+    *source = s->value_or("");
+    return std::nullopt;
+  };
+  router->add("GET", "/v1/policies", [&m](const ApiRequest&) { return m.listPolicies(); });
+  router->add("GET", "/v1/policies/{name}",
+              [&m](const ApiRequest& r) { return m.showPolicy(r.params.at("name")); });
+  router->add("POST", "/v1/policies", [&m, policyBody](const ApiRequest& r) {
+    std::string yaml;
+    std::string source;
+    if (auto bad = policyBody(r, &yaml, &source)) {
+      return *bad;
+    }
+    return m.applyPolicy(yaml, source);
+  });
+  router->add("POST", "/v1/policies/validate", [&m, policyBody](const ApiRequest& r) {
+    std::string yaml;
+    std::string source;
+    if (auto bad = policyBody(r, &yaml, &source)) {
+      return *bad;
+    }
+    return m.validatePolicy(yaml, source);
+  });
+  router->add("POST", "/v1/reload", [&m](const ApiRequest&) { return m.reloadPolicyFiles(); });
+
+  router->add("GET", "/v1/audit", [&m](const ApiRequest& r) -> ApiResponse {
+    size_t lines = 50;
+    if (auto it = r.query.find("lines"); it != r.query.end()) {
+      const std::string& text = it->second;
+      auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), lines);
+      if (ec != std::errc() || end != text.data() + text.size() || lines == 0 ||
+          lines > 100000) {
+        return control::apiError(400, "invalid_request",
+                                 "lines must be a number from 1 to 100000, got \"" + text + "\"");
+      }
+    }
+    auto sandbox = r.query.find("sandbox");
+    return m.auditTail(lines, sandbox == r.query.end() ? "" : sandbox->second);
+  });
+  return router;
+}
+
+}  // namespace egressd::daemon
