@@ -3,7 +3,9 @@
 # namespace with a database, a web server and a DNS server on 198.18.200.0/24), and runs
 # a program under `egressd run --policy policy/examples/demo.yaml` that tries to reach
 # allowed and forbidden places, over TCP, HTTP and HTTPS (passed through by SNI, or
-# intercepted with the sandbox's own CA). Everything it creates is removed on exit.
+# intercepted with the sandbox's own CA). Then `egressd daemon` serves a sandbox that
+# egressctl creates and changes at runtime: credential injection by a handler, a virtual
+# host, allow-host, and the staged lock-down. Everything it creates is removed on exit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ "$(id -u)" -eq 0 ] || { echo "scripts/demo.sh: run as root" >&2; exit 1; }
@@ -18,8 +20,21 @@ egressctl=build/userspace/cli/egressctl
 pids=()
 tmp=$(mktemp -d)
 cleanup() {
+  # Part two's sandbox, when the demo stopped before deleting it.
+  if [ -n "${sock:-}" ] && [ -S "$sock" ]; then
+    "$egressctl" --socket "$sock" sandbox delete demo1 >/dev/null 2>&1 || true
+  fi
   for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
   wait 2>/dev/null || true
+  if [ -n "${democg:-}" ] && [ -d "$democg" ]; then
+    "$egressd" detach --sandbox demo1 --pin-root "/sys/fs/bpf/egressd-demo-$$" >/dev/null 2>&1 || true
+    if [ -d "$democg/demo1" ]; then
+      echo 1 >"$democg/demo1/cgroup.kill" 2>/dev/null || true
+      sleep 0.2
+      rmdir "$democg/demo1" 2>/dev/null || true
+    fi
+    rmdir "$democg" 2>/dev/null || true
+  fi
   testenv_down
   rm -rf "$tmp"
 }
@@ -44,7 +59,9 @@ class Web(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     def do_GET(self):
         host, port = self.server.server_address
-        body = f"web server {host}:{port} answered Host: {self.headers.get('Host')}\n".encode()
+        auth = self.headers.get("Authorization")
+        body = (f"web server {host}:{port} answered Host: {self.headers.get('Host')}" +
+                (f", Authorization: {auth}" if auth else "") + "\n").encode()
         self.send_response(200)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
@@ -72,6 +89,7 @@ testenv_exec dnsmasq --no-daemon --conf-file=/dev/null --no-resolv --no-hosts --
   --listen-address=198.18.200.2 --port=53 --address=/api.demo.test/198.18.200.3 \
   --address=/other.demo.test/198.18.200.4 --address=/docs.demo.test/198.18.200.3 \
   --address=/tracker.ads.demo.test/198.18.200.3 \
+  --address=/my.kv/198.18.200.9 \
   --pid-file= >"$tmp/dnsmasq.log" 2>&1 &
 pids+=($!)
 for _ in $(seq 50); do grep -q ready "$tmp/servers.log" 2>/dev/null && break; sleep 0.1; done
@@ -94,3 +112,53 @@ python3 -c 'import socket; s=socket.create_connection(("198.18.200.3",7000),3); 
 echo
 echo "The sandbox's cgroup, links and rules are gone again:"
 "$egressctl" status
+
+# --- Part two: the control plane. One `egressd daemon` serves sandboxes that egressctl
+# creates and changes at runtime; credentials are injected by a handler.
+echo
+echo "== egressd daemon + egressctl: runtime changes, credential injection, staged lock-down"
+mkdir -p "$tmp/policies" "$tmp/state"
+cp policy/examples/demo-api.yaml "$tmp/policies/"
+cgroot=$(awk '$3 == "cgroup2" { print $2; exit }' /proc/mounts)
+democg="$cgroot/egressd-demo-$$"
+mkdir "$democg"
+sock="$tmp/egressd.sock"
+ctl() { echo "   \$ egressctl $*" >&2; "$egressctl" --socket "$sock" "$@"; }
+# The daemon's environment holds the secret's source (policy: DEMO_TOKEN from env); the
+# sandbox's processes never get it.
+EGRESSD_DEMO_TOKEN=demo-token-c0ffee "$egressd" daemon --socket "$sock" --state-dir "$tmp/state" \
+  --policy-dir "$tmp/policies" --run-dir "$tmp/run" --pin-root /sys/fs/bpf/egressd-demo-$$ \
+  --cgroup-parent "$democg" --audit-log "$tmp/audit2.log" >"$tmp/daemon.out" 2>"$tmp/daemon.err" &
+pids+=($!)
+for _ in $(seq 100); do grep -q "egressd ready" "$tmp/daemon.out" && break; sleep 0.1; done
+grep -q "egressd ready" "$tmp/daemon.out" || { cat "$tmp/daemon.err"; exit 1; }
+ctl sandbox create demo1 --policy demo-api --create-cgroup
+# A command inside the sandbox: moved into its cgroup first, then exec'd.
+inside() { sh -c 'echo $$ >"$0/cgroup.procs" && shift && exec "$@"' "$democg/demo1" _ "$@"; }
+get() {
+  local out
+  out=$(inside curl -s -m 5 -w ' [%{http_code}]' "$1" 2>&1 || true)
+  printf '  %-32s -> %s\n' "$1" "$(echo "$out" | tr '\n' ' ')"
+}
+echo "The sandbox asks (curl inside the sandbox's cgroup):"
+get http://api.demo.test/
+get http://my.kv/
+get http://other.demo.test/
+echo "  token in the sandbox's environment: $(inside sh -c 'env | grep -c c0ffee || true') matches"
+ctl -s demo1 allow-host other.demo.test >/dev/null
+echo "After allow-host other.demo.test (no restart, the same sandbox):"
+get http://other.demo.test/
+ctl -s demo1 set-outbound-handler noHttp >/dev/null
+echo "After set-outbound-handler noHttp (setup done: lock down; api.demo.test keeps its own"
+echo "per-host handler, which comes before any catch-all):"
+get http://api.demo.test/
+get http://docs.demo.test/
+ctl sandbox show demo1
+echo
+echo "Its audit lines (handler, decision, reason; the token appears nowhere):"
+# The audit log is written by a background thread: give it a moment.
+for _ in $(seq 30); do [ "$(wc -l <"$tmp/audit2.log")" -ge 6 ] && break; sleep 0.1; done
+sed 's/^/  /' "$tmp/audit2.log"
+grep -q c0ffee "$tmp/audit2.log" "$tmp/daemon.err" && { echo "token leaked into a log"; exit 1; }
+ctl sandbox delete demo1
+rmdir "$democg"

@@ -11,7 +11,6 @@
 
 namespace egressd::daemon {
 
-
 Result<policy::Policy> loadPolicy(const std::string& file) {
   auto policy = policy::loadPolicyFile(file);
   if (!policy.ok()) {

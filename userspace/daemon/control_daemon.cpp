@@ -68,8 +68,8 @@ int controlDaemonCommand(const ControlDaemonOptions& o, const ProxyOptions& prox
       (*manager)->reloadPolicyFiles();
       continue;
     }
-    spdlog::info("signal {}: exiting; enforcement stays pinned in {}, state in {}",
-                 info.ssi_signo, o.pinRoot, o.stateDir);
+    spdlog::info("signal {}: exiting; enforcement stays pinned in {}, state in {}", info.ssi_signo,
+                 o.pinRoot, o.stateDir);
     break;
   }
   server->reset();  // no API call may run while the manager goes

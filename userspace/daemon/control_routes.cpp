@@ -39,8 +39,8 @@ std::shared_ptr<const control::Router> makeControlRouter(SandboxManager& m) {
   router->add("DELETE", "/v1/sandboxes/{id}",
               [&m](const ApiRequest& r) { return m.deleteSandbox(r.params.at("id")); });
 
-  for (const auto& [segment, kind] : {std::pair{"allowed-hosts", Kind::kAllowed},
-                                      std::pair{"denied-hosts", Kind::kDenied}}) {
+  for (const auto& [segment, kind] :
+       {std::pair{"allowed-hosts", Kind::kAllowed}, std::pair{"denied-hosts", Kind::kDenied}}) {
     const std::string base = std::string("/v1/sandboxes/{id}/") + segment;
     const Kind k = kind;
     router->add("PUT", base, [&m, k](const ApiRequest& r) -> ApiResponse {
@@ -156,8 +156,7 @@ std::shared_ptr<const control::Router> makeControlRouter(SandboxManager& m) {
     if (auto it = r.query.find("lines"); it != r.query.end()) {
       const std::string& text = it->second;
       auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), lines);
-      if (ec != std::errc() || end != text.data() + text.size() || lines == 0 ||
-          lines > 100000) {
+      if (ec != std::errc() || end != text.data() + text.size() || lines == 0 || lines > 100000) {
         return control::apiError(400, "invalid_request",
                                  "lines must be a number from 1 to 100000, got \"" + text + "\"");
       }

@@ -146,13 +146,12 @@ int main(int argc, char** argv) {
       nofile.rlim_cur = nofile.rlim_max;
       ::setrlimit(RLIMIT_NOFILE, &nofile);
     }
-    egressd::daemon::ControlDaemonOptions control{
-        sandbox.pinRoot,
-        args["socket"].as<std::string>(),
-        args["state-dir"].as<std::string>(),
-        args["policy-dir"].as<std::string>(),
-        args["cgroup-parent"].as<std::string>(),
-        args.count("persist-secrets") != 0U};
+    egressd::daemon::ControlDaemonOptions control{sandbox.pinRoot,
+                                                  args["socket"].as<std::string>(),
+                                                  args["state-dir"].as<std::string>(),
+                                                  args["policy-dir"].as<std::string>(),
+                                                  args["cgroup-parent"].as<std::string>(),
+                                                  args.count("persist-secrets") != 0U};
     return egressd::daemon::controlDaemonCommand(control, proxy);
   }
   if (sub.empty() || sub == "daemon" || sub == "apply") {

@@ -21,9 +21,9 @@
 
 namespace egressd::daemon {
 
+using control::apiError;
 using control::ApiRequest;
 using control::ApiResponse;
-using control::apiError;
 
 namespace {
 
@@ -144,12 +144,12 @@ Result<SandboxManager::PolicyEntry> parseEntry(const std::string& yaml, const st
 
 Status checkRef(const SandboxManager::PolicyEntry& entry, const policy::HandlerRef& ref) {
   if (!entry.handlers || !entry.handlers->contains(ref.handler)) {
-    std::vector<std::string> names = entry.handlers ? entry.handlers->names()
-                                                    : std::vector<std::string>{};
-    return Error(kUnknownHandler,
-                 "unknown handler '" + ref.handler + "': policy " + entry.policy.name +
-                     (names.empty() ? " defines no outboundHandlers"
-                                    : " defines " + joined(names)));
+    std::vector<std::string> names =
+        entry.handlers ? entry.handlers->names() : std::vector<std::string>{};
+    return Error(
+        kUnknownHandler,
+        "unknown handler '" + ref.handler + "': policy " + entry.policy.name +
+            (names.empty() ? " defines no outboundHandlers" : " defines " + joined(names)));
   }
   auto params = entry.handlers->checkParams(ref.handler, ref.params);
   if (!params.ok()) {
@@ -262,9 +262,8 @@ Status SandboxManager::swapPolicies(std::map<std::string, PolicyEntry> next,
     }
     auto compiled = compile(record, it->second);
     if (!compiled.ok()) {
-      return Error(compiled.error().code(),
-                   "policy " + record.policyName + " for sandbox " + id + ": " +
-                       compiled.error().message());
+      return Error(compiled.error().code(), "policy " + record.policyName + " for sandbox " + id +
+                                                ": " + compiled.error().message());
     }
     plan.emplace_back(&record, std::move(*compiled));
   }
@@ -420,8 +419,8 @@ void SandboxManager::reapDeniedSockets(SandboxRecord& record, const Compiled& co
   auto denied = [&](const sandbox::SocketInfo& s) {
     // Proxied connections (the kernel sent them to the proxy's loopback port) are judged
     // per request by the proxy; DNS goes to the pinned resolver whatever the rules say.
-    if (s.remotePort == 53 || (proxyPort != 0 && s.remotePort == proxyPort &&
-                               isLoopback(s.remote))) {
+    if (s.remotePort == 53 ||
+        (proxyPort != 0 && s.remotePort == proxyPort && isLoopback(s.remote))) {
       return false;
     }
     const auto protocol =
@@ -435,8 +434,7 @@ void SandboxManager::reapDeniedSockets(SandboxRecord& record, const Compiled& co
     return;
   }
   for (const sandbox::SocketInfo& s : *destroyed) {
-    spdlog::info("sandbox {}: ended {} (denied by the new rules)", record.id,
-                 sandbox::describe(s));
+    spdlog::info("sandbox {}: ended {} (denied by the new rules)", record.id, sandbox::describe(s));
   }
   record.closedSockets += destroyed->size();
 }
@@ -476,8 +474,8 @@ Status SandboxManager::armNew(SandboxRecord& record, const PolicyEntry& entry) {
   if (!compiled.ok()) {
     return std::move(compiled).error();
   }
-  auto armed = armWithPolicy(enforcer_, o, record.cgroupPath, compiled->effective,
-                             true, std::nullopt, false);
+  auto armed = armWithPolicy(enforcer_, o, record.cgroupPath, compiled->effective, true,
+                             std::nullopt, false);
   if (!armed.ok()) {
     return std::move(armed).error();
   }
@@ -538,8 +536,7 @@ ApiResponse SandboxManager::createSandbox(const ApiRequest& request) {
   if (netns->has_value()) {
     struct stat st {};
     if (::stat((*netns)->c_str(), &st) != 0) {
-      return apiError(400, "invalid_request",
-                      "netns " + **netns + ": " + std::strerror(errno));
+      return apiError(400, "invalid_request", "netns " + **netns + ": " + std::strerror(errno));
     }
     record.netns = **netns;
   }
@@ -548,8 +545,8 @@ ApiResponse SandboxManager::createSandbox(const ApiRequest& request) {
     return toApi(mount.error());
   }
   if (*createCgroup) {
-    std::string parent = options_.cgroupParent.empty() ? *mount + "/egressd"
-                                                       : options_.cgroupParent;
+    std::string parent =
+        options_.cgroupParent.empty() ? *mount + "/egressd" : options_.cgroupParent;
     auto resolvedParent = sandbox::resolveCgroupPath(parent);
     if (!resolvedParent.ok()) {
       if (options_.cgroupParent.empty() && ::mkdir(parent.c_str(), 0755) == 0) {
@@ -679,10 +676,9 @@ nlohmann::json SandboxManager::detailJson(const SandboxRecord& record) const {
     }
     const bool allowWritten = p.allowedHosts.present || record.overrides.allowedHosts.set ||
                               !record.overrides.allowedHosts.added.empty();
-    effective["allowedHosts"] =
-        allowWritten ? nlohmann::json(policy::effectiveHostList(p.allowedHosts,
-                                                                record.overrides.allowedHosts))
-                     : nlohmann::json(nullptr);
+    effective["allowedHosts"] = allowWritten ? nlohmann::json(policy::effectiveHostList(
+                                                   p.allowedHosts, record.overrides.allowedHosts))
+                                             : nlohmann::json(nullptr);
     effective["deniedHosts"] =
         policy::effectiveHostList(p.deniedHosts, record.overrides.deniedHosts);
     nlohmann::json byHost = nlohmann::json::array();
@@ -697,8 +693,8 @@ nlohmann::json SandboxManager::detailJson(const SandboxRecord& record) const {
       byHost.push_back(j);
     }
     effective["outboundByHost"] = byHost;
-    effective["outbound"] = record.overrides.outbound ? refJson(*record.overrides.outbound,
-                                                                "instance")
+    effective["outbound"] = record.overrides.outbound
+                                ? refJson(*record.overrides.outbound, "instance")
                             : p.outbound ? refJson(*p.outbound, "policy")
                                          : nlohmann::json(nullptr);
   }
@@ -741,8 +737,7 @@ nlohmann::json SandboxManager::detailJson(const SandboxRecord& record) const {
 
 namespace {
 
-policy::HostListOverride& listOf(policy::InstanceOverrides& o,
-                                 SandboxManager::HostListKind kind) {
+policy::HostListOverride& listOf(policy::InstanceOverrides& o, SandboxManager::HostListKind kind) {
   return kind == SandboxManager::HostListKind::kAllowed ? o.allowedHosts : o.deniedHosts;
 }
 
@@ -802,8 +797,8 @@ ApiResponse SandboxManager::removeHost(const std::string& id, HostListKind kind,
   return changeSandbox(id, [&](SandboxRecord& r) -> Status {
     EGRESSD_TRY(validHostEntry(host, listName(kind)));
     const PolicyEntry* entry = policyFor(r);
-    const policy::HostList& base = kind == HostListKind::kAllowed ? entry->policy.allowedHosts
-                                                                  : entry->policy.deniedHosts;
+    const policy::HostList& base =
+        kind == HostListKind::kAllowed ? entry->policy.allowedHosts : entry->policy.deniedHosts;
     policy::HostListOverride& list = listOf(r.overrides, kind);
     const auto current = policy::effectiveHostList(base, list);
     if (std::none_of(current.begin(), current.end(),
@@ -941,9 +936,9 @@ ApiResponse SandboxManager::listSecrets() {
   for (const auto& [policyName, entry] : policies_) {
     for (const auto& [name, source] : entry.policy.secrets) {
       const bool file = source.kind == policy::SecretSource::Kind::kFile;
-      list.push_back({{"name", name},
-                      {"source", "policy " + policyName + ": " + (file ? "file " : "env ") +
-                                     source.value}});
+      list.push_back(
+          {{"name", name},
+           {"source", "policy " + policyName + ": " + (file ? "file " : "env ") + source.value}});
     }
   }
   return ApiResponse{200, {{"secrets", list}}};
@@ -1057,7 +1052,18 @@ Status SandboxManager::restore() {
   if (state.is_discarded() || !state.is_object()) {
     return Error(EINVAL, statePath + ": not valid JSON; move it aside to start empty");
   }
-  for (const auto& [name, p] : state.value("policies", nlohmann::json::object()).items()) {
+  try {
+    return restoreFrom(state, statePath);
+  } catch (const nlohmann::json::exception& e) {
+    return Error(EINVAL, statePath + ": unexpected content (" + e.what() +
+                             "); move it aside to start empty");
+  }
+}
+
+Status SandboxManager::restoreFrom(const nlohmann::json& state, const std::string& statePath) {
+  // Named, not temporaries: items() iterates the object it was called on.
+  const nlohmann::json storedPolicies = state.value("policies", nlohmann::json::object());
+  for (const auto& [name, p] : storedPolicies.items()) {
     auto entry = parseEntry(p.value("yaml", ""), "api", true);
     if (!entry.ok()) {
       return Error(EINVAL, statePath + ": stored policy " + name + ": " + entry.error().message());
@@ -1066,7 +1072,8 @@ Status SandboxManager::restore() {
   }
   const nlohmann::json secrets = state.value("secrets", nlohmann::json::object());
   const nlohmann::json values = secrets.value("values", nlohmann::json::object());
-  for (const auto& name : secrets.value("names", nlohmann::json::array())) {
+  const nlohmann::json names = secrets.value("names", nlohmann::json::array());
+  for (const auto& name : names) {
     const std::string n = name.get<std::string>();
     if (options_.persistSecrets && values.contains(n)) {
       if (auto set = secrets_->set(n, values[n].get<std::string>()); !set.ok()) {
@@ -1077,11 +1084,13 @@ Status SandboxManager::restore() {
     }
   }
   if (!missingSecretNames_.empty()) {
-    spdlog::warn("secret values set through the API were not kept (--persist-secrets is off): "
-                 "{}; set them again",
-                 joined(missingSecretNames_));
+    spdlog::warn(
+        "secret values set through the API were not kept (--persist-secrets is off): "
+        "{}; set them again",
+        joined(missingSecretNames_));
   }
-  for (const auto& s : state.value("sandboxes", nlohmann::json::array())) {
+  const nlohmann::json storedSandboxes = state.value("sandboxes", nlohmann::json::array());
+  for (const auto& s : storedSandboxes) {
     SandboxRecord record;
     record.id = s.value("id", "");
     record.policyName = s.value("policy", "");
@@ -1091,8 +1100,8 @@ Status SandboxManager::restore() {
     auto overrides =
         policy::InstanceOverrides::fromJson(s.value("overrides", nlohmann::json::object()));
     if (!overrides.ok()) {
-      return Error(EINVAL, statePath + ": sandbox " + record.id + ": " +
-                               overrides.error().message());
+      return Error(EINVAL,
+                   statePath + ": sandbox " + record.id + ": " + overrides.error().message());
     }
     record.overrides = std::move(*overrides);
     struct stat cg {};

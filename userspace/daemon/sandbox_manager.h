@@ -120,6 +120,7 @@ class SandboxManager {
   Status swapPolicies(std::map<std::string, PolicyEntry> next, std::vector<std::string>* touched);
   nlohmann::json detailJson(const SandboxRecord& record) const;
   Status saveState() const;
+  Status restoreFrom(const nlohmann::json& state, const std::string& statePath);
   const PolicyEntry* policyFor(const SandboxRecord& record) const;
 
   ManagerOptions options_;

@@ -306,8 +306,7 @@ namespace {
 
 // Whether canonical label text holds exactly the label `needle` (name="escaped value").
 bool hasLabel(const std::string& labels, const std::string& needle) {
-  for (size_t at = labels.find(needle); at != std::string::npos;
-       at = labels.find(needle, at + 1)) {
+  for (size_t at = labels.find(needle); at != std::string::npos; at = labels.find(needle, at + 1)) {
     const bool startsLabel = at == 0 || labels[at - 1] == ',';
     const size_t end = at + needle.size();
     if (startsLabel && (end == labels.size() || labels[end] == ',')) {

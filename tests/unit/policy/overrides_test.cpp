@@ -22,7 +22,8 @@ outboundHandlers:
 
 TEST(OverridesTest, NoOverridesKeepThePolicysListsInFileOrder) {
   Policy base = parseOk(kBase);
-  EXPECT_EQ(hostListTexts(base.allowedHosts), (Strings{"github.com", "10.20.0.0/16", "*.npmjs.org"}));
+  EXPECT_EQ(hostListTexts(base.allowedHosts),
+            (Strings{"github.com", "10.20.0.0/16", "*.npmjs.org"}));
   auto effective = applyHostOverrides(base, InstanceOverrides{});
   ASSERT_TRUE(effective.ok());
   EXPECT_EQ(hostListTexts(effective->allowedHosts), hostListTexts(base.allowedHosts));
