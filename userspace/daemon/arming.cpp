@@ -21,6 +21,8 @@ Result<policy::Policy> loadPolicy(const std::string& file) {
   if (!handlers.ok()) {
     return std::move(handlers).error();
   }
+  policy->warnings.insert(policy->warnings.end(), (*handlers)->warnings().begin(),
+                          (*handlers)->warnings().end());
   for (const std::string& warning : policy->warnings) {
     spdlog::warn("{}", warning);
   }

@@ -133,6 +133,9 @@ Result<SandboxManager::PolicyEntry> parseEntry(const std::string& yaml, const st
   if (!compiled.ok()) {
     return std::move(compiled).error();
   }
+  // Handler actions that can never run (after an unconditional terminator, ...).
+  parsed->warnings.insert(parsed->warnings.end(), (*compiled)->warnings().begin(),
+                          (*compiled)->warnings().end());
   SandboxManager::PolicyEntry entry;
   entry.policy = std::move(*parsed);
   entry.handlers = std::move(*compiled);
