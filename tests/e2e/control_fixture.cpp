@@ -155,9 +155,14 @@ CurlResult curlInCgroup(const std::string& cgroup, const std::string& netns,
 
 Result<std::unique_ptr<CpSandbox>> CpSandbox::create(const test::ControlDaemon& daemon,
                                                      const std::string& id,
-                                                     const std::string& policy, bool createCgroup) {
+                                                     const std::string& policy, bool createCgroup,
+                                                     const std::string& netns) {
   std::unique_ptr<CpSandbox> sb(new CpSandbox(daemon, id));
+  sb->netns_ = netns;
   std::vector<std::string> args{"sandbox", "create", id, "--policy", policy};
+  if (!netns.empty()) {
+    args.insert(args.end(), {"--netns", netns});
+  }
   if (createCgroup) {
     args.push_back("--create-cgroup");
   } else {
@@ -205,11 +210,11 @@ test::CtlReply CpSandbox::show() const {
 }
 
 RunResult CpSandbox::run(const std::vector<std::string>& argv, milliseconds timeout) const {
-  return runGuarded(argv, cgroup_, "", timeout);
+  return runGuarded(argv, cgroup_, netns_, timeout);
 }
 
 CurlResult CpSandbox::curl(const std::vector<std::string>& args) const {
-  return curlInCgroup(cgroup_, "", args);
+  return curlInCgroup(cgroup_, netns_, args);
 }
 
 CurlResult CpSandbox::get(const std::string& host, int port, const std::string& ip,
@@ -378,14 +383,15 @@ std::function<bool(const json&)> auditMatch(const json& fields) {
   };
 }
 
-Result<test::Process> spawnInCgroup(const std::vector<std::string>& argv,
-                                    const std::string& cgroup) {
+Result<test::Process> spawnInCgroup(const std::vector<std::string>& argv, const std::string& cgroup,
+                                    const std::string& netns) {
   auto w = world();
   if (!w.ok()) {
     return std::move(w).error();
   }
   EGRESSD_TRY((*w)->net->checkExists());
-  return test::Process::spawn(test::SpawnOptions{.argv = argv, .cgroup = cgroup});
+  return test::Process::spawn(
+      test::SpawnOptions{.argv = argv, .cgroup = cgroup, .netnsPath = netns});
 }
 
 std::vector<std::string> filesContaining(const std::string& dir, const std::string& needle) {
@@ -448,8 +454,9 @@ void ControlPlaneTest::applyPolicy(const std::string& name, const std::string& y
 }
 
 std::unique_ptr<CpSandbox> ControlPlaneTest::sandbox(const std::string& id,
-                                                     const std::string& policy, bool createCgroup) {
-  auto sb = CpSandbox::create(*daemon_, id, policy, createCgroup);
+                                                     const std::string& policy, bool createCgroup,
+                                                     const std::string& netns) {
+  auto sb = CpSandbox::create(*daemon_, id, policy, createCgroup, netns);
   if (!sb.ok()) {
     ADD_FAILURE() << sb.error().message();
     return nullptr;

@@ -52,23 +52,28 @@ CurlResult curlInCgroup(const std::string& cgroup, const std::string& netns,
 class CpSandbox {
  public:
   // `egressctl sandbox create ID --policy POLICY` with a fresh TestCgroup (--cgroup) or
-  // --create-cgroup (the daemon makes <cgroup-parent>/<ID>).
+  // --create-cgroup (the daemon makes <cgroup-parent>/<ID>); `netns` (a netns file such as
+  // the world's sandbox netns) adds --netns NETNS, and run()/curl() then join it too.
   static Result<std::unique_ptr<CpSandbox>> create(const test::ControlDaemon& daemon,
                                                    const std::string& id, const std::string& policy,
-                                                   bool createCgroup = false);
+                                                   bool createCgroup = false,
+                                                   const std::string& netns = "");
   ~CpSandbox();
   CpSandbox(const CpSandbox&) = delete;
   CpSandbox& operator=(const CpSandbox&) = delete;
 
   const std::string& id() const { return id_; }
   const std::string& cgroup() const { return cgroup_; }
+  // The --netns it was created with ("" = the host's netns).
+  const std::string& netns() const { return netns_; }
   // The detail JSON `sandbox create` returned.
   const nlohmann::json& created() const { return created_; }
   // `egressctl --json -s ID ARGS...`.
   test::CtlReply ctl(const std::vector<std::string>& args) const;
   // `egressctl --json sandbox show ID`.
   test::CtlReply show() const;
-  // A command inside the sandbox (its cgroup), after checking the test network exists.
+  // A command inside the sandbox (its cgroup and netns), after checking the test network
+  // exists.
   RunResult run(const std::vector<std::string>& argv,
                 test::milliseconds timeout = test::milliseconds(15000)) const;
   CurlResult curl(const std::vector<std::string>& args) const;
@@ -84,6 +89,7 @@ class CpSandbox {
   const test::ControlDaemon* daemon_;
   std::string id_;
   std::string cgroup_;
+  std::string netns_;
   nlohmann::json created_;
   bool deleted_ = false;
 };
@@ -128,9 +134,10 @@ std::string markerHandlers(const std::vector<std::string>& names);
 // An audit-record predicate: every key of `fields` is present with that value.
 std::function<bool(const nlohmann::json&)> auditMatch(const nlohmann::json& fields);
 
-// A long-lived process inside `cgroup` (after checking the test network exists).
-Result<test::Process> spawnInCgroup(const std::vector<std::string>& argv,
-                                    const std::string& cgroup);
+// A long-lived process inside `cgroup` (and `netns` when not empty), after checking the test
+// network exists.
+Result<test::Process> spawnInCgroup(const std::vector<std::string>& argv, const std::string& cgroup,
+                                    const std::string& netns = "");
 
 // Recursively reads every regular file below `dir`; returns those whose content contains
 // `needle` (and the errors of files it could not read).
@@ -147,7 +154,7 @@ class ControlPlaneTest : public E2eTest {
   void applyPolicy(const std::string& name, const std::string& yaml);
   // A sandbox on the shared daemon; fails the test when it cannot be made.
   std::unique_ptr<CpSandbox> sandbox(const std::string& id, const std::string& policy,
-                                     bool createCgroup = false);
+                                     bool createCgroup = false, const std::string& netns = "");
 
   test::TestHttpOrigin* origin_ = nullptr;
   test::ControlDaemon* daemon_ = nullptr;
