@@ -1,6 +1,8 @@
 #include "daemon/arming.h"
 
+#include <signal.h>
 #include <spdlog/spdlog.h>
+#include <sys/signalfd.h>
 
 #include <atomic>
 
@@ -10,6 +12,16 @@
 #include "sandbox/cgroup.h"
 
 namespace egressd::daemon {
+
+UniqueFd blockDaemonSignals() {
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGHUP);
+  sigprocmask(SIG_BLOCK, &signals, nullptr);
+  return UniqueFd(::signalfd(-1, &signals, SFD_CLOEXEC));
+}
 
 Result<policy::Policy> loadPolicy(const std::string& file) {
   auto policy = policy::loadPolicyFile(file);

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "common/result.h"
+#include "common/unique_fd.h"
 #include "daemon/commands.h"
 #include "daemon/sandbox_request.h"
 #include "loader/enforcer.h"
@@ -19,6 +20,11 @@ struct Armed {
   std::optional<proxy::ListenerReservation> reservation;
   std::vector<std::string> ruleNames;
 };
+
+// Blocks SIGTERM, SIGINT and SIGHUP and returns a signalfd for them (invalid on failure,
+// errno set): a daemon takes its signals synchronously, so it blocks them before it starts
+// any thread.
+UniqueFd blockDaemonSignals();
 
 // loadPolicyFile, with its warnings logged.
 Result<policy::Policy> loadPolicy(const std::string& file);

@@ -10,6 +10,7 @@
 
 #include "common/unique_fd.h"
 #include "control/server.h"
+#include "daemon/arming.h"
 #include "daemon/commands.h"
 #include "daemon/control_routes.h"
 #include "daemon/sandbox_manager.h"
@@ -17,13 +18,7 @@
 namespace egressd::daemon {
 
 int controlDaemonCommand(const ControlDaemonOptions& o, const ProxyOptions& proxy) {
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGTERM);
-  sigaddset(&signals, SIGINT);
-  sigaddset(&signals, SIGHUP);
-  sigprocmask(SIG_BLOCK, &signals, nullptr);
-  UniqueFd sigFd(::signalfd(-1, &signals, SFD_CLOEXEC));
+  UniqueFd sigFd = blockDaemonSignals();
   if (!sigFd) {
     std::cerr << "egressd: signalfd: " << std::strerror(errno) << "\n";
     return kExitFailure;

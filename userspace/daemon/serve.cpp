@@ -50,14 +50,7 @@ std::variant<Inputs, int> loadInputs(const SandboxOptions& o) {
 }  // namespace
 
 int serveCommand(const SandboxOptions& o, const ProxyOptions& proxyOptions) {
-  // Signals are taken synchronously through a signalfd; block them before anything else.
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGTERM);
-  sigaddset(&signals, SIGINT);
-  sigaddset(&signals, SIGHUP);
-  sigprocmask(SIG_BLOCK, &signals, nullptr);
-  UniqueFd sigFd(::signalfd(-1, &signals, SFD_CLOEXEC));
+  UniqueFd sigFd = blockDaemonSignals();
   if (!sigFd) {
     std::cerr << "egressd: signalfd: " << std::strerror(errno) << "\n";
     return kExitFailure;
