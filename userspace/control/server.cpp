@@ -17,6 +17,7 @@
 #include <asio.hpp>
 
 #include "common/fs.h"
+#include "common/io_thread.h"
 #include "common/unique_fd.h"
 #include "control/wire.h"
 #include "http/http.h"
@@ -445,19 +446,7 @@ Result<std::unique_ptr<ControlServer>> ControlServer::start(const std::string& s
   fd.release();  // the acceptor owns it now
   asio::co_spawn(impl->io, acceptLoop(*impl->acceptor, std::move(router), ::geteuid()),
                  asio::detached);
-  Impl* raw = impl.get();
-  impl->thread = std::thread([raw] {
-    // Connection coroutines are detached and catch what handlers throw; this only keeps an
-    // unexpected exception from terminating the daemon over its control socket.
-    for (;;) {
-      try {
-        raw->io.run();
-        return;
-      } catch (const std::exception& e) {
-        spdlog::error("control API server: {}", e.what());
-      }
-    }
-  });
+  impl->thread = startIoThread(impl->io, "control API server");
   return std::unique_ptr<ControlServer>(new ControlServer(std::move(impl)));
 }
 

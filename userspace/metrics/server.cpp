@@ -17,6 +17,7 @@
 #include <asio.hpp>
 
 #include "common/fs.h"
+#include "common/io_thread.h"
 #include "common/unique_fd.h"
 
 namespace egressd::metrics {
@@ -366,19 +367,7 @@ Result<std::unique_ptr<MetricsServer>> MetricsServer::start(const std::string& a
                       : local.address().to_string() + ":" + std::to_string(local.port());
     asio::co_spawn(impl->io, acceptLoop(acceptor, registry), asio::detached);
   }
-  Impl* raw = impl.get();
-  impl->thread = std::thread([raw] {
-    // Connection coroutines are detached, so their exceptions never get here; this only
-    // keeps an unexpected one from terminating the daemon over its metrics endpoint.
-    for (;;) {
-      try {
-        raw->io.run();
-        return;
-      } catch (const std::exception& e) {
-        spdlog::error("metrics server: {}", e.what());
-      }
-    }
-  });
+  impl->thread = startIoThread(impl->io, "metrics server");
   return std::unique_ptr<MetricsServer>(new MetricsServer(std::move(impl)));
 }
 
