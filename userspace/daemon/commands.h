@@ -48,6 +48,11 @@ struct RunOptions {
   std::string cgroupParent;  // default: the cgroup v2 root
   bool allowIoUring = false;
   std::vector<std::string> command;
+  // --user NAME|UID[:GID]; empty: SUDO_UID's user, else nobody.
+  std::string user;
+  // --env NAME / NAME=VALUE and --env-file FILE, applied in that order (files first).
+  std::vector<std::string> env;
+  std::vector<std::string> envFiles;
   ProxyOptions proxy;
 };
 // A transient sandbox around one command; returns the command's exit code.

@@ -13,6 +13,7 @@
 #include "daemon/arming.h"
 #include "daemon/commands.h"
 #include "daemon/control_routes.h"
+#include "daemon/run_owner.h"
 #include "daemon/sandbox_manager.h"
 
 namespace egressd::daemon {
@@ -23,6 +24,9 @@ int controlDaemonCommand(const ControlDaemonOptions& o, const ProxyOptions& prox
     std::cerr << "egressd: signalfd: " << std::strerror(errno) << "\n";
     return kExitFailure;
   }
+
+  // `egressd run`s killed before their cleanup (their owner process is gone).
+  sweepOrphanRuns(proxy.runDir);
 
   ManagerOptions mo;
   mo.pinRoot = o.pinRoot;

@@ -5,6 +5,8 @@
 #include <sys/resource.h>
 
 #include <cstring>
+// --env NAME=VALUE is repeated, never split: a value may hold commas.
+#define CXXOPTS_VECTOR_DELIMITER '\0'
 #include <cxxopts.hpp>
 #include <iostream>
 
@@ -73,8 +75,18 @@ int main(int argc, char** argv) {
       "run: parent cgroup of the transient sandbox; daemon: where --create-cgroup makes them",
       cxxopts::value<std::string>()->default_value(""))(
       "allow-io-uring", "run: let the command use io_uring (its sockets bypass seccomp)")(
-      "audit-log", "audit JSON lines to FILE (\"-\" = stdout)",
+      "user",
+      "run: run the command as NAME|UID[:GID] (default: the sudo caller, else nobody; "
+      "root only when named, with a warning)",
       cxxopts::value<std::string>()->default_value(""))(
+      "env",
+      "run: NAME (pass egressd's value through) or NAME=VALUE for the command (repeatable); "
+      "the command otherwise gets PATH, TERM, LANG, LANGUAGE, LC_*, TZ, HOME, USER, LOGNAME",
+      cxxopts::value<std::vector<std::string>>())(
+      "env-file", "run: NAME=VALUE lines for the command's environment (repeatable)",
+      cxxopts::value<std::vector<std::string>>())("audit-log",
+                                                  "audit JSON lines to FILE (\"-\" = stdout)",
+                                                  cxxopts::value<std::string>()->default_value(""))(
       "metrics", "Prometheus endpoint: unix:/PATH or 127.0.0.1:PORT",
       cxxopts::value<std::string>()->default_value(""))(
       "upstream-resolver",
@@ -186,7 +198,16 @@ int main(int argc, char** argv) {
                                     args["cgroup-parent"].as<std::string>(),
                                     args.count("allow-io-uring") != 0U,
                                     command,
+                                    args["user"].as<std::string>(),
+                                    {},
+                                    {},
                                     proxy};
+    if (args.count("env") != 0U) {
+      run.env = args["env"].as<std::vector<std::string>>();
+    }
+    if (args.count("env-file") != 0U) {
+      run.envFiles = args["env-file"].as<std::vector<std::string>>();
+    }
     return egressd::daemon::runCommand(run);
   }
   std::cerr << "egressd: unknown command '" << sub << "'\n" << options.help() << "\n";

@@ -1,28 +1,54 @@
 // egressd run --policy FILE -- CMD ARGS: a transient sandbox around one command, with
 // an embedded enforcer and no separate daemon. The cgroup is armed before the command
 // starts (it is born inside the cgroup), and removed afterwards, also on Ctrl-C.
-// If egressd itself is killed, the pinned links keep the cgroup enforced (fail closed).
+// If egressd itself is killed, the pinned links keep the cgroup enforced (fail closed), and
+// the next run (or `egressd detach`, or a daemon's start) removes what it left (run_owner.h).
+//
+// The command cannot read what egressd injects for it: it runs as a non-root user (--user,
+// default the sudo caller or nobody) without capabilities, with the policy's secret files
+// and egressd's own directories hidden from its mount namespace, in a Landlock domain (no
+// ptrace or /proc/PID/environ of egressd or any process outside), and with an environment
+// built from an allowlist that never holds a secret-source variable.
 #include <spdlog/spdlog.h>
+#include <sys/prctl.h>
 #include <unistd.h>
 
 #include <iostream>
+#include <set>
 
 #include "common/scope_guard.h"
 #include "daemon/commands.h"
 #include "daemon/proxy_runtime.h"
+#include "daemon/run_env.h"
+#include "daemon/run_owner.h"
 #include "daemon/sandbox_request.h"
 #include "loader/enforcer.h"
 #include "loader/maps.h"
 #include "policy/policy.h"
 #include "proxy/listener_reservation.h"
 #include "sandbox/cgroup.h"
+#include "sandbox/hide.h"
+#include "sandbox/identity.h"
 #include "sandbox/spawn.h"
 
 extern char** environ;
 
 namespace egressd::daemon {
 
+namespace {
+
+// Where the daemon keeps state (persisted secrets among it) unless told otherwise.
+constexpr const char* kDefaultStateDir = "/var/lib/egressd";
+
+}  // namespace
+
 int runCommand(const RunOptions& o) {
+  // Not dumpable: /proc/<egressd>/{environ,mem,root,fd} need CAP_SYS_PTRACE, which the command
+  // lacks whatever its user (the Landlock domain refuses them too).
+  ::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+  const std::string runDir = o.proxy.runDir;
+  sweepOrphanRuns(runDir);
+
   auto policy = policy::loadPolicyFile(o.policyFile);
   if (!policy.ok()) {
     std::cerr << "egressd: " << policy.error().message() << "\n";
@@ -30,6 +56,41 @@ int runCommand(const RunOptions& o) {
   }
   for (const std::string& warning : policy->warnings) {
     spdlog::warn("{}", warning);
+  }
+
+  auto user = sandbox::resolveRunAsUser(o.user, ::getenv("SUDO_UID"), ::getenv("SUDO_GID"));
+  if (!user.ok()) {
+    std::cerr << "egressd: " << user.error().message() << "\n";
+    return kExitUsage;
+  }
+  if (user->isRoot()) {
+    spdlog::warn(
+        "--user root: the command runs as root (without the capabilities that bypass "
+        "enforcement); secret files stay hidden, but root can read any other root-only file "
+        "and raw devices");
+  }
+  std::set<std::string> secretVariables;
+  std::vector<std::string> secretFiles;
+  for (const auto& [name, source] : policy->secrets) {
+    if (source.kind == policy::SecretSource::Kind::kEnv) {
+      secretVariables.insert(source.value);
+    } else {
+      secretFiles.push_back(source.value);
+    }
+  }
+  RunEnvironmentInput envInput;
+  for (char** e = environ; *e != nullptr; ++e) {
+    envInput.inherited.emplace_back(*e);
+  }
+  envInput.secretVariables = secretVariables;
+  envInput.userName = user->name;
+  envInput.home = user->home;
+  envInput.envArgs = o.env;
+  envInput.envFiles = o.envFiles;
+  auto commandEnv = buildRunEnvironment(envInput);
+  if (!commandEnv.ok()) {
+    std::cerr << "egressd: " << commandEnv.error().message() << "\n";
+    return kExitUsage;
   }
 
   std::string parent = o.cgroupParent;
@@ -50,6 +111,19 @@ int runCommand(const RunOptions& o) {
   }
   const std::string id = "run-" + std::to_string(::getpid());
   const std::string cgroup = parent + "/egressd-" + id;
+  // The record comes first: whatever is created after it can be found again if we die.
+  auto startTime = processStartTime(::getpid());
+  if (!startTime.ok()) {
+    std::cerr << "egressd: " << startTime.error().message() << "\n";
+    return kExitFailure;
+  }
+  if (auto recorded =
+          writeRunOwner(runDir, RunOwner{id, ::getpid(), *startTime, cgroup, o.pinRoot});
+      !recorded.ok()) {
+    std::cerr << "egressd: " << recorded.error().message() << "\n";
+    return kExitFailure;
+  }
+  ScopeGuard forgetOwner([&] { removeRunOwner(runDir, id); });
   if (auto created = sandbox::createCgroup(cgroup); !created.ok()) {
     std::cerr << "egressd: " << created.error().message() << "\n";
     return kExitFailure;
@@ -110,10 +184,8 @@ int runCommand(const RunOptions& o) {
   spawn.argv = o.command;
   spawn.cgroupPath = cgroup;
   spawn.allowIoUring = o.allowIoUring;
-  for (char** e = environ; *e != nullptr; ++e) {
-    spawn.env.emplace_back(*e);
-  }
-  spawn.env.push_back("EGRESSD_SANDBOX=" + id);
+  spawn.env = std::move(*commandEnv);
+  setVariable(spawn.env, "EGRESSD_SANDBOX", id);
   // The command trusts the sandbox's interception CA without being told: variables that
   // add to the trust store get the CA, those that replace it get the system bundle + CA.
   if (const SandboxCaFiles ca = (*runtime)->caFiles(id); !ca.certificate.empty()) {
@@ -125,12 +197,32 @@ int runCommand(const RunOptions& o) {
         {"NODE_EXTRA_CA_CERTS", ca.certificate},
         {"EGRESSD_CA_CERT", ca.certificate}};
     for (const auto& [name, value] : trust) {
-      std::erase_if(spawn.env, [&name](const std::string& e) {
-        return e.size() > name.size() && e.compare(0, name.size(), name) == 0 &&
-               e[name.size()] == '=';
-      });
-      spawn.env.push_back(name + "=" + value);
+      setVariable(spawn.env, name, value);
     }
+  }
+  spawn.user = *user;
+  // Hidden from the command: each secret file of the policy (its directory is re-created
+  // without it), egressd's run directory but for this sandbox's CA files (the owner records
+  // and other sandboxes' files are not its business) and the daemon's default state directory.
+  auto hidden = sandbox::planHiding(secretFiles, {sandbox::KeepOnly{runDir, {"sandboxes/" + id}},
+                                                  sandbox::KeepOnly{kDefaultStateDir, {}}});
+  if (!hidden.ok()) {
+    std::cerr << "egressd: " << hidden.error().message() << "\n";
+    return kExitFailure;
+  }
+  for (const std::string& warning : hidden->warnings) {
+    spdlog::warn("{}", warning);
+  }
+  spawn.hiddenDirs = std::move(hidden->dirs);
+  UniqueFd landlock;
+  if (auto ruleset = sandbox::createLandlockIsolation(); ruleset.ok()) {
+    landlock = std::move(*ruleset);
+    spawn.landlockRulesetFd = landlock.get();
+  } else {
+    spdlog::warn(
+        "{}: the command can read /proc/PID/root and /proc/PID/environ of processes of its "
+        "own user outside the sandbox",
+        ruleset.error().message());
   }
 
   // Installed before the spawn so a Ctrl-C in between is delivered, not lost.

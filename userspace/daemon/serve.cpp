@@ -15,6 +15,7 @@
 #include "daemon/arming.h"
 #include "daemon/commands.h"
 #include "daemon/proxy_runtime.h"
+#include "daemon/run_owner.h"
 #include "daemon/sandbox_files.h"
 #include "daemon/sandbox_request.h"
 #include "loader/enforcer.h"
@@ -55,6 +56,9 @@ int serveCommand(const SandboxOptions& o, const ProxyOptions& proxyOptions) {
     std::cerr << "egressd: signalfd: " << std::strerror(errno) << "\n";
     return kExitFailure;
   }
+
+  // `egressd run`s killed before their cleanup (their owner process is gone).
+  sweepOrphanRuns(proxyOptions.runDir);
 
   auto inputs = loadInputs(o);
   if (const int* code = std::get_if<int>(&inputs)) {
@@ -168,6 +172,8 @@ int applyCommand(const SandboxOptions& o) {
 }
 
 int detachCommand(const std::string& id, const std::string& pinRoot, const std::string& runDir) {
+  // Also the orphans of killed `egressd run`s, whichever sandbox was named.
+  sweepOrphanRuns(runDir);
   loader::Enforcer enforcer(pinRoot);
   auto status = enforcer.detach(id);
   if (!status.ok()) {

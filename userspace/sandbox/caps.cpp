@@ -33,6 +33,14 @@ const std::vector<cap_value_t>& defaultDroppedCapabilities() {
   return kCaps;
 }
 
+std::vector<cap_value_t> allCapabilities() {
+  std::vector<cap_value_t> caps;
+  for (cap_value_t cap = 0; cap <= CAP_LAST_CAP; ++cap) {
+    caps.push_back(cap);
+  }
+  return caps;
+}
+
 std::string capabilityName(cap_value_t cap) {
   char* name = cap_to_name(cap);
   if (name == nullptr) {
@@ -91,6 +99,13 @@ CapabilityDrop::~CapabilityDrop() {
 }
 
 int CapabilityDrop::apply(const char** failedStep) const noexcept {
+  if (int err = dropBoundingAndAmbient(failedStep); err != 0) {
+    return err;
+  }
+  return applySets(failedStep);
+}
+
+int CapabilityDrop::dropBoundingAndAmbient(const char** failedStep) const noexcept {
   // Bounding first, while CAP_SETPCAP is still effective: for root, execve(2) refills the
   // permitted set from the bounding set, so this is the drop that survives exec.
   for (cap_value_t cap : caps_) {
@@ -107,6 +122,10 @@ int CapabilityDrop::apply(const char** failedStep) const noexcept {
       return errno;
     }
   }
+  return 0;
+}
+
+int CapabilityDrop::applySets(const char** failedStep) const noexcept {
   if (cap_set_proc(target_) != 0) {
     *failedStep = "capset";
     return errno;

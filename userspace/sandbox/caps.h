@@ -15,6 +15,8 @@ namespace egressd::sandbox {
 // What a sandboxed command loses unless the caller says otherwise. Each entry is a way
 // around egressd's enforcement (reasons in caps.cpp).
 const std::vector<cap_value_t>& defaultDroppedCapabilities();
+// Every capability the headers know: what a command running as a non-root user loses.
+std::vector<cap_value_t> allCapabilities();
 
 // "cap_net_raw" for messages; "cap_<n>" for numbers libcap does not know.
 std::string capabilityName(cap_value_t cap);
@@ -34,6 +36,11 @@ class CapabilityDrop {
   // Applies the drop to the calling thread. Async-signal-safe: no allocation. Returns 0, or
   // an errno value with *failedStep naming the step ("prctl(PR_CAPBSET_DROP)", …).
   int apply(const char** failedStep) const noexcept;
+  // apply() in two halves, for a child that changes its uid in between: the bounding and
+  // ambient drop needs CAP_SETPCAP (so comes first, as root); the capset of the remaining
+  // sets comes after setresuid (which needs CAP_SETUID).
+  int dropBoundingAndAmbient(const char** failedStep) const noexcept;
+  int applySets(const char** failedStep) const noexcept;
 
  private:
   CapabilityDrop() = default;

@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <linux/close_range.h>
+#include <linux/landlock.h>
 #include <linux/sched.h>
 #include <sched.h>
 #include <sys/mount.h>
@@ -15,6 +16,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
+#include <climits>
 #include <cstring>
 #include <optional>
 #include <sstream>
@@ -31,6 +33,21 @@ namespace egressd::sandbox {
 namespace {
 
 // Everything the child needs, prepared by the parent: the child only reads it.
+struct ChildEntry {
+  const char* relative;
+  const char* absolute;
+  const char* linkTarget;
+  HiddenEntry::Kind kind;
+  bool bind;
+};
+
+struct ChildHiddenDir {
+  const char* dir;
+  const char* tmpfsOptions;
+  const ChildEntry* entries;
+  size_t entryCount;
+};
+
 struct ChildPlan {
   const char* path = nullptr;
   char* const* argv = nullptr;
@@ -43,6 +60,16 @@ struct ChildPlan {
   bool newMountNs = false;
   const char* const* hidePaths = nullptr;
   size_t hideCount = 0;
+  const ChildHiddenDir* hiddenDirs = nullptr;
+  size_t hiddenDirCount = 0;
+  bool changeUser = false;
+  uid_t uid = 0;
+  gid_t gid = 0;
+  const gid_t* groups = nullptr;
+  size_t groupCount = 0;
+  const char* cwd = nullptr;   // entered after the mounts (nullptr: stay)
+  const char* home = nullptr;  // fallback for cwd
+  int landlockFd = -1;
   bool newCgroupNs = false;
   const char* const* cgroup2Mounts = nullptr;  // remounted from inside the cgroup namespace
   size_t cgroup2MountCount = 0;
@@ -78,6 +105,61 @@ void copyTruncated(char* dst, size_t cap, const char* src) {
   ssize_t ignored = ::write(plan.errFd, &report, sizeof(report));
   (void)ignored;
   ::_exit(127);
+}
+
+// Replaces `h.dir` by an empty tmpfs that shows only the planned entries: directories and
+// files bound from the real directory (reached through the cwd, which stays on it while the
+// tmpfs covers its path), symlinks re-created. A directory already out of sight (inside one
+// hidden before) is skipped: there is nothing to show there.
+void hideDirectory(const ChildPlan& plan, const ChildHiddenDir& h) noexcept {
+  if (::chdir(h.dir) != 0) {
+    if (errno == ENOENT) {
+      return;
+    }
+    childFail(plan, errno, "chdir (hiding)", h.dir);
+  }
+  if (::mount("egressd-hide", h.dir, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, h.tmpfsOptions) !=
+      0) {
+    childFail(plan, errno, "mount tmpfs over", h.dir);
+  }
+  const mode_t oldUmask = ::umask(022);  // placeholders 0755/0644 whatever the caller's umask
+  for (size_t i = 0; i < h.entryCount; ++i) {
+    const ChildEntry& e = h.entries[i];
+    int rc = 0;
+    switch (e.kind) {
+      case HiddenEntry::Kind::kDir:
+        rc = ::mkdir(e.absolute, 0755);
+        break;
+      case HiddenEntry::Kind::kFile:
+        rc = ::mknod(e.absolute, S_IFREG | 0644, 0);
+        break;
+      case HiddenEntry::Kind::kSymlink:
+        rc = ::symlink(e.linkTarget, e.absolute);
+        break;
+    }
+    if (rc != 0 && errno != EEXIST) {
+      childFail(plan, errno, "placeholder (hiding)", e.absolute);
+    }
+    if (e.bind && ::mount(e.relative, e.absolute, nullptr, MS_BIND | MS_REC, nullptr) != 0) {
+      if (errno != ENOENT) {
+        childFail(plan, errno, "bind (hiding)", e.absolute);
+      }
+      // Removed since the plan was made: no placeholder in its place either.
+      if (e.kind == HiddenEntry::Kind::kDir) {
+        ::rmdir(e.absolute);
+      } else {
+        ::unlink(e.absolute);
+      }
+    }
+  }
+  if (::mount(nullptr, h.dir, nullptr,
+              MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, nullptr) != 0) {
+    childFail(plan, errno, "remount read-only (hiding)", h.dir);
+  }
+  ::umask(oldUmask);
+  if (::chdir("/") != 0) {
+    childFail(plan, errno, "chdir /");
+  }
 }
 
 // Runs between clone and execve: syscalls and async-signal-safe calls only.
@@ -128,6 +210,9 @@ void copyTruncated(char* dst, size_t cap, const char* src) {
         childFail(plan, errno, "mount tmpfs over bpffs", plan.hidePaths[i]);
       }
     }
+    for (size_t i = 0; i < plan.hiddenDirCount; ++i) {
+      hideDirectory(plan, plan.hiddenDirs[i]);
+    }
   }
   if (plan.newCgroupNs && ::unshare(CLONE_NEWCGROUP) != 0) {
     childFail(plan, errno, "unshare(CLONE_NEWCGROUP)");
@@ -148,18 +233,53 @@ void copyTruncated(char* dst, size_t cap, const char* src) {
       childFail(plan, errno, "mount cgroup2 (namespace view) on", plan.cgroup2Mounts[i]);
     }
   }
+  const char* step = "";
   if (plan.caps != nullptr) {
-    const char* step = "";
-    if (int err = plan.caps->apply(&step); err != 0) {
+    if (int err = plan.caps->dropBoundingAndAmbient(&step); err != 0) {
       childFail(plan, err, step);
     }
   }
-  if (plan.seccomp != nullptr) {
+  if (plan.changeUser) {
+    // Raw syscalls: glibc's wrappers would try to change every thread of the parent it
+    // still believes we have (clone3 bypassed its bookkeeping).
+    if (::syscall(SYS_setgroups, plan.groupCount, plan.groups) != 0) {
+      childFail(plan, errno, "setgroups");
+    }
+    if (::syscall(SYS_setresgid, plan.gid, plan.gid, plan.gid) != 0) {
+      childFail(plan, errno, "setresgid");
+    }
+    if (::syscall(SYS_setresuid, plan.uid, plan.uid, plan.uid) != 0) {
+      childFail(plan, errno, "setresuid");
+    }
+    // A change of credentials clears the parent-death signal: set it again.
+    if (::prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) != 0) {
+      childFail(plan, errno, "prctl(PR_SET_PDEATHSIG) after setresuid");
+    }
+    if (::getppid() != plan.parentPid) {
+      childFail(plan, ESRCH, "parent exited before the command started");
+    }
+  }
+  if (plan.caps != nullptr) {
+    if (int err = plan.caps->applySets(&step); err != 0) {
+      childFail(plan, err, step);
+    }
+  }
+  // By path, as the command's user: the inherited cwd may be a directory a mount now covers.
+  if (plan.cwd != nullptr && ::chdir(plan.cwd) != 0 &&
+      (plan.home == nullptr || ::chdir(plan.home) != 0) && ::chdir("/") != 0) {
+    childFail(plan, errno, "chdir");
+  }
+  if (plan.seccomp != nullptr || plan.landlockFd >= 0) {
     // Required to install a filter without CAP_SYS_ADMIN (just dropped), and keeps setuid and
     // file-capability binaries from handing back what was dropped.
     if (::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) {
       childFail(plan, errno, "prctl(PR_SET_NO_NEW_PRIVS)");
     }
+  }
+  if (plan.landlockFd >= 0 && ::syscall(SYS_landlock_restrict_self, plan.landlockFd, 0U) != 0) {
+    childFail(plan, errno, "landlock_restrict_self");
+  }
+  if (plan.seccomp != nullptr) {
     if (int err = plan.seccomp->install(); err != 0) {
       childFail(plan, err, "seccomp(SECCOMP_SET_MODE_FILTER)");
     }
@@ -348,9 +468,33 @@ Result<pid_t> spawnInCgroup(const SpawnOptions& options) {
   for (const auto& p : cgroup2Paths) {
     cgroup2Ptrs.push_back(p.c_str());
   }
+  std::vector<ChildHiddenDir> hiddenDirs;
+  std::vector<std::vector<ChildEntry>> hiddenEntries;
+  if (!options.hiddenDirs.empty() && !options.newMountNamespaceHidingBpffs) {
+    return Error(EINVAL, "spawn " + name + ": hiding directories needs a mount namespace");
+  }
+  hiddenEntries.reserve(options.hiddenDirs.size());
+  for (const HiddenDir& h : options.hiddenDirs) {
+    std::vector<ChildEntry>& entries = hiddenEntries.emplace_back();
+    for (const HiddenEntry& e : h.entries) {
+      entries.push_back(
+          ChildEntry{e.relative.c_str(), e.absolute.c_str(), e.linkTarget.c_str(), e.kind, e.bind});
+    }
+    hiddenDirs.push_back(
+        ChildHiddenDir{h.dir.c_str(), h.tmpfsOptions.c_str(), entries.data(), entries.size()});
+  }
+  std::string cwd = options.cwd;
+  if (cwd.empty() && options.newMountNamespaceHidingBpffs) {
+    char buf[PATH_MAX];
+    if (::getcwd(buf, sizeof(buf)) != nullptr) {
+      cwd = buf;
+    }
+  }
+  const bool nonRoot = options.user.has_value() && !options.user->isRoot();
   std::optional<CapabilityDrop> caps;
-  if (options.dropCapabilities) {
-    auto prepared = CapabilityDrop::prepare(defaultDroppedCapabilities());
+  if (options.dropCapabilities || nonRoot) {
+    auto prepared =
+        CapabilityDrop::prepare(nonRoot ? allCapabilities() : defaultDroppedCapabilities());
     if (!prepared.ok()) {
       return std::move(prepared).error().wrap("sandbox setup");
     }
@@ -387,6 +531,18 @@ Result<pid_t> spawnInCgroup(const SpawnOptions& options) {
   plan.newMountNs = options.newMountNamespaceHidingBpffs;
   plan.hidePaths = hidePtrs.data();
   plan.hideCount = hidePtrs.size();
+  plan.hiddenDirs = hiddenDirs.data();
+  plan.hiddenDirCount = hiddenDirs.size();
+  if (options.user) {
+    plan.changeUser = true;
+    plan.uid = options.user->uid;
+    plan.gid = options.user->gid;
+    plan.groups = options.user->groups.data();
+    plan.groupCount = options.user->groups.size();
+    plan.home = options.user->home.empty() ? nullptr : options.user->home.c_str();
+  }
+  plan.cwd = cwd.empty() ? nullptr : cwd.c_str();
+  plan.landlockFd = options.landlockRulesetFd;
   plan.newCgroupNs = options.newCgroupNamespace;
   plan.cgroup2Mounts = cgroup2Ptrs.data();
   plan.cgroup2MountCount = cgroup2Ptrs.size();
@@ -487,6 +643,35 @@ Result<pid_t> spawnInCgroup(const SpawnOptions& options) {
     what += std::string(" ") + report.detail;
   }
   return systemError(report.err, what);
+}
+
+Result<UniqueFd> createLandlockIsolation() {
+  const long abi =
+      ::syscall(SYS_landlock_create_ruleset, nullptr, 0, LANDLOCK_CREATE_RULESET_VERSION);
+  if (abi < 0) {
+    return lastSystemError("landlock");
+  }
+  struct {
+    uint64_t handled_access_fs;
+    uint64_t handled_access_net;
+    uint64_t scoped;
+  } attr{};
+  // Handling only the creation of device nodes, with no rule allowing it anywhere: the
+  // domain exists (that is what isolates ptrace), and nothing ordinary is refused.
+  attr.handled_access_fs = LANDLOCK_ACCESS_FS_MAKE_CHAR | LANDLOCK_ACCESS_FS_MAKE_BLOCK;
+  size_t size = sizeof(uint64_t);
+  if (abi >= 4) {
+    size = 2 * sizeof(uint64_t);
+  }
+  if (abi >= 6) {
+    attr.scoped = 2;  // LANDLOCK_SCOPE_SIGNAL (not in Debian 12's headers)
+    size = sizeof(attr);
+  }
+  UniqueFd fd(static_cast<int>(::syscall(SYS_landlock_create_ruleset, &attr, size, 0U)));
+  if (!fd) {
+    return lastSystemError("landlock_create_ruleset");
+  }
+  return fd;
 }
 
 Result<int> waitForExit(pid_t pid) {

@@ -12,10 +12,14 @@
 
 #include <array>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "common/result.h"
+#include "common/unique_fd.h"
+#include "sandbox/hide.h"
+#include "sandbox/identity.h"
 
 namespace egressd::sandbox {
 
@@ -43,6 +47,21 @@ struct SpawnOptions {
   // namespace boundary itself only when cgroup2 is mounted with nsdelegate; without it, the
   // remounted cgroup2 view above is what leaves nothing outside the subtree to write to.
   bool newCgroupNamespace = true;
+  // Directories replaced in the command's mount namespace (see hide.h); needs
+  // newMountNamespaceHidingBpffs.
+  std::vector<HiddenDir> hiddenDirs;
+  // Who the command runs as: setgroups/setresgid/setresuid after the mounts. A non-root user
+  // also loses every capability (dropCapabilities then drops allCapabilities()); root keeps
+  // what dropCapabilities leaves. Unset: the caller's identity.
+  std::optional<RunAsUser> user;
+  // The command's working directory, entered by path once the mounts are in place (a
+  // directory inherited from the caller could be one that a mount now covers). If it cannot
+  // be entered as the command's user: the user's home, then "/". Empty: the caller's cwd.
+  std::string cwd;
+  // A Landlock ruleset (createLandlockIsolation()) to enforce on the command: it can then
+  // neither ptrace nor read /proc/PID/{root,environ,mem,fd} of processes outside the sandbox,
+  // nor signal them. -1: none.
+  int landlockRulesetFd = -1;
   // stdio for the command; -1 inherits the caller's.
   int stdinFd = -1;
   int stdoutFd = -1;
@@ -52,6 +71,12 @@ struct SpawnOptions {
   // and only then lets the child continue. Both paths are tested.
   bool allowClone3 = true;
 };
+
+// A Landlock ruleset that restricts nothing on the file system of note (creating device
+// nodes) but makes a domain: a process inside it cannot ptrace (or read the /proc files
+// guarded like ptrace of) processes outside, and, where the kernel has Landlock ABI 6, cannot
+// signal them. ENOSYS/EOPNOTSUPP when the kernel has no Landlock (or it is disabled).
+Result<UniqueFd> createLandlockIsolation();
 
 // Starts the command and returns its pid once it has exec'd (or an Error like "sandbox setup:
 // unshare(CLONE_NEWCGROUP): Operation not permitted" after reaping the failed child). The
