@@ -383,6 +383,10 @@ std::string renderDetail(const json& body) {
     }
   }
   row("kernel counters:", kernel.empty() ? "(none yet)" : kernel);
+  for (const json& warning : member(body, "warnings")) {
+    out << "  warning: " << (warning.is_string() ? warning.get<std::string>() : warning.dump())
+        << "\n";
+  }
   return out.str();
 }
 

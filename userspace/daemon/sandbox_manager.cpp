@@ -6,6 +6,8 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <set>
@@ -662,6 +664,41 @@ ApiResponse SandboxManager::showSandbox(const std::string& id) {
   return ApiResponse{200, detailJson(it->second)};
 }
 
+namespace {
+
+// Secret files that a process of a daemon sandbox could read: egressd does not start those
+// processes, so it cannot hide the files or pick their user (as `egressd run` does); all it
+// can do is say so. Readable by non-root = not owned by root, or group/other may read.
+nlohmann::json secretFileWarnings(const policy::Policy& p, const std::string& sandboxId) {
+  nlohmann::json warnings = nlohmann::json::array();
+  for (const auto& [name, source] : p.secrets) {
+    if (source.kind != policy::SecretSource::Kind::kFile) {
+      continue;
+    }
+    std::string path = source.value;
+    for (size_t pos = path.find("${sandbox}"); pos != std::string::npos;
+         pos = path.find("${sandbox}", pos + sandboxId.size())) {
+      path.replace(pos, std::strlen("${sandbox}"), sandboxId);
+    }
+    struct stat st {};
+    if (::stat(path.c_str(), &st) != 0) {
+      continue;
+    }
+    if (st.st_uid != 0 || (st.st_mode & 0044) != 0) {
+      char mode[8];
+      std::snprintf(mode, sizeof(mode), "%04o", static_cast<unsigned>(st.st_mode & 07777));
+      warnings.push_back("secret " + name + ": file " + path + " (mode " + mode + ", owner uid " +
+                         std::to_string(st.st_uid) +
+                         ") is readable by non-root users: a process of this sandbox running as "
+                         "such a user can read the secret egressd injects (make it root-owned "
+                         "0600, or 0400)");
+    }
+  }
+  return warnings;
+}
+
+}  // namespace
+
 nlohmann::json SandboxManager::detailJson(const SandboxRecord& record) const {
   const PolicyEntry* entry = policyFor(record);
   nlohmann::json effective = nlohmann::json::object();
@@ -730,6 +767,8 @@ nlohmann::json SandboxManager::detailJson(const SandboxRecord& record) const {
           {"proxyPort", record.proxy.port},
           {"overrides", overrides},
           {"effective", effective},
+          {"warnings", entry != nullptr ? secretFileWarnings(entry->policy, record.id)
+                                        : nlohmann::json::array()},
           {"counters",
            {{"openConnections", runtime_->openConnections(record.id)},
             {"kernel", kernel},
