@@ -611,6 +611,41 @@ class ControlPlaneOwnDaemon : public ControlPlane {
   std::optional<test::TestCgroup> parent_;  // declared before every daemon: removed last
 };
 
+// Issue 12: egressd does not start a daemon sandbox's processes, so it cannot hide a secret
+// file from them or choose their user; `sandbox show` says when a secret file (after
+// ${sandbox}) is readable by non-root users, and stays quiet for a root-only one.
+TEST_F(ControlPlane, SandboxShowWarnsAboutSecretFilesReadableByNonRoot) {
+  auto dir = test::TempDir::createOrThrow();
+  const std::string id = "secret-warn";
+  ASSERT_OK_AND_ASSIGN(std::string open, dir.writeFile("open-" + id, "token-a\n"));
+  ASSERT_OK_AND_ASSIGN(std::string owned, dir.writeFile("owned", "token-b\n"));
+  ASSERT_OK_AND_ASSIGN(std::string closed, dir.writeFile("closed", "token-c\n"));
+  ASSERT_EQ(::chmod(open.c_str(), 0644), 0);
+  ASSERT_EQ(::chmod(owned.c_str(), 0600), 0);
+  ASSERT_EQ(::chown(owned.c_str(), 65534, 65534), 0);
+  ASSERT_EQ(::chmod(closed.c_str(), 0600), 0);
+  PolicySpec s;
+  s.name = "secret-warn";
+  s.extraYaml = "secrets:\n  OPEN: {file: \"" + dir.path() +
+                "/open-${sandbox}\"}\n  OWNED: {file: " + owned + "}\n  CLOSED: {file: " + closed +
+                "}\n";
+  applyPolicy(s.name, cpPolicy(s));
+  auto sb = sandbox(id, s.name);
+  ASSERT_TRUE(sb);
+  test::CtlReply show = sb->show();
+  ASSERT_TRUE(show.ok()) << show.describe();
+  std::string warnings;
+  for (const auto& w : show.body["warnings"]) {
+    warnings += w.get<std::string>() + "\n";
+  }
+  EXPECT_TRUE(contains(warnings, "secret OPEN: file " + open + " (mode 0644")) << show.body;
+  EXPECT_TRUE(contains(warnings, "secret OWNED: file " + owned + " (mode 0600, owner uid 65534"))
+      << show.body;
+  EXPECT_FALSE(contains(warnings, "CLOSED")) << show.body;
+  RunResult human = daemon().ctl({"sandbox", "show", id});
+  EXPECT_TRUE(contains(human.out, "warning: secret OPEN: file " + open)) << human.describe();
+}
+
 // SIGTERM, while down enforcement stays (proxied ports refused, kernel denials in force),
 // restart with the same state: sandboxes, overrides, applied policies and secret names are
 // back and behave as before. API-set secret values are not kept without --persist-secrets.
