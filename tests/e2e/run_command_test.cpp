@@ -313,6 +313,12 @@ class RunSecretsTest : public RunCommandTest {
            std::to_string(outside) +
            "/environ\n"
            "t init-environ cat /proc/1/environ\n"
+           "if kill -0 $PPID 2>/dev/null; then echo signal-parent=ALLOWED; else echo "
+           "signal-parent=denied; fi\n"
+           "if kill -0 " +
+           std::to_string(outside) +
+           " 2>/dev/null; then echo signal-outside=ALLOWED; "
+           "else echo signal-outside=denied; fi\n"
            "t run-dir ls " +
            kRunDir +
            "/runs\n"
@@ -337,10 +343,10 @@ class RunSecretsTest : public RunCommandTest {
 };
 
 const std::vector<std::string> kLeakLabels = {
-    "direct",       "root-file",      "per-sandbox",  "proc-self-root",
-    "backup-link",  "link-elsewhere", "cwd",          "parent-environ",
-    "parent-root",  "parent-mem",     "outside-root", "outside-environ",
-    "init-environ", "run-dir"};
+    "direct",       "root-file",      "per-sandbox",   "proc-self-root",
+    "backup-link",  "link-elsewhere", "cwd",           "parent-environ",
+    "parent-root",  "parent-mem",     "outside-root",  "outside-environ",
+    "init-environ", "run-dir",        "signal-parent", "signal-outside"};
 
 // Every way to a secret file or egressd's environment from inside the command, as the
 // default user (nobody here: no SUDO_UID) and as an explicit `--user root`. Old code ran the
