@@ -481,6 +481,37 @@ TEST_F(RunSecretsTest, EnvironmentIsAnAllowlistWithoutSecretSources) {
   }
 }
 
+// What the command cannot read, egressd still injects: the hidden file (read by egressd in its
+// own mount namespace) and the variable removed from the command's environment.
+TEST_F(RunSecretsTest, HiddenSecretsAreStillInjected) {
+  ASSERT_OK(httpOrigin());
+  PolicySpec spec;
+  spec.proxyPorts = std::vector<int>{kHttp, kHttps, kHttpOrigin};
+  spec.extraYaml =
+      "secrets:\n  TOK: {file: " + secrets_ + "/token}\n  ENVTOK: {env: RT_ENV_SECRET}\n" +
+      "outboundByHost:\n  inject.allowed.test: inject\noutboundHandlers:\n  inject:\n" +
+      "    - setHeader: { name: Authorization, value: \"Bearer ${secret:TOK}\" }\n" +
+      "    - setHeader: { name: X-Env-Token, value: \"${secret:ENVTOK}\" }\n";
+  ASSERT_OK_AND_ASSIGN(policy_, dir_->writeFile("inject-policy.yaml", policyYaml(spec)));
+  const std::string port = std::to_string(kHttpOrigin);
+  const std::string script =
+      "cat " + secrets_ +
+      "/token 2>/dev/null && echo LEAK; env | grep -q RT_ENV_SECRET && echo LEAK; " +
+      "curl --noproxy '*' -sS --max-time 10 --resolve inject.allowed.test:" + port + ":" +
+      w().ip4(3) + " http://inject.allowed.test:" + port + "/whoami";
+  auto r = runWithSecrets({"/bin/sh", "-c", script}, {"--user", "nobody"});
+  ASSERT_EQ(r.exitCode, 0) << r.describe();
+  EXPECT_EQ(r.out.find("LEAK"), std::string::npos) << r.describe();
+  const size_t brace = r.out.find('{');
+  ASSERT_NE(brace, std::string::npos) << r.describe();
+  auto who = nlohmann::json::parse(r.out.substr(brace), nullptr, false);
+  ASSERT_TRUE(who.is_object()) << r.describe();
+  // (The origin echoes the headers it got: that the sandbox then sees them is the proxy's
+  // business, issue 12 item 5; here they show what egressd sent.)
+  EXPECT_EQ(who["headers"].value("authorization", ""), "Bearer " + ownSecret_) << who.dump();
+  EXPECT_EQ(who["headers"].value("x-env-token", ""), envSecret_) << who.dump();
+}
+
 // Item 3: an `egressd run` killed before its cleanup leaves cgroup, pins and files (fail
 // closed); the next run and `egressd detach` remove them, never a live run's.
 TEST_F(RunCommandTest, KilledRunIsSweptByTheNextRunButALiveOneIsNot) {
