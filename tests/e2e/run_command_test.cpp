@@ -552,6 +552,33 @@ TEST_F(RunCommandTest, KilledRunIsSweptByTheNextRunButALiveOneIsNot) {
   ASSERT_OK(live->wait(test::milliseconds(10000)));
 }
 
+// A daemon's start sweeps too (the single-sandbox daemon here; the control-plane daemon calls
+// the same sweep before restoring its state).
+TEST_F(RunCommandTest, DaemonStartSweepsAKilledRun) {
+  auto killed = test::Process::spawn({.argv = runArgv({"/bin/sleep", "60"})});
+  ASSERT_OK(killed);
+  const std::string deadId = "run-" + std::to_string(killed->pid());
+  const std::string deadCg = parent_->path() + "/egressd-" + deadId;
+  for (int i = 0;
+       i < 200 && !(pathExists(deadCg + "/cgroup.procs") && !test::cgroupProcs(deadCg).empty());
+       ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  ASSERT_FALSE(test::cgroupProcs(deadCg).empty()) << killed->stderrText();
+  ASSERT_OK(killed->signal(SIGKILL));
+  ASSERT_OK(killed->wait(test::milliseconds(5000)));
+  ASSERT_TRUE(pathExists(deadCg));
+
+  ASSERT_OK_AND_ASSIGN(auto cg, test::TestCgroup::create());
+  PolicySpec spec;
+  ASSERT_OK_AND_ASSIGN(auto daemon, test::EgressdDaemon::start(
+                                        {.cgroup = cg.path(), .policyYaml = policyYaml(spec)}));
+  EXPECT_FALSE(pathExists(deadCg)) << daemon->logs();
+  EXPECT_FALSE(pathExists(pin_.path() + "/links/" + deadId)) << daemon->logs();
+  EXPECT_FALSE(pathExists(kRunDir + "/sandboxes/" + deadId)) << daemon->logs();
+  EXPECT_FALSE(pathExists(kRunDir + "/runs/" + deadId + ".json")) << daemon->logs();
+}
+
 // The owner is a pid AND its start time: a record whose pid now belongs to another process
 // (here: this test, with another start time) is an orphan; a record naming a cgroup that is
 // not egressd-<id> is never acted on. `egressd detach` sweeps too.
