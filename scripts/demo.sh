@@ -100,9 +100,15 @@ cat policy/examples/demo.yaml | sed 's/^/   | /'
 echo
 # --upstream-ca-file: egressd verifies the demo internet's certificates when it intercepts.
 # DEMO_ORIGIN_CA: the client verifies them itself on passed-through connections.
+# The command runs as nobody (egressd run's default without sudo), from an environment
+# allowlist: it gets the client and the CA in a directory it can read, and DEMO_ORIGIN_CA
+# through --env.
+chmod 0711 "$tmp"
+cp scripts/demo/client.py "$tmp/client.py"
+chmod 0644 "$tmp/client.py" "$tmp/origin-ca.crt"
 DEMO_ORIGIN_CA="$tmp/origin-ca.crt" "$egressd" run --policy policy/examples/demo.yaml \
-  --upstream-ca-file "$tmp/origin-ca.crt" --audit-log "$tmp/audit.log" \
-  -- python3 scripts/demo/client.py
+  --upstream-ca-file "$tmp/origin-ca.crt" --audit-log "$tmp/audit.log" --env DEMO_ORIGIN_CA \
+  -- python3 "$tmp/client.py"
 echo
 echo "The audit log (one JSON line per decision; kernel and proxy):"
 sed 's/^/  /' "$tmp/audit.log"
