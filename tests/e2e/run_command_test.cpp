@@ -305,7 +305,10 @@ class RunSecretsTest : public RunCommandTest {
            "t parent-root cat /proc/$PPID/root" +
            s +
            "/token\n"
-           "t parent-mem head -c 16 /proc/$PPID/mem\n"
+           "t parent-mem sh -c \"exec 3</proc/$PPID/mem && echo OPENED\"\n"
+           // Controls: the same probes on the command's own /proc succeed.
+           "t control-mem sh -c \"exec 3</proc/$$/mem && echo OPENED\"\n"
+           "t control-root sh -c \"ls /proc/$$/root/ | head -1\"\n"
            "t outside-root cat /proc/" +
            std::to_string(outside) + "/root" + s +
            "/token\n"
@@ -357,6 +360,14 @@ TEST_F(RunSecretsTest, SecretFilesAndEgressdProcAreOutOfReach) {
       {.argv = {"setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "sleep", "60"},
        .extraEnv = {"RT_ENV_SECRET=" + envSecret_}});
   ASSERT_OK(outside);
+  // Control: outside egressd run, the same user does reach the token through that process's
+  // /proc/PID/root (what the Landlock domain closes inside).
+  auto control = test::run(
+      {.argv = {"setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "cat",
+                "/proc/" + std::to_string(outside->pid()) + "/root" + secrets_ + "/token"}},
+      test::milliseconds(5000));
+  ASSERT_OK(control);
+  EXPECT_NE(control->out.find(ownSecret_), std::string::npos) << control->describe();
   for (const std::vector<std::string>& flags :
        {std::vector<std::string>{}, std::vector<std::string>{"--user", "root"}}) {
     const std::string who = flags.empty() ? "default user" : "--user root";
@@ -374,6 +385,8 @@ TEST_F(RunSecretsTest, SecretFilesAndEgressdProcAreOutOfReach) {
       EXPECT_EQ(lines[label], "denied") << who << ": " << label << ": " << r.describe();
     }
     EXPECT_TRUE(lines["ptrace"].starts_with("denied")) << who << ": " << r.describe();
+    EXPECT_EQ(lines["control-mem"], "READ:OPENED") << who << ": " << r.describe();
+    EXPECT_TRUE(lines["control-root"].starts_with("READ:")) << who << ": " << r.describe();
     // The rest of the directory is still there; the secret, its backup and every name the
     // ${sandbox} path could take are not.
     EXPECT_EQ(lines["notes"], "not a secret") << who << ": " << r.describe();
