@@ -32,7 +32,7 @@ extern char** environ;
 namespace egressd::sandbox {
 namespace {
 
-// Everything the child needs, prepared by the parent: the child only reads it.
+// A hidden directory's entry (hide.h), as C strings for the child.
 struct ChildEntry {
   const char* relative;
   const char* absolute;
@@ -48,6 +48,7 @@ struct ChildHiddenDir {
   size_t entryCount;
 };
 
+// Everything the child needs, prepared by the parent: the child only reads it.
 struct ChildPlan {
   const char* path = nullptr;
   char* const* argv = nullptr;
