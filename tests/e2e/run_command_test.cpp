@@ -453,6 +453,62 @@ TEST_F(RunSecretsTest, RotatedSecretFileStaysHidden) {
   EXPECT_NE(labelled(r->out)["after"].find("No such file"), std::string::npos) << r->describe();
 }
 
+// A Kubernetes-style secret volume: `token` -> `..data/token`, `..data` -> `..<timestamp>`,
+// rotated by swapping `..data` to a new directory. Neither the secret (under any of its names)
+// nor the rotated one is visible; the volume's other files are.
+TEST_F(RunSecretsTest, SymlinkedSecretVolumeStaysHiddenAcrossASwap) {
+  const std::string vol = secrets_ + "/vol";
+  ASSERT_EQ(::mkdir(vol.c_str(), 0755), 0);
+  ASSERT_EQ(::mkdir((vol + "/..2024").c_str(), 0755), 0);
+  writeOwned(vol + "/..2024/token", ownSecret_, kNobody, 0600);
+  writeOwned(vol + "/..2024/ca.crt", "public", 0, 0644);
+  ASSERT_EQ(::symlink("..2024", (vol + "/..data").c_str()), 0);
+  ASSERT_EQ(::symlink("..data/token", (vol + "/token").c_str()), 0);
+  ASSERT_EQ(::symlink("..data/ca.crt", (vol + "/ca.crt").c_str()), 0);
+  PolicySpec spec;
+  spec.extraYaml = "secrets:\n  K8S: {file: " + vol + "/token}\n";
+  ASSERT_OK_AND_ASSIGN(policy_, dir_->writeFile("k8s-policy.yaml", policyYaml(spec)));
+  const std::string started = shared_ + "/started";
+  const std::string rotated = shared_ + "/rotated";
+  const std::string probe =
+      "for f in token ..data/token ..2024/token ..2025/token; do "
+      "if v=$(cat " +
+      vol +
+      "/$f 2>/dev/null); then echo \"$1$f=READ:$v\"; "
+      "else echo \"$1$f=denied\"; fi; done; echo \"$1ca=$(cat " +
+      vol + "/ca.crt)\"";
+  const std::string script = "p() { " + probe + "; }; p before-; touch " + started +
+                             "; i=0; while [ ! -e " + rotated +
+                             " ] && [ $i -lt 200 ]; do sleep 0.05; i=$((i+1)); done; p after-; "
+                             "echo done=1";
+  auto p = test::Process::spawn({.argv = runArgv({"/bin/sh", "-c", script}, {"--user", "nobody"})});
+  ASSERT_OK(p);
+  for (int i = 0; i < 200 && !pathExists(started); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  ASSERT_TRUE(pathExists(started)) << p->stderrText();
+  const std::string fresh = "egressd-swapped-secret-" + std::to_string(::getpid());
+  ASSERT_EQ(::mkdir((vol + "/..2025").c_str(), 0755), 0);
+  writeOwned(vol + "/..2025/token", fresh, kNobody, 0600);
+  writeOwned(vol + "/..2025/ca.crt", "public", 0, 0644);
+  ASSERT_EQ(::symlink("..2025", (vol + "/..data_tmp").c_str()), 0);
+  ASSERT_EQ(::rename((vol + "/..data_tmp").c_str(), (vol + "/..data").c_str()), 0);
+  writeOwned(rotated, "", 0, 0644);
+  auto r = p->wait(test::milliseconds(20000));
+  ASSERT_OK(r);
+  auto lines = labelled(r->out);
+  ASSERT_EQ(lines["done"], "1") << r->describe();
+  for (const char* when : {"before-", "after-"}) {
+    for (const char* f : {"token", "..data/token", "..2024/token", "..2025/token"}) {
+      EXPECT_EQ(lines[std::string(when) + f], "denied") << when << f << ": " << r->describe();
+    }
+  }
+  EXPECT_EQ(lines["before-ca"], "public") << r->describe();
+  EXPECT_EQ(lines["after-ca"], "public") << r->describe();
+  EXPECT_EQ(r->out.find(ownSecret_), std::string::npos) << r->describe();
+  EXPECT_EQ(r->out.find(fresh), std::string::npos) << r->describe();
+}
+
 // Item 2: the env secret's variable never reaches the command, which starts from an
 // allowlist; --env / --env-file add to it, and naming a secret source is refused.
 TEST_F(RunSecretsTest, EnvironmentIsAnAllowlistWithoutSecretSources) {
