@@ -50,7 +50,10 @@ struct ChildHiddenDir {
 
 // Everything the child needs, prepared by the parent: the child only reads it.
 struct ChildPlan {
-  const char* path = nullptr;
+  // Every PATH match, in order: the child tries them as the command's user, the way execvp
+  // does, so a match that user cannot reach (a 0700 home's shims) falls through to the next.
+  const char* const* paths = nullptr;
+  size_t pathCount = 0;
   char* const* argv = nullptr;
   char* const* envp = nullptr;
   pid_t parentPid = 0;
@@ -317,15 +320,27 @@ void hideDirectory(const ChildPlan& plan, const ChildHiddenDir& h) noexcept {
   sigset_t none;
   sigemptyset(&none);
   ::sigprocmask(SIG_SETMASK, &none, nullptr);
-  ::execve(plan.path, plan.argv, plan.envp);
-  childFail(plan, errno, "execve", plan.path);
+  int firstDenied = -1;
+  for (size_t i = 0; i < plan.pathCount; ++i) {
+    ::execve(plan.paths[i], plan.argv, plan.envp);
+    if (errno != EACCES && errno != ENOENT && errno != ENOTDIR) {
+      childFail(plan, errno, "execve", plan.paths[i]);
+    }
+    if (errno == EACCES && firstDenied < 0) {
+      firstDenied = static_cast<int>(i);
+    }
+  }
+  const size_t reported = firstDenied >= 0 ? static_cast<size_t>(firstDenied) : 0;
+  childFail(plan, firstDenied >= 0 ? EACCES : ENOENT, "execve (as the command's user)",
+            plan.pathCount > 0 ? plan.paths[reported] : "");
 }
 
-// PATH lookup in the parent (execvp may allocate, and its errors would come too late).
-Result<std::string> resolveExecutable(const std::string& name,
-                                      const std::vector<std::string>& env) {
+// PATH lookup in the parent (execvp may allocate, and its errors would come too late): every
+// match, since which one the command's user may execute is only known after the switch.
+Result<std::vector<std::string>> resolveExecutable(const std::string& name,
+                                                   const std::vector<std::string>& env) {
   if (name.find('/') != std::string::npos) {
-    return name;  // execve reports what is wrong with it
+    return std::vector<std::string>{name};  // execve reports what is wrong with it
   }
   std::string path = "/usr/local/bin:/usr/bin:/bin";
   if (!env.empty()) {
@@ -339,15 +354,19 @@ Result<std::string> resolveExecutable(const std::string& name,
   }
   std::istringstream dirs(path);
   std::string dir;
+  std::vector<std::string> matches;
   while (std::getline(dirs, dir, ':')) {
     std::string candidate = (dir.empty() ? "." : dir) + "/" + name;
     struct stat st {};
     if (::stat(candidate.c_str(), &st) == 0 && S_ISREG(st.st_mode) &&
         ::access(candidate.c_str(), X_OK) == 0) {
-      return candidate;
+      matches.push_back(std::move(candidate));
     }
   }
-  return Error(ENOENT, "command not found: " + name + " (PATH=" + path + ")");
+  if (matches.empty()) {
+    return Error(ENOENT, "command not found: " + name + " (PATH=" + path + ")");
+  }
+  return matches;
 }
 
 // Mount points of `fsType` (plus `extra`), minus those below another one: covering the upper
@@ -521,8 +540,13 @@ Result<pid_t> spawnInCgroup(const SpawnOptions& options) {
   struct rlimit nofile {};
   ::getrlimit(RLIMIT_NOFILE, &nofile);
 
+  std::vector<const char*> exePaths;
+  for (const auto& candidate : *exe) {
+    exePaths.push_back(candidate.c_str());
+  }
   ChildPlan plan;
-  plan.path = exe->c_str();
+  plan.paths = exePaths.data();
+  plan.pathCount = exePaths.size();
   plan.argv = argv.data();
   plan.envp = options.env.empty() ? environ : envp.data();
   plan.parentPid = ::getpid();

@@ -816,5 +816,43 @@ TEST(CapsTest, NamesCapabilities) {
   EXPECT_EQ(defaultDroppedCapabilities().size(), 9u);
 }
 
+// A PATH match the command's user cannot reach (pyenv shims in root's 0700 home) must not hide
+// the next one: the lookup is execvp's, done as that user.
+TEST_F(SandboxTest, PathLookupFallsThroughEntriesTheUserCannotExecute) {
+  std::string dir = "/tmp/egressd-test-path-XXXXXX";
+  ASSERT_NE(::mkdtemp(dir.data()), nullptr);
+  ScopeGuard removeFiles([&] {
+    ::unlink((dir + "/id").c_str());
+    ::rmdir(dir.c_str());
+  });
+  ASSERT_TRUE(writeFileAtomic(dir + "/id", "#!/bin/sh\necho shadow\n", 0755).ok());
+  ASSERT_EQ(::chmod((dir + "/id").c_str(), 0755), 0);
+  ASSERT_EQ(::chmod(dir.c_str(), 0700), 0);
+  const std::string cg = makeCgroup();
+
+  SpawnOptions asRoot = options(cg, {"id", "-u"});
+  asRoot.env = {"PATH=" + dir + ":/usr/bin:/bin"};
+  Outcome root = run(asRoot);
+  EXPECT_EQ(root.status, 0) << root.err;
+  EXPECT_EQ(root.out, "shadow\n") << "root reaches the first match";
+
+  auto nobody = resolveRunAsUser("nobody", nullptr, nullptr);
+  ASSERT_TRUE(nobody.ok()) << nobody.error().message();
+  SpawnOptions asNobody = options(cg, {"id", "-u"});
+  asNobody.env = asRoot.env;
+  asNobody.user = *nobody;
+  Outcome user = run(asNobody);
+  EXPECT_EQ(user.status, 0) << user.err;
+  EXPECT_EQ(user.out, std::to_string(nobody->uid) + "\n") << "nobody falls through to /usr/bin/id";
+
+  SpawnOptions onlyHidden = options(cg, {"id"});
+  onlyHidden.env = {"PATH=" + dir};
+  onlyHidden.user = *nobody;
+  auto refused = spawnInCgroup(onlyHidden);
+  ASSERT_FALSE(refused.ok()) << "the only match is out of the user's reach";
+  EXPECT_NE(refused.error().message().find("Permission denied"), std::string::npos)
+      << refused.error().message();
+}
+
 }  // namespace
 }  // namespace egressd::sandbox
