@@ -1202,7 +1202,6 @@ TEST_F(HttpProxyTest, SilentUpstreamGives504AfterTheIoTimeout) {
   EXPECT_EQ(get(*sb, "allowed.test", w().ip4(3), "/stall?ms=100").status(), 200);
 }
 
-
 // --- requests egressd refuses or rewrites (issue 12, docs/security.md "Requests") --------
 
 // A request that asks to switch protocols, then a request for a denied host on the same
@@ -1240,10 +1239,10 @@ TEST_F(HttpProxyTest, OnlyAllowedUpgradeProtocolsAreForwarded) {
     SCOPED_TRACE(c.name);
     const std::string t = tag(c.name);
     const std::string tunnelled = tag(c.name + "-tunnelled");
-    auto x = upgradeThenDenied(*sb, originEndpoint(3),
-                               "GET /switch?tag=" + t + " " + c.version + "\r\nHost: " + host +
-                                   "\r\n" + c.head + "\r\n",
-                               tunnelled);
+    auto x = upgradeThenDenied(
+        *sb, originEndpoint(3),
+        "GET /switch?tag=" + t + " " + c.version + "\r\nHost: " + host + "\r\n" + c.head + "\r\n",
+        tunnelled);
     auto responses = x.responses();
     ASSERT_GE(responses.size(), 1u) << x.describe();
     EXPECT_EQ(responses[0].status, 403) << x.describe();
@@ -1338,16 +1337,17 @@ TEST_F(HttpProxyTest, TraceIsRefusedUnlessThePolicyAllowsIt) {
       }
       EXPECT_TRUE(reached(t).empty()) << originJoined(reached(t));
     }
-    ASSERT_OK_AND_ASSIGN(json a, sb->daemon().waitForAudit(auditWith(
-                                     {{"reason", "method_refused"}, {"method", "TRACE"}})));
+    ASSERT_OK_AND_ASSIGN(
+        json a,
+        sb->daemon().waitForAudit(auditWith({{"reason", "method_refused"}, {"method", "TRACE"}})));
     EXPECT_EQ(a.value("status", 0), 405) << a;
   }
   s.extraYaml = "http: { allowTrace: true }\n";
   ASSERT_OK_AND_ASSIGN(auto sb, start(s));
   const std::string t = tag("allowed");
-  auto x = rawHttpIn(*sb, originEndpoint(3),
-                     {"TRACE /x?tag=" + t + " HTTP/1.1\r\nHost: " + host +
-                      "\r\nConnection: close\r\n\r\n"});
+  auto x = rawHttpIn(
+      *sb, originEndpoint(3),
+      {"TRACE /x?tag=" + t + " HTTP/1.1\r\nHost: " + host + "\r\nConnection: close\r\n\r\n"});
   auto responses = x.responses();
   ASSERT_EQ(responses.size(), 1u) << x.describe();
   EXPECT_EQ(responses[0].status, 200) << x.describe();
@@ -1360,21 +1360,20 @@ TEST_F(HttpProxyTest, TraceIsRefusedUnlessThePolicyAllowsIt) {
 TEST_F(HttpProxyTest, TrustHeadersFromTheSandboxAreStripped) {
   PolicySpec s = spec();
   s.allowedHosts = {"allowed.test"};
-  const std::vector<std::string> sent = {
-      "Proxy-Authorization: Basic c2FuZGJveDpwYXNz",
-      "proxy-authorization: Basic second",
-      "Proxy_Authorization: Basic underscore",
-      "Proxy-Foo: bar",
-      "X-Egressd-Sandbox: someone-else",
-      "x_egressd_rule: allowedHosts[0]",
-      "Forwarded: for=203.0.113.7",
-      "X-Forwarded-For: 203.0.113.7",
-      "x-forwarded-for: 198.51.100.1",
-      "X_Forwarded_For: 198.51.100.2",
-      "X-Forwarded-Host: admin.internal",
-      "X-Real-IP: 203.0.113.7",
-      "True-Client-IP: 203.0.113.7",
-      "X-Keep: kept"};
+  const std::vector<std::string> sent = {"Proxy-Authorization: Basic c2FuZGJveDpwYXNz",
+                                         "proxy-authorization: Basic second",
+                                         "Proxy_Authorization: Basic underscore",
+                                         "Proxy-Foo: bar",
+                                         "X-Egressd-Sandbox: someone-else",
+                                         "x_egressd_rule: allowedHosts[0]",
+                                         "Forwarded: for=203.0.113.7",
+                                         "X-Forwarded-For: 203.0.113.7",
+                                         "x-forwarded-for: 198.51.100.1",
+                                         "X_Forwarded_For: 198.51.100.2",
+                                         "X-Forwarded-Host: admin.internal",
+                                         "X-Real-IP: 203.0.113.7",
+                                         "True-Client-IP: 203.0.113.7",
+                                         "X-Keep: kept"};
   std::vector<std::string> args;
   for (const std::string& h : sent) {
     args.push_back("-H");

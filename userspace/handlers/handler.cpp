@@ -259,8 +259,8 @@ Result<HandlerSet::Action> HandlerSet::compileAction(const std::string& handler,
         action.value = std::move(*parsed);
         if (const json* plain = args.get("allowPlaintext")) {
           if (!plain->is_boolean()) {
-            return fail(Error(EINVAL, "allowPlaintext: expected true or false, got " +
-                                          detail::jsonText(*plain)));
+            return fail(Error(
+                EINVAL, "allowPlaintext: expected true or false, got " + detail::jsonText(*plain)));
           }
           action.allowPlaintext = plain->get<bool>();
         }

@@ -97,9 +97,9 @@ class HandlerSet {
     std::string label;  // "outboundHandlers.kv[1] reroute"
     std::optional<Condition> when;
     std::optional<Condition> unless;
-    std::string name;  // setHeader/removeHeader
+    std::string name;             // setHeader/removeHeader
     bool allowPlaintext = false;  // setHeader: a secret may go over cleartext HTTP
-    Template value;    // setHeader value, deny/respond body, reroute upstream
+    Template value;               // setHeader value, deny/respond body, reroute upstream
     int status = 0;
     std::vector<std::pair<std::string, Template>> headers;  // respond
     std::optional<RerouteTarget> target;                    // reroute without templates

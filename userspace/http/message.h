@@ -60,10 +60,11 @@ struct ResponseHead {
 bool fieldNameMatches(std::string_view name, std::string_view pattern);
 
 // The head to send upstream: "METHOD SP path SP HTTP/1.x CRLF", then the headers in order, CRLF.
-// `dropHeaders` (names or prefixes as fieldNameMatches() reads them) applies to the client's headers only, so a caller can
-// replace a header by dropping it and passing its own in `extraHeaders`, which are appended.
-// An extra header whose name is not a token or whose value holds CR, LF or NUL is left out:
-// handler-supplied values must never be able to start a new header line.
+// `dropHeaders` (names or prefixes as fieldNameMatches() reads them) applies to the client's
+// headers only, so a caller can replace a header by dropping it and passing its own in
+// `extraHeaders`, which are appended. An extra header whose name is not a token or whose value
+// holds CR, LF or NUL is left out: handler-supplied values must never be able to start a new header
+// line.
 std::string serializeRequestHead(const RequestHead& head,
                                  const std::vector<Header>& extraHeaders = {},
                                  const std::vector<std::string>& dropHeaders = {});

@@ -694,7 +694,7 @@ HostDecision HostPolicy::decideAddress(const IpAddress& addr, uint16_t port,
 }
 
 std::optional<std::string> HostPolicy::explicitAddressRule(const IpAddress& addr,
-                                                          uint16_t port) const {
+                                                           uint16_t port) const {
   const Compiled& c = *compiled_;
   if (c.matchDeny(addr) != nullptr) {
     return std::nullopt;

@@ -763,12 +763,12 @@ TlsRules Parser::tlsRules(const Field& field) const {
 // one of them may carry requests for any other customer of that CDN (domain fronting),
 // which passthrough cannot see. Suffixes, lowercase.
 constexpr std::string_view kFrontingCdnSuffixes[] = {
-    "cloudfront.net",    "azureedge.net",  "azurefd.net",         "fastly.net",
-    "fastlylb.net",      "akamaized.net",  "akamaihd.net",        "edgekey.net",
-    "edgesuite.net",     "googleapis.com", "appspot.com",         "cdn.cloudflare.net",
-    "workers.dev",       "pages.dev",      "b-cdn.net",
-    "cdn77.org",         "stackpathcdn.com", "herokuapp.com",     "vercel.app",
-    "netlify.app",       "blob.core.windows.net", "trafficmanager.net", "msecnd.net",
+    "cloudfront.net",        "azureedge.net",      "azurefd.net",  "fastly.net",
+    "fastlylb.net",          "akamaized.net",      "akamaihd.net", "edgekey.net",
+    "edgesuite.net",         "googleapis.com",     "appspot.com",  "cdn.cloudflare.net",
+    "workers.dev",           "pages.dev",          "b-cdn.net",    "cdn77.org",
+    "stackpathcdn.com",      "herokuapp.com",      "vercel.app",   "netlify.app",
+    "blob.core.windows.net", "trafficmanager.net", "msecnd.net",
 };
 
 void Parser::addFrontingWarnings(const Policy& policy) {

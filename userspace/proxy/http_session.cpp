@@ -689,15 +689,14 @@ asio::awaitable<bool> HttpSession<Stream>::handleRequest() {
   // allowPlaintext: the request's own upstream is cleartext in a plain session, a reroute's
   // when it is http:// (a unix socket never leaves the host).
   if (!secretNeedsTls.empty()) {
-    const bool cleartext = target.reroute
-                               ? target.reroute->kind == handlers::RerouteTarget::Kind::kTcp
-                               : !kTls;
+    const bool cleartext =
+        target.reroute ? target.reroute->kind == handlers::RerouteTarget::Kind::kTcp : !kTls;
     if (cleartext) {
       setHeaders.clear();
       out.decision = "deny";
       out.reason = "secret_over_plaintext";
-      out.detail = "handler " + out.handler + " would send a secret in " + secretNeedsTls +
-                   " to " + (target.reroute ? target.reroute->text() : host_) +
+      out.detail = "handler " + out.handler + " would send a secret in " + secretNeedsTls + " to " +
+                   (target.reroute ? target.reroute->text() : host_) +
                    " over cleartext HTTP; use https (or reroute to https://), or set "
                    "allowPlaintext: true on that setHeader";
       co_return co_await refuseRequest(out, 403, head);
@@ -1107,8 +1106,7 @@ asio::awaitable<typename HttpSession<Stream>::ResponseEnd> HttpSession<Stream>::
           }
           // The protocol the upstream switched to must be one the policy allows too.
           const auto chosen = upgradeProtocols(responseParser_.head().headers);
-          if (chosen.empty() || upgradeAllow_ == nullptr ||
-              firstUnlisted(chosen, *upgradeAllow_)) {
+          if (chosen.empty() || upgradeAllow_ == nullptr || firstUnlisted(chosen, *upgradeAllow_)) {
             co_return ResponseEnd::kFailed;
           }
           upgraded = true;
@@ -1216,7 +1214,7 @@ asio::awaitable<bool> HttpSession<Stream>::sendToClient(std::string_view bytes, 
 // A request egressd answers itself with `status` (out has decision, reason and detail).
 template <typename Stream>
 asio::awaitable<bool> HttpSession<Stream>::refuseRequest(Outcome& out, int status,
-                                                          const http::RequestHead& head) {
+                                                         const http::RequestHead& head) {
   out.status = status;
   const bool keepAlive = clientKeepAlive_ && headEndsMessage_ && !head.upgrade;
   std::vector<http::Header> headers = reasonHeaders(out.reason);

@@ -6,8 +6,7 @@ namespace egressd::proxy {
 
 std::vector<http::Header> sandboxForwardedHeaders(std::string_view sandboxId) {
   const std::string id(sandboxId);
-  return {http::Header{"Forwarded", "for=\"_" + id + "\""},
-          http::Header{"X-Forwarded-For", id}};
+  return {http::Header{"Forwarded", "for=\"_" + id + "\""}, http::Header{"X-Forwarded-For", id}};
 }
 
 std::vector<std::string> upgradeProtocols(const std::vector<http::Header>& headers) {

@@ -23,8 +23,8 @@ inline const std::vector<std::string>& alwaysStrippedHeaders() {
 // Client headers that claim where a request comes from; dropped (http.forwarded: strip) or
 // replaced by egressd's own (http.forwarded: sandbox).
 inline const std::vector<std::string>& forwardedHeaders() {
-  static const std::vector<std::string> names = {
-      "Forwarded", "X-Forwarded-*", "X-Real-IP", "True-Client-IP", "X-Client-IP", "Client-IP"};
+  static const std::vector<std::string> names = {"Forwarded",      "X-Forwarded-*", "X-Real-IP",
+                                                 "True-Client-IP", "X-Client-IP",   "Client-IP"};
   return names;
 }
 

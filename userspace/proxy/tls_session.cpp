@@ -223,10 +223,10 @@ asio::awaitable<std::optional<Interception>> TlsGate::run() {
     if (view->requireSni && !view->hosts.explicitAddressRule(orig_.addr, orig_.port)) {
       out.decision = "deny";
       out.reason = "sni_required";
-      out.detail = std::string(hello->encryptedClientHello ? "encrypted ClientHello"
-                                                           : "no server name") +
-                   " and no allowedHosts address or allow rule for " + orig_.toString() +
-                   " (policy tls.requireSni)";
+      out.detail =
+          std::string(hello->encryptedClientHello ? "encrypted ClientHello" : "no server name") +
+          " and no allowedHosts address or allow rule for " + orig_.toString() +
+          " (policy tls.requireSni)";
       refuse(tls::AlertDescription::kAccessDenied, out);
       finish();
       co_return std::nullopt;

@@ -624,8 +624,8 @@ TEST(HandlerSecretsTest, VerdictNamesSecretsAndTheHeaderThatNeedsTls) {
 
   const auto allowed = compileOk(oneHandler(
       "- setHeader: { name: Authorization, value: \"Bearer ${secret:T}\", allowPlaintext: true }"));
-  const Verdict w = allowed->evaluate("h", nlohmann::json::object(), request("GET", "/", {}),
-                                      "sb1", secrets.resolver());
+  const Verdict w = allowed->evaluate("h", nlohmann::json::object(), request("GET", "/", {}), "sb1",
+                                      secrets.resolver());
   EXPECT_TRUE(w.secretNeedsTls.empty());
   EXPECT_EQ(w.secretValues, (std::vector<std::string>{"tok-123"}));
 
