@@ -11,7 +11,8 @@ arrived on, "ip:port" or "[v6]:port"; PATH with its query string; HOST = the Hos
 "-"), so a test can prove a request never arrived.
 
 Endpoints:
-  GET  /whoami           JSON {server, peer, host, path, method, headers}; over TLS also
+  GET  /whoami           JSON {server, peer, host, path, method, headers, headers_hex (the
+                         values hex-encoded: what egressd's redaction leaves readable)}; over TLS also
                          sni (the server name the client sent, null if none), tls_version
                          and alpn (null if none negotiated)
   HEAD /whoami           the same headers (Content-Length of that JSON), no body
@@ -216,6 +217,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
             "path": self.path,
             "method": self.command,
             "headers": headers,
+            # The same values hex-encoded: egressd redacts an injected secret echoed back to
+            # the sandbox, and this lets a test see what the origin really received.
+            "headers_hex": {k: v.encode("utf-8", "surrogateescape").hex()
+                            for k, v in headers.items()},
         }
         if isinstance(self.connection, ssl.SSLSocket):
             obj["sni"] = getattr(self.connection, "egressd_sni", None)
