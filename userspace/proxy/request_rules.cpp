@@ -56,7 +56,7 @@ bool isTraceMethod(std::string_view method) {
 
 void SecretRedactor::reset(std::vector<std::string> secrets, uint64_t limit) {
   secrets.erase(std::remove_if(secrets.begin(), secrets.end(),
-                               [](const std::string& s) { return s.empty(); }),
+                               [](const std::string& s) { return s.size() < kMinSecretBytes; }),
                 secrets.end());
   // Longest first, so a secret that contains another is masked whole.
   std::sort(secrets.begin(), secrets.end(),

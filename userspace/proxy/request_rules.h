@@ -50,9 +50,12 @@ bool isTraceMethod(std::string_view method);
 class SecretRedactor {
  public:
   static constexpr uint64_t kDefaultLimit = 1024 * 1024;
+  // Shorter values are not looked for: masking every "42" or "abc" in a response would
+  // corrupt ordinary content, and a secret that short is no secret anyway.
+  static constexpr size_t kMinSecretBytes = 6;
 
   SecretRedactor() = default;
-  // Empty secrets are ignored; with none left the redactor is inactive.
+  // Secrets under kMinSecretBytes are ignored; with none left the redactor is inactive.
   void reset(std::vector<std::string> secrets, uint64_t limit = kDefaultLimit);
 
   // Secrets to look for, and still within the limit: bytes must go through push().
