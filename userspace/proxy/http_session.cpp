@@ -846,8 +846,9 @@ asio::awaitable<bool> HttpSession<Stream>::handleRequest() {
       }
     }
     if (redactor_.redactions() > 0) {
-      out.detail = "redacted " + std::to_string(redactor_.redactions()) +
-                   " injected secret value(s) in the response";
+      out.detail += (out.detail.empty() ? "" : "; ") + std::string("redacted ") +
+                    std::to_string(redactor_.redactions()) +
+                    " injected secret value(s) in the response";
     }
     switch (end) {
       case ResponseEnd::kComplete:
