@@ -675,9 +675,10 @@ void Parser::addAllowWarnings(Policy& policy) {
         if (range.first <= proxied && proxied <= range.last) {
           warn(rule.pos, path,
                "TCP port " + std::to_string(proxied) +
-                   " is in proxyPorts and always goes through the proxy; this rule " +
-                   (rule.protocol == Protocol::kTcp ? "never applies to it"
-                                                    : "applies to it for UDP only"));
+                   " is in proxyPorts and always goes through the proxy, where this rule " +
+                   "only opens requests to the address itself (an IP-literal Host, TLS " +
+                   "without a server name)" +
+                   (rule.protocol == Protocol::kTcp ? "" : "; for UDP it applies as written"));
         }
       }
     }

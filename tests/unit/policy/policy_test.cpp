@@ -248,7 +248,8 @@ allow:
   ASSERT_EQ(p.warnings.size(), 2u);
   EXPECT_EQ(p.warnings[0],
             "t.yaml:3:5: allow[0]: TCP port 443 is in proxyPorts and always goes through the "
-            "proxy; this rule never applies to it");
+            "proxy, where this rule only opens requests to the address itself (an IP-literal "
+            "Host, TLS without a server name)");
   EXPECT_EQ(p.warnings[1],
             "t.yaml:4:5: allow[1]: port 53 always goes to the pinned DNS resolver; this rule "
             "never applies to it");
