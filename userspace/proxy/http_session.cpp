@@ -74,6 +74,7 @@ class ByteWindow {
  public:
   explicit ByteWindow(size_t capacity) : data_(new char[capacity]), capacity_(capacity) {}
   const char* readPtr() const { return data_.get() + begin_; }
+  char* mutableReadPtr() { return data_.get() + begin_; }
   size_t readable() const { return end_ - begin_; }
   void consume(size_t n) {
     begin_ += n;
@@ -235,7 +236,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Stream>> {
   enum class ResponseEnd { kComplete, kCompleteUntilClose, kUpgraded, kFailedBeforeBytes, kFailed };
   asio::awaitable<ResponseEnd> relayResponse(bool upgradeRequested);
   asio::awaitable<bool> spliceToClient(uint64_t length);
-  asio::awaitable<bool> sendToClient(std::string_view bytes, bool last);
+  asio::awaitable<bool> sendToClient(char* data, size_t size, bool last);
   asio::awaitable<bool> refuseRequest(Outcome& out, int status, const http::RequestHead& head);
   void finishRequest() {
     requestStart_ = Clock::time_point{};
@@ -1069,7 +1070,7 @@ asio::awaitable<typename HttpSession<Stream>::ResponseEnd> HttpSession<Stream>::
       auto [ec, n] = co_await readSome(upstream_, upstreamBuf_.writable());
       if (ec || n == 0) {
         if (!ec && anyByte && responseParser_.finishAtEof()) {
-          if (!co_await sendToClient({}, true)) {
+          if (!co_await sendToClient(nullptr, 0, true)) {
             co_return ResponseEnd::kFailed;
           }
           co_return ResponseEnd::kCompleteUntilClose;
@@ -1130,7 +1131,7 @@ asio::awaitable<typename HttpSession<Stream>::ResponseEnd> HttpSession<Stream>::
       std::string head(upstreamBuf_.readPtr(), announceCloseAt);
       head += "Connection: close\r\n";
       head.append(upstreamBuf_.readPtr() + announceCloseAt, forward - announceCloseAt);
-      if (!co_await sendToClient(head, ended)) {
+      if (!co_await sendToClient(head.data(), head.size(), ended)) {
         co_return ResponseEnd::kFailed;
       }
       responseStarted_ = true;
@@ -1139,7 +1140,7 @@ asio::awaitable<typename HttpSession<Stream>::ResponseEnd> HttpSession<Stream>::
     }
     if (forward > 0) {
       responseStarted_ = true;
-      if (!co_await sendToClient(std::string_view(upstreamBuf_.readPtr(), forward), ended)) {
+      if (!co_await sendToClient(upstreamBuf_.mutableReadPtr(), forward, ended)) {
         co_return ResponseEnd::kFailed;
       }
       upstreamBuf_.consume(forward);
@@ -1187,16 +1188,18 @@ asio::awaitable<typename HttpSession<Stream>::ResponseEnd> HttpSession<Stream>::
 
 // Response bytes to the client, through the redactor while it scans (the request carried
 // injected secrets); `last`: the response ends with these bytes, so nothing is kept back.
+// `data` is the session's own buffer: the redactor masks it in place.
 template <typename Stream>
-asio::awaitable<bool> HttpSession<Stream>::sendToClient(std::string_view bytes, bool last) {
-  // Only a scanning redactor ever keeps bytes back (push() past the limit returns them all).
-  std::string redacted;
-  if (redactor_.scanning()) {
-    redacted.assign(redactor_.push(bytes));
-    if (last) {
-      redacted.append(redactor_.flush());
+asio::awaitable<bool> HttpSession<Stream>::sendToClient(char* data, size_t size, bool last) {
+  std::string_view bytes(data, size);
+  std::string joined;
+  if (redactor_.scanning() || redactor_.holding()) {
+    bytes = redactor_.pushInPlace(data, size);
+    if (last && redactor_.holding()) {
+      joined.assign(bytes);
+      joined.append(redactor_.flush());
+      bytes = joined;
     }
-    bytes = redacted;
   }
   if (bytes.empty()) {
     co_return true;

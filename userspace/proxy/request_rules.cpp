@@ -70,6 +70,35 @@ void SecretRedactor::reset(std::vector<std::string> secrets, uint64_t limit) {
   out_.clear();
 }
 
+void SecretRedactor::mask(char* data, size_t size) {
+  const std::string_view text(data, size);
+  for (const std::string& secret : secrets_) {
+    for (size_t at = text.find(secret); at != std::string_view::npos;
+         at = text.find(secret, at + secret.size())) {
+      std::fill_n(data + at, secret.size(), '*');
+      ++redactions_;
+    }
+  }
+}
+
+// The longest tail of `data` that is a proper prefix of some secret (0 past the limit).
+size_t SecretRedactor::heldTail(std::string_view data) const {
+  size_t hold = 0;
+  if (seen_ >= limit_) {
+    return 0;
+  }
+  for (const std::string& secret : secrets_) {
+    const size_t most = std::min(secret.size() - 1, data.size());
+    for (size_t n = most; n > hold; --n) {
+      if (data.substr(data.size() - n) == std::string_view(secret).substr(0, n)) {
+        hold = n;
+        break;
+      }
+    }
+  }
+  return hold;
+}
+
 std::string_view SecretRedactor::push(std::string_view data) {
   out_.clear();
   if (!scanning()) {
@@ -79,30 +108,25 @@ std::string_view SecretRedactor::push(std::string_view data) {
   }
   seen_ += data.size();
   pending_.append(data);
-  for (const std::string& secret : secrets_) {
-    for (size_t at = pending_.find(secret); at != std::string::npos;
-         at = pending_.find(secret, at + secret.size())) {
-      pending_.replace(at, secret.size(), secret.size(), '*');
-      ++redactions_;
-    }
-  }
-  size_t hold = 0;
-  if (seen_ < limit_) {
-    // The longest tail of what is pending that is a proper prefix of some secret.
-    for (const std::string& secret : secrets_) {
-      const size_t most = std::min(secret.size() - 1, pending_.size());
-      for (size_t n = most; n > hold; --n) {
-        if (std::string_view(pending_).substr(pending_.size() - n) ==
-            std::string_view(secret).substr(0, n)) {
-          hold = n;
-          break;
-        }
-      }
-    }
-  }
+  mask(pending_.data(), pending_.size());
+  const size_t hold = heldTail(pending_);
   out_.assign(pending_, 0, pending_.size() - hold);
   pending_.erase(0, pending_.size() - hold);
   return out_;
+}
+
+std::string_view SecretRedactor::pushInPlace(char* data, size_t size) {
+  if (!pending_.empty()) {
+    return push(std::string_view(data, size));
+  }
+  if (!scanning()) {
+    return std::string_view(data, size);
+  }
+  seen_ += size;
+  mask(data, size);
+  const size_t hold = heldTail(std::string_view(data, size));
+  pending_.assign(data + size - hold, hold);
+  return std::string_view(data, size - hold);
 }
 
 std::string_view SecretRedactor::flush() {

@@ -60,8 +60,13 @@ class SecretRedactor {
 
   // Secrets to look for, and still within the limit: bytes must go through push().
   bool scanning() const { return !secrets_.empty() && seen_ < limit_; }
+  // Bytes kept back from an earlier push(), waiting for the next one or flush().
+  bool holding() const { return !pending_.empty(); }
   // Returns what may be sent now; valid until the next call.
   std::string_view push(std::string_view data);
+  // push() that masks `data` where it lies and returns a view of it when nothing is kept
+  // back from before (the usual case: no copy); else as push().
+  std::string_view pushInPlace(char* data, size_t size);
   // Returns whatever is kept back; valid until the next call.
   std::string_view flush();
   uint64_t redactions() const { return redactions_; }
@@ -72,6 +77,9 @@ class SecretRedactor {
   uint64_t seen_ = 0;
   uint64_t redactions_ = 0;
   std::string pending_;
+
+  void mask(char* data, size_t size);
+  size_t heldTail(std::string_view data) const;
   std::string out_;
 };
 

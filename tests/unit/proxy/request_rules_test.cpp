@@ -66,10 +66,12 @@ TEST(RequestRulesTest, DroppedNamesFoldCaseAndUnderscoresAndTakePrefixes) {
             "X-Forwarded-For: sb-1\r\n\r\n");
 }
 
-std::string redactAll(SecretRedactor& r, const std::vector<std::string>& pieces) {
+// Every piece through push() (a copy) or pushInPlace() (masks the piece itself).
+std::string redactAll(SecretRedactor& r, const std::vector<std::string>& pieces,
+                      bool inPlace = false) {
   std::string out;
-  for (const std::string& piece : pieces) {
-    out += r.push(piece);
+  for (std::string piece : pieces) {
+    out += inPlace ? r.pushInPlace(piece.data(), piece.size()) : r.push(piece);
   }
   out += r.flush();
   return out;
@@ -92,10 +94,13 @@ TEST(SecretRedactorTest, FindsASecretSplitAtEveryPossiblePoint) {
   const std::string text = "{\"authorization\": \"" + secret + "\"}\n";
   std::string expected = text;
   expected.replace(expected.find(secret), secret.size(), secret.size(), '*');
-  for (size_t cut = 0; cut <= text.size(); ++cut) {
-    SecretRedactor r;
-    r.reset({secret});
-    EXPECT_EQ(redactAll(r, {text.substr(0, cut), text.substr(cut)}), expected) << cut;
+  for (bool inPlace : {false, true}) {
+    for (size_t cut = 0; cut <= text.size(); ++cut) {
+      SecretRedactor r;
+      r.reset({secret});
+      EXPECT_EQ(redactAll(r, {text.substr(0, cut), text.substr(cut)}, inPlace), expected)
+          << cut << (inPlace ? " in place" : "");
+    }
   }
   // One byte at a time.
   SecretRedactor r;
@@ -105,6 +110,23 @@ TEST(SecretRedactorTest, FindsASecretSplitAtEveryPossiblePoint) {
     bytes.emplace_back(1, c);
   }
   EXPECT_EQ(redactAll(r, bytes), expected);
+  r.reset({secret});
+  EXPECT_EQ(redactAll(r, bytes, true), expected);
+}
+
+TEST(SecretRedactorTest, InPlaceMasksTheCallersBytesWithoutACopy) {
+  SecretRedactor r;
+  r.reset({"secret"});
+  std::string chunk = "a secret b";
+  const std::string_view out = r.pushInPlace(chunk.data(), chunk.size());
+  EXPECT_EQ(out, "a ****** b");
+  EXPECT_EQ(out.data(), chunk.data()) << "nothing was held: the caller's buffer is sent";
+  std::string tail = "x sec";
+  EXPECT_EQ(r.pushInPlace(tail.data(), tail.size()), "x ");
+  EXPECT_TRUE(r.holding());
+  std::string rest = "ret!";
+  EXPECT_EQ(r.pushInPlace(rest.data(), rest.size()), "******!");
+  EXPECT_FALSE(r.holding());
 }
 
 TEST(SecretRedactorTest, KeepsBackOnlyWhatCouldStartASecret) {
