@@ -99,6 +99,10 @@ json CurlResult::whoami() const {
 
 std::string CurlResult::seenHeader(const std::string& lowerName) const {
   const auto j = whoami();
+  // headers_hex: what the origin received, even when egressd redacted it in the response.
+  if (j.contains("headers_hex") && j["headers_hex"].is_object()) {
+    return test::unhex(j["headers_hex"].value(lowerName, ""));
+  }
   if (!j.contains("headers") || !j["headers"].is_object()) {
     return "";
   }

@@ -571,6 +571,40 @@ TEST_F(ControlPlane, BadInputGets4xxAndChangesNothing) {
   EXPECT_EQ(stableDetail(after.body), stableDetail(before.body));
 }
 
+// Issue 12 item 8: a policy that allows a fronting-capable CDN name under passthrough is
+// valid (a warning, not an error), and says so: `policy validate` (text and JSON), `policy
+// apply`, and the daemon's log. Intercepting the name silences it.
+TEST_F(ControlPlane, FrontingCdnNamesUnderPassthroughAreWarnedAbout) {
+  const std::string yaml =
+      "name: fronting\n"
+      "allowedHosts: [\"api.example.com\", \"*.cloudfront.net\"]\n";
+  ASSERT_OK_AND_ASSIGN(const std::string file, daemon().dir().writeFile("fronting.yaml", yaml));
+  RunResult human = daemon().ctl({"policy", "validate", file});
+  EXPECT_TRUE(human.succeeded()) << human.describe();
+  EXPECT_TRUE(contains(human.out, "warning: " + file + ":2:")) << human.describe();
+  EXPECT_TRUE(contains(human.out, "cloudfront.net")) << human.describe();
+  EXPECT_TRUE(contains(human.out, "domain fronting")) << human.describe();
+
+  CtlReply valid = daemon().ctlJson({"policy", "validate", file});
+  ASSERT_TRUE(valid.ok()) << valid.describe();
+  EXPECT_TRUE(valid.body.value("valid", false)) << valid.body;
+  ASSERT_EQ(valid.body["warnings"].size(), 1u) << valid.body;
+  EXPECT_TRUE(contains(valid.body["warnings"][0].get<std::string>(), "\"*.cloudfront.net\""))
+      << valid.body;
+
+  CtlReply applied = daemon().policyApply("fronting.yaml", yaml);
+  ASSERT_TRUE(applied.ok()) << applied.describe();
+  ASSERT_EQ(applied.body["warnings"].size(), 1u) << applied.body;
+  EXPECT_TRUE(contains(daemon().logs(), "allows names on cloudfront.net")) << daemon().logs();
+
+  ASSERT_OK_AND_ASSIGN(const std::string intercepted,
+                       daemon().dir().writeFile("fronting-intercepted.yaml",
+                                                yaml + "interceptHttps: [\"*.cloudfront.net\"]\n"));
+  CtlReply quiet = daemon().ctlJson({"policy", "validate", intercepted});
+  ASSERT_TRUE(quiet.ok()) << quiet.describe();
+  EXPECT_TRUE(quiet.body["warnings"].empty()) << quiet.body;
+}
+
 // --- daemons of their own --------------------------------------------------------------
 
 class ControlPlaneOwnDaemon : public ControlPlane {
@@ -660,7 +694,7 @@ TEST_F(ControlPlaneOwnDaemon, RestartKeepsSandboxesOverridesAndPolicies) {
   applied.enableInternet = true;
   applied.extraYaml = "outboundHandlers:\n" + markerHandlers({"hC"}) +
                       "  keyed:\n    - setHeader: { name: Authorization, value: \"Bearer "
-                      "${secret:RS_KEY/${sandbox}}\" }\n";
+                      "${secret:RS_KEY/${sandbox}}\", allowPlaintext: true }\n";
   test::ControlDaemon::Options o;
   o.policyFiles = {{"rs-base.yaml", cpPolicy(base)}};
   auto d = startDaemon(o);
@@ -765,7 +799,8 @@ TEST_F(ControlPlaneOwnDaemon, PersistSecretsKeepsApiValuesAcrossRestart) {
   s.allowedHosts = {"allowed.test"};
   s.extraYaml =
       "outboundByHost:\n  allowed.test: keyed\noutboundHandlers:\n"
-      "  keyed:\n    - setHeader: { name: Authorization, value: \"Bearer ${secret:PS_KEY}\" }\n";
+      "  keyed:\n    - setHeader: { name: Authorization, value: \"Bearer ${secret:PS_KEY}\", "
+      "allowPlaintext: true }\n";
   test::ControlDaemon::Options o;
   o.persistSecrets = true;
   o.policyFiles = {{"persist.yaml", cpPolicy(s)}};

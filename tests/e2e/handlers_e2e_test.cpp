@@ -43,7 +43,7 @@ std::string randomSecret(const std::string& prefix) {
 std::string setHeaderSecret(const std::string& handler, const std::string& header,
                             const std::string& valueTemplate) {
   return "  " + handler + ":\n    - setHeader: { name: " + header + ", value: \"" + valueTemplate +
-         "\" }\n";
+         "\", allowPlaintext: true }\n";
 }
 
 class Handlers : public ControlPlaneTest {
@@ -104,7 +104,8 @@ TEST_F(Handlers, SecretNeverReachesTheSandboxLogsOrApiOutput) {
       "outboundHandlers:\n" +
       setHeaderSecret("inject", "Authorization", "Bearer ${secret:SN_TOKEN}") +
       "  injectThenDeny:\n"
-      "    - setHeader: { name: Authorization, value: \"Bearer ${secret:SN_TOKEN}\" }\n"
+      "    - setHeader: { name: Authorization, value: \"Bearer ${secret:SN_TOKEN}\", "
+      "allowPlaintext: true }\n"
       "    - deny: { status: 451 }\n";
   applyPolicy(s.name, cpPolicy(s));
   ASSERT_CTL_OK(daemon().secretSet("SN_TOKEN", secret));
@@ -234,8 +235,10 @@ TEST_F(Handlers, RotatedSecretsApplyToTheNextRequest) {
                 " }\n"
                 "outboundByHost:\n  allowed.test: both\n"
                 "outboundHandlers:\n  both:\n"
-                "    - setHeader: { name: Authorization, value: \"Bearer ${secret:SR_FILE}\" }\n"
-                "    - setHeader: { name: X-Api-Key, value: \"${secret:SR_API}\" }\n";
+                "    - setHeader: { name: Authorization, value: \"Bearer ${secret:SR_FILE}\", "
+                "allowPlaintext: true }\n"
+                "    - setHeader: { name: X-Api-Key, value: \"${secret:SR_API}\", "
+                "allowPlaintext: true }\n";
   applyPolicy(s.name, cpPolicy(s));
   ASSERT_CTL_OK(daemon().secretSet("SR_API", "api-1"));
   auto sb = sandbox("rotation", s.name);

@@ -11,7 +11,8 @@ arrived on, "ip:port" or "[v6]:port"; PATH with its query string; HOST = the Hos
 "-"), so a test can prove a request never arrived.
 
 Endpoints:
-  GET  /whoami           JSON {server, peer, host, path, method, headers}; over TLS also
+  GET  /whoami           JSON {server, peer, host, path, method, headers, headers_hex (the
+                         values hex-encoded: what egressd's redaction leaves readable)}; over TLS also
                          sni (the server name the client sent, null if none), tls_version
                          and alpn (null if none negotiated)
   HEAD /whoami           the same headers (Content-Length of that JSON), no body
@@ -21,6 +22,13 @@ Endpoints:
   GET  /download?bytes=N N bytes of pattern_stream() with Content-Length, 64 KiB writes
   GET  /close            a body without Content-Length, ended by closing the connection
   GET  /ws               RFC 6455 handshake, then echo of text/binary frames until close
+  GET  /switch           101 to whatever the Upgrade header asks (or ?proto=), with no
+                         checks, then a line tunnel: every line read is logged as
+                         "tunnel SERVER LINE" and answered "echo LINE"
+  GET  /echo[?pad=N]     every request header sent back as a response header
+                         "X-Echo-NAME: VALUE", and a body of N bytes of 'p' then the
+                         /whoami JSON (an upstream that reflects what it is sent)
+  TRACE anything         200 message/http: the request head as received (RFC 9110 9.3.8)
   anything else          404 JSON
 Expect: 100-continue is answered by BaseHTTPRequestHandler (handle_expect_100) before the
 handler reads the body.
@@ -146,6 +154,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self.wfile.write(b"0\r\nX-Trailer: done\r\n\r\n")
         elif url.path == "/ws":
             self.websocket()
+        elif url.path == "/switch":
+            self.switch(urllib.parse.parse_qs(url.query).get("proto", [None])[0])
+        elif url.path == "/echo":
+            self.echo(int(urllib.parse.parse_qs(url.query).get("pad", ["0"])[0]))
         elif url.path == "/stall":
             # Answers only after ?ms= milliseconds: an upstream that hangs.
             query = urllib.parse.parse_qs(url.query)
@@ -180,6 +192,17 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
     do_PUT = do_POST
 
+    def do_TRACE(self):
+        self.log_request_line()
+        head = self.requestline + "\r\n" + "".join(
+            f"{name}: {value}\r\n" for name, value in self.headers.items())
+        body = head.encode("latin-1", "replace")
+        self.send_response(200)
+        self.send_header("Content-Type", "message/http")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
     # --- endpoints
 
     def whoami(self, head_only=False):
@@ -194,6 +217,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
             "path": self.path,
             "method": self.command,
             "headers": headers,
+            # The same values hex-encoded: egressd redacts an injected secret echoed back to
+            # the sandbox, and this lets a test see what the origin really received.
+            "headers_hex": {k: v.encode("utf-8", "surrogateescape").hex()
+                            for k, v in headers.items()},
         }
         if isinstance(self.connection, ssl.SSLSocket):
             obj["sni"] = getattr(self.connection, "egressd_sni", None)
@@ -212,6 +239,38 @@ class Handler(http.server.BaseHTTPRequestHandler):
             n = min(left, BLOCK)
             self.wfile.write(block[:n])
             left -= n
+
+    def switch(self, proto):
+        proto = proto or self.headers.get("Upgrade", "none").split(",")[0].strip()
+        self.send_response(101, "Switching Protocols")
+        self.send_header("Upgrade", proto)
+        self.send_header("Connection", "Upgrade")
+        self.end_headers()
+        self.wfile.flush()
+        self.close_connection = True
+        while True:
+            line = self.rfile.readline(4096)
+            if not line:
+                return
+            text = line.decode("latin-1").rstrip("\r\n")
+            self.server.request_log.write(f"tunnel {self.local()} {text}")
+            self.wfile.write(b"echo " + text.encode("latin-1") + b"\n")
+            self.wfile.flush()
+
+    def echo(self, pad):
+        headers = {}
+        for name, value in self.headers.items():
+            key = name.lower()
+            headers[key] = headers[key] + ", " + value if key in headers else value
+        body = b"p" * pad + (json.dumps({"headers": headers, "path": self.path},
+                                        sort_keys=True) + "\n").encode()
+        self.send_response(200)
+        for name, value in self.headers.items():
+            self.send_header("X-Echo-" + name, value)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
 
     def websocket(self):
         key = self.headers.get("Sec-WebSocket-Key", "")

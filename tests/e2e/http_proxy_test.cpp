@@ -1202,5 +1202,211 @@ TEST_F(HttpProxyTest, SilentUpstreamGives504AfterTheIoTimeout) {
   EXPECT_EQ(get(*sb, "allowed.test", w().ip4(3), "/stall?ms=100").status(), 200);
 }
 
+// --- requests egressd refuses or rewrites (issue 12, docs/security.md "Requests") --------
+
+// A request that asks to switch protocols, then a request for a denied host on the same
+// connection: were the switch relayed, the second would travel in the tunnel unjudged (the
+// origin's /switch logs tunnelled lines as "tunnel ...").
+RawExchange upgradeThenDenied(const Sandbox& sb, const std::string& endpoint,
+                              const std::string& first, const std::string& tunnelTag) {
+  return rawHttpIn(sb, endpoint,
+                   {first, "GET /whoami?tag=" + tunnelTag +
+                               " HTTP/1.1\r\nHost: other.test\r\nConnection: close\r\n\r\n"},
+                   {.gapSeconds = 0.3});
+}
+
+// Item 4: only `websocket` is forwarded by default, whatever the spelling: every element of
+// every Upgrade header counts, with or without "Connection: upgrade", in HTTP/1.0 too.
+TEST_F(HttpProxyTest, OnlyAllowedUpgradeProtocolsAreForwarded) {
+  PolicySpec s = spec();
+  s.allowedHosts = {"allowed.test"};
+  ASSERT_OK_AND_ASSIGN(auto sb, start(s));
+  const std::string host = "allowed.test:" + kOriginPort;
+  struct Case {
+    std::string name;
+    std::string head;  // after the request line and Host
+    std::string version = "HTTP/1.1";
+  };
+  const std::vector<Case> refused = {
+      {"other", "Connection: Upgrade\r\nUpgrade: foo\r\n"},
+      {"listed-after-websocket", "Connection: Upgrade\r\nUpgrade: websocket, foo\r\n"},
+      {"second-header", "Connection: Upgrade\r\nUpgrade: websocket\r\nUpgrade: foo/2\r\n"},
+      {"case", "connection: UPGRADE\r\nupgrade: FOO\r\n"},
+      {"without-connection-upgrade", "Upgrade: foo\r\n"},
+      {"http10", "Connection: Upgrade\r\nUpgrade: foo\r\n", "HTTP/1.0"},
+  };
+  for (const Case& c : refused) {
+    SCOPED_TRACE(c.name);
+    const std::string t = tag(c.name);
+    const std::string tunnelled = tag(c.name + "-tunnelled");
+    auto x = upgradeThenDenied(
+        *sb, originEndpoint(3),
+        "GET /switch?tag=" + t + " " + c.version + "\r\nHost: " + host + "\r\n" + c.head + "\r\n",
+        tunnelled);
+    auto responses = x.responses();
+    ASSERT_GE(responses.size(), 1u) << x.describe();
+    EXPECT_EQ(responses[0].status, 403) << x.describe();
+    EXPECT_EQ(responses[0].header("X-Egressd-Reason"), "upgrade_refused") << x.describe();
+    EXPECT_TRUE(contains(responses[0].body, "http.allowUpgrades")) << x.describe();
+    EXPECT_TRUE(reached(t).empty()) << "refused before forwarding:" << originJoined(reached(t));
+    EXPECT_TRUE(reached(tunnelled).empty()) << originJoined(reached(tunnelled));
+  }
+  ASSERT_OK_AND_ASSIGN(json a, sb->daemon().waitForAudit(auditWith(
+                                   {{"reason", "upgrade_refused"}, {"host", "allowed.test"}})));
+  EXPECT_EQ(a.value("decision", ""), "deny") << a;
+  EXPECT_EQ(a.value("status", 0), 403) << a;
+
+  // websocket still switches (the origin's /switch checks nothing)...
+  const std::string ws = tag("websocket");
+  const std::string inside = tag("inside");
+  auto x = rawHttpIn(*sb, originEndpoint(3),
+                     {"GET /switch?tag=" + ws + " HTTP/1.1\r\nHost: " + host +
+                          "\r\nConnection: Upgrade\r\nUpgrade: WebSocket/13\r\n\r\n",
+                      "line " + inside + "\n"},
+                     {.gapSeconds = 0.3});
+  EXPECT_TRUE(x.data.starts_with("HTTP/1.1 101")) << x.describe();
+  EXPECT_TRUE(contains(x.data, "echo line " + inside)) << x.describe();
+  EXPECT_EQ(reached(ws).size(), 1u) << origin_->log();
+
+  // ...but an upstream that switches to another protocol than the one asked for is cut off
+  // before its 101 reaches the client.
+  const std::string swapped = tag("swapped");
+  const std::string swappedInside = tag("swapped-inside");
+  x = upgradeThenDenied(*sb, originEndpoint(3),
+                        "GET /switch?proto=foo&tag=" + swapped + " HTTP/1.1\r\nHost: " + host +
+                            "\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n",
+                        swappedInside);
+  EXPECT_FALSE(contains(x.data, " 101 ")) << x.describe();
+  EXPECT_TRUE(reached(swappedInside).empty()) << originJoined(reached(swappedInside));
+
+  // "Connection: upgrade" without an Upgrade header is an ordinary request; neither
+  // header reaches the origin.
+  auto r = get(*sb, "allowed.test", w().ip4(3), "/whoami?tag=" + tag("conn-only"),
+               {"-H", "Connection: upgrade"});
+  ASSERT_EQ(r.status(), 200) << r.describe();
+  const json seen = jsonBody(r.last().body).value("headers", json::object());
+  EXPECT_FALSE(seen.contains("connection")) << seen;
+  EXPECT_FALSE(seen.contains("upgrade")) << seen;
+}
+
+// Item 4: http.allowUpgrades replaces the list: another protocol may then switch, and
+// websocket no longer does.
+TEST_F(HttpProxyTest, AllowUpgradesListsTheProtocolsThatMaySwitch) {
+  PolicySpec s = spec();
+  s.allowedHosts = {"allowed.test"};
+  s.extraYaml = "http: { allowUpgrades: [foo] }\n";
+  ASSERT_OK_AND_ASSIGN(auto sb, start(s));
+  const std::string host = "allowed.test:" + kOriginPort;
+  const std::string t = tag("foo");
+  const std::string inside = tag("inside");
+  auto x = rawHttpIn(*sb, originEndpoint(3),
+                     {"GET /switch?tag=" + t + " HTTP/1.1\r\nHost: " + host +
+                          "\r\nConnection: Upgrade\r\nUpgrade: foo\r\n\r\n",
+                      "line " + inside + "\n"},
+                     {.gapSeconds = 0.3});
+  EXPECT_TRUE(x.data.starts_with("HTTP/1.1 101")) << x.describe();
+  EXPECT_TRUE(contains(x.data, "echo line " + inside)) << x.describe();
+
+  ASSERT_OK_AND_ASSIGN(json ws, pythonClientIn(*sb, "ws_client.py",
+                                               {"--connect", originEndpoint(3), "--host", host}));
+  EXPECT_EQ(ws.value("status", 0), 403) << ws;
+}
+
+// Item 5b: TRACE (and TRACK) would echo the request, injected credentials included, back
+// to the sandbox: answered 405 by egressd unless http.allowTrace.
+TEST_F(HttpProxyTest, TraceIsRefusedUnlessThePolicyAllowsIt) {
+  PolicySpec s = spec();
+  s.allowedHosts = {"allowed.test"};
+  const std::string host = "allowed.test:" + kOriginPort;
+  {
+    ASSERT_OK_AND_ASSIGN(auto sb, start(s));
+    for (const std::string method : {"TRACE", "TRACK", "trace"}) {
+      SCOPED_TRACE(method);
+      const std::string t = tag(method);
+      auto x = rawHttpIn(*sb, originEndpoint(3),
+                         {method + " /x?tag=" + t + " HTTP/1.1\r\nHost: " + host +
+                          "\r\nConnection: close\r\n\r\n"});
+      auto responses = x.responses();
+      ASSERT_EQ(responses.size(), 1u) << x.describe();
+      // TRACK and a lowercase trace are not methods llhttp knows: the parser refuses them.
+      if (method == "TRACE") {
+        EXPECT_EQ(responses[0].status, 405) << x.describe();
+        EXPECT_EQ(responses[0].header("X-Egressd-Reason"), "method_refused") << x.describe();
+      } else {
+        EXPECT_GE(responses[0].status, 400) << x.describe();
+      }
+      EXPECT_TRUE(reached(t).empty()) << originJoined(reached(t));
+    }
+    ASSERT_OK_AND_ASSIGN(
+        json a,
+        sb->daemon().waitForAudit(auditWith({{"reason", "method_refused"}, {"method", "TRACE"}})));
+    EXPECT_EQ(a.value("status", 0), 405) << a;
+  }
+  s.extraYaml = "http: { allowTrace: true }\n";
+  ASSERT_OK_AND_ASSIGN(auto sb, start(s));
+  const std::string t = tag("allowed");
+  auto x = rawHttpIn(
+      *sb, originEndpoint(3),
+      {"TRACE /x?tag=" + t + " HTTP/1.1\r\nHost: " + host + "\r\nConnection: close\r\n\r\n"});
+  auto responses = x.responses();
+  ASSERT_EQ(responses.size(), 1u) << x.describe();
+  EXPECT_EQ(responses[0].status, 200) << x.describe();
+  EXPECT_EQ(reached(t).size(), 1u) << origin_->log();
+}
+
+// Item 6: headers a sandbox must not be able to write never reach the upstream, in any
+// spelling (case, '_' for '-') and however often repeated; Forwarded & co. are dropped by
+// default and replaced by egressd's own with http.forwarded: sandbox.
+TEST_F(HttpProxyTest, TrustHeadersFromTheSandboxAreStripped) {
+  PolicySpec s = spec();
+  s.allowedHosts = {"allowed.test"};
+  const std::vector<std::string> sent = {"Proxy-Authorization: Basic c2FuZGJveDpwYXNz",
+                                         "proxy-authorization: Basic second",
+                                         "Proxy_Authorization: Basic underscore",
+                                         "Proxy-Foo: bar",
+                                         "X-Egressd-Sandbox: someone-else",
+                                         "x_egressd_rule: allowedHosts[0]",
+                                         "Forwarded: for=203.0.113.7",
+                                         "X-Forwarded-For: 203.0.113.7",
+                                         "x-forwarded-for: 198.51.100.1",
+                                         "X_Forwarded_For: 198.51.100.2",
+                                         "X-Forwarded-Host: admin.internal",
+                                         "X-Real-IP: 203.0.113.7",
+                                         "True-Client-IP: 203.0.113.7",
+                                         "X-Keep: kept"};
+  std::vector<std::string> args;
+  for (const std::string& h : sent) {
+    args.push_back("-H");
+    args.push_back(h);
+  }
+  auto seenBy = [&](Sandbox& sb) {
+    auto r = get(sb, "allowed.test", w().ip4(3), "/whoami?tag=" + tag("trust"), args);
+    EXPECT_EQ(r.status(), 200) << r.describe();
+    return jsonBody(r.last().body).value("headers", json::object());
+  };
+  {
+    ASSERT_OK_AND_ASSIGN(auto sb, start(s));
+    const json seen = seenBy(*sb);
+    EXPECT_EQ(seen.value("x-keep", ""), "kept") << seen;
+    for (const auto& [name, value] : seen.items()) {
+      EXPECT_FALSE(name.starts_with("proxy")) << name << ": " << value;
+      EXPECT_FALSE(name.starts_with("x-egressd") || name.starts_with("x_egressd")) << name;
+      EXPECT_FALSE(name.starts_with("x-forwarded") || name.starts_with("x_forwarded")) << name;
+      EXPECT_NE(name, "forwarded");
+      EXPECT_NE(name, "x-real-ip");
+      EXPECT_NE(name, "true-client-ip");
+    }
+  }
+  s.extraYaml = "http: { forwarded: sandbox }\n";
+  ASSERT_OK_AND_ASSIGN(auto sb, start(s));
+  const std::string id = sb->daemon().sandboxId();
+  const json seen = seenBy(*sb);
+  EXPECT_EQ(seen.value("forwarded", ""), "for=\"_" + id + "\"") << seen;
+  EXPECT_EQ(seen.value("x-forwarded-for", ""), id) << "egressd's value only: " << seen;
+  EXPECT_FALSE(seen.contains("x_forwarded_for")) << seen;
+  EXPECT_FALSE(seen.contains("x-forwarded-host")) << seen;
+  EXPECT_FALSE(seen.contains("proxy-authorization")) << seen;
+}
+
 }  // namespace
 }  // namespace egressd::e2e

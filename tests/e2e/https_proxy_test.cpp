@@ -470,8 +470,9 @@ TEST_F(HttpsProxyTest, HelloWithoutSniIsJudgedByAddressRulesOnly) {
         json a, sb->daemon().waitForAudit(
                     auditWith({{"protocol", "tls"}, {"orig_dst", endpoint(3, kHttpsGood)}})));
     EXPECT_EQ(a.value("decision", ""), "deny") << a;
-    // allowedHosts is set and names no address: as for an IP-literal Host.
-    EXPECT_EQ(a.value("reason", ""), "not_in_allowed_hosts") << a;
+    // allowedHosts is set and names no address: refused by tls.requireSni (on by default
+    // with allowedHosts) before any rule is looked at.
+    EXPECT_EQ(a.value("reason", ""), "sni_required") << a;
     EXPECT_EQ(a.value("upstream", ""), "") << a;
   }
 
@@ -650,7 +651,8 @@ TEST_F(HttpsProxyTest, EncryptedClientHelloIsJudgedByAddressOnly) {
   ASSERT_OK_AND_ASSIGN(json a, sb->daemon().waitForAudit(auditWith(
                                    {{"protocol", "tls"}, {"orig_dst", endpoint(3, kHttpsGood)}})));
   EXPECT_EQ(a.value("decision", ""), "deny") << a;
-  EXPECT_EQ(a.value("reason", ""), "not_in_allowed_hosts") << a;
+  // No usable name, no address rule: tls.requireSni (on by default with allowedHosts).
+  EXPECT_EQ(a.value("reason", ""), "sni_required") << a;
   EXPECT_TRUE(contains(a.value("detail", ""), "encrypted")) << a;
   // Without the extension the same name passes.
   r = tlsIn(*sb, {.connect = endpoint(3, kHttpsGood), .sni = name, .cafile = ca_->caCertFile()});
@@ -1357,6 +1359,81 @@ print(json.dumps(out))
   EXPECT_EQ(out.value("body", json::object()).value("sni", ""), "allowed.test") << out.dump();
   EXPECT_EQ(requestsWith(t).size(), 1u) << origin_->log();
   EXPECT_FALSE(pathExists(d)) << d << " left behind after egressd run exited";
+}
+
+// Item 7 of issue 12: a hello without a usable name (none, or hidden by ECH) to an address
+// some rule allows is refused unless a rule names that address and port (tls.requireSni,
+// on by default when allowedHosts is written): an `allow` rule for every port is not one.
+TEST_F(HttpsProxyTest, HelloWithoutSniNeedsARuleNamingAddressAndPort) {
+  auto noSni = [&](Sandbox& sb, int host, bool ech) {
+    return tlsIn(sb, {.connect = endpoint(host, kHttpsGood),
+                      .sni = ech ? label("ech") + ".allowed.test" : "",
+                      .cafile = ech ? "" : ca_->caCertFile(),
+                      .ech = ech});
+  };
+  auto reasonFor = [&](Sandbox& sb, int host) -> std::string {
+    auto a = sb.daemon().waitForAudit(
+        auditWith({{"protocol", "tls"}, {"orig_dst", endpoint(host, kHttpsGood)}}));
+    return a.ok() ? a->value("reason", "") : a.error().message();
+  };
+  PolicySpec s = spec();
+  s.allowedHosts = {"allowed.test"};
+  s.allow = {{.cidr = w().ip4(3) + "/32", .protocol = "tcp"}};  // every port: names none
+  {
+    ASSERT_OK_AND_ASSIGN(auto sb, start(s));
+    for (bool ech : {false, true}) {
+      SCOPED_TRACE(ech ? "ECH" : "no SNI");
+      json r = noSni(*sb, 3, ech);
+      EXPECT_FALSE(handshakeOk(r)) << r.dump();
+      EXPECT_EQ(r.value("error_reason", ""), "TLSV1_ALERT_ACCESS_DENIED") << r.dump();
+    }
+    EXPECT_EQ(reasonFor(*sb, 3), "sni_required");
+  }
+  // The same rule with the port named opens it; so does tls.requireSni: false.
+  for (const std::string variant : {"port", "switch-off"}) {
+    SCOPED_TRACE(variant);
+    PolicySpec v = s;
+    if (variant == "port") {
+      v.allow = {{.cidr = w().ip4(3) + "/32", .ports = {kHttpsGood}, .protocol = "tcp"}};
+    } else {
+      v.extraYaml += "tls: { requireSni: false }\n";
+    }
+    ASSERT_OK_AND_ASSIGN(auto sb, start(v));
+    json r = noSni(*sb, 3, false);
+    EXPECT_TRUE(handshakeOk(r)) << r.dump();
+    EXPECT_EQ(reasonFor(*sb, 3), "allowed_cidr");
+  }
+  // Without allowedHosts the switch is off unless written: enableInternet passes a hello
+  // without SNI by address, tls.requireSni: true refuses it.
+  PolicySpec open = spec();
+  open.enableInternet = true;
+  {
+    ASSERT_OK_AND_ASSIGN(auto sb, start(open));
+    EXPECT_TRUE(handshakeOk(noSni(*sb, 4, false)));
+    EXPECT_EQ(reasonFor(*sb, 4), "enable_internet");
+  }
+  open.extraYaml = "tls: { requireSni: true }\n";
+  ASSERT_OK_AND_ASSIGN(auto sb, start(open));
+  EXPECT_FALSE(handshakeOk(noSni(*sb, 4, false)));
+  EXPECT_EQ(reasonFor(*sb, 4), "sni_required");
+}
+
+// Item 4 of issue 12 inside intercepted TLS: an Upgrade other than websocket is answered by
+// egressd and never reaches the origin.
+TEST_F(HttpsProxyTest, InterceptedUpgradeToAnotherProtocolIsRefused) {
+  PolicySpec s = intercepting(spec());
+  s.allowedHosts = {"allowed.test"};
+  ASSERT_OK_AND_ASSIGN(auto sb, start(s));
+  const std::string t = label("upgrade");
+  auto c = curlHttps(*sb, "allowed.test", kHttpsGood, w().ip4(3), "/switch?tag=" + t,
+                     sandboxCa(*sb), {"-H", "Connection: Upgrade", "-H", "Upgrade: foo"});
+  EXPECT_EQ(c.status(), 403) << c.describe();
+  EXPECT_EQ(c.last().header("X-Egressd-Reason"), "upgrade_refused") << c.describe();
+  EXPECT_TRUE(requestsWith(t).empty()) << joined(requestsWith(t));
+  ASSERT_OK_AND_ASSIGN(
+      json a,
+      sb->daemon().waitForAudit(auditWith({{"protocol", "https"}, {"reason", "upgrade_refused"}})));
+  EXPECT_EQ(a.value("status", 0), 403) << a;
 }
 
 }  // namespace

@@ -41,6 +41,13 @@ json jsonBody(const std::string& body) {
   return j.is_object() ? j : json::object();
 }
 
+// A request header as the origin received it: /whoami's hex copy, which egressd's redaction
+// of injected secrets in the response leaves readable. "" when absent.
+std::string received(const json& who, const std::string& name) {
+  const json hex = who.value("headers_hex", json::object());
+  return test::unhex(hex.is_object() ? hex.value(name, "") : "");
+}
+
 // A small HTTP/1.1 server on a unix socket (the `reroute: unix:` target): answers every GET
 // with JSON {unix: true, path, host, headers}.
 constexpr const char* kUnixServer = R"PY(
@@ -161,10 +168,29 @@ class ProxyHandlersTest : public E2eTest {
         "  tls.allowed.test: toTls\n"
         "  broken.allowed.test: broken\n"
         "  other.test: passOn\n"
+        "  strict.allowed.test: strict\n"
+        "  strict-http.allowed.test: strictToHttp\n"
+        "  strict-https.allowed.test: strictToHttps\n"
+        "  apikey.allowed.test: apiKey\n"
         "outboundHandlers:\n"
         "  inject:\n"
-        "    - setHeader: { name: Authorization, value: \"Bearer ${secret:TOKEN}\" }\n"
+        "    - setHeader: { name: Authorization, value: \"Bearer ${secret:TOKEN}\", "
+        "allowPlaintext: true }\n"
         "    - removeHeader: { name: Cookie }\n"
+        "  strict:\n"
+        "    - setHeader: { name: Authorization, value: \"Bearer ${secret:TOKEN}\" }\n"
+        "  strictToHttp:\n"
+        "    - setHeader: { name: Authorization, value: \"Bearer ${secret:TOKEN}\" }\n"
+        "    - reroute: { upstream: \"http://other.test:" +
+        kOriginPort +
+        "\" }\n"
+        "  strictToHttps:\n"
+        "    - setHeader: { name: Authorization, value: \"Bearer ${secret:TOKEN}\" }\n"
+        "    - reroute: { upstream: \"https://other.test:" +
+        kGoodPort +
+        "\" }\n"
+        "  apiKey:\n"
+        "    - setHeader: { name: X-Api-Key, value: \"key-${sandbox}\" }\n"
         "  readOnly:\n"
         "    - deny: { status: 405, body: \"read only\\n\", unless: { method: [GET, "
         "HEAD] } }\n"
@@ -253,7 +279,7 @@ TEST_F(ProxyHandlersTest, SetHeaderInjectsTheSecretInPlaceOfTheSandboxsOwn) {
   json who = jsonBody(r.last().body);
   const json& h = who["headers"];
   // Exactly one Authorization, the injected one (whoami joins repeated headers with ", ").
-  EXPECT_EQ(h.value("authorization", ""), "Bearer " + s_->token) << who.dump();
+  EXPECT_EQ(received(who, "authorization"), "Bearer " + s_->token) << who.dump();
   EXPECT_FALSE(h.contains("cookie")) << "removeHeader: " << who.dump();
   EXPECT_EQ(h.value("x-keep", ""), "yes") << who.dump();
   EXPECT_EQ(who.value("host", ""), "inject.allowed.test:" + kOriginPort);
@@ -278,13 +304,13 @@ TEST_F(ProxyHandlersTest, ARotatedSecretFileIsUsedOnTheNextRequest) {
   ASSERT_EQ(std::rename(next->c_str(), s_->tokenFile.c_str()), 0);
   auto r = get("inject.allowed.test", "/whoami?tag=" + tag("rotated"));
   ASSERT_EQ(r.status(), 200) << r.describe();
-  EXPECT_EQ(jsonBody(r.last().body)["headers"].value("authorization", ""), "Bearer " + rotated);
+  EXPECT_EQ(received(jsonBody(r.last().body), "authorization"), "Bearer " + rotated);
 
   // Back to the first value (rewritten in place this time) for the other tests.
   ASSERT_TRUE(s_->dir.writeFile("token", s_->token + "\n").ok());
   r = get("inject.allowed.test", "/whoami?tag=" + tag("restored"));
   ASSERT_EQ(r.status(), 200) << r.describe();
-  EXPECT_EQ(jsonBody(r.last().body)["headers"].value("authorization", ""), "Bearer " + s_->token);
+  EXPECT_EQ(received(jsonBody(r.last().body), "authorization"), "Bearer " + s_->token);
 }
 
 // A keep-alive connection is judged per request: the secret goes only with requests whose
@@ -302,7 +328,7 @@ TEST_F(ProxyHandlersTest, TheSecretGoesOnlyWithRequestsForItsHostOnAKeptAliveCon
   ASSERT_EQ(responses.size(), 2u) << x.describe();
   json a = jsonBody(responses[0].body);
   json b = jsonBody(responses[1].body);
-  EXPECT_EQ(a["headers"].value("authorization", ""), "Bearer " + s_->token) << a.dump();
+  EXPECT_EQ(received(a, "authorization"), "Bearer " + s_->token) << a.dump();
   EXPECT_FALSE(b["headers"].contains("authorization")) << b.dump();
   EXPECT_EQ(b.value("host", ""), "other.test:" + kOriginPort);
   // other.test -> .4 by egressd's resolution, although the connection went to .3.
@@ -420,7 +446,7 @@ TEST_F(ProxyHandlersTest, TlsToAHandlerHostIsInterceptedAndGetsTheHeader) {
                          "https://inject.allowed.test:" + kGoodPort + "/whoami?tag=" + t});
   ASSERT_EQ(r.status(), 200) << r.describe();
   json who = jsonBody(r.last().body);
-  EXPECT_EQ(who["headers"].value("authorization", ""), "Bearer " + s_->token) << who.dump();
+  EXPECT_EQ(received(who, "authorization"), "Bearer " + s_->token) << who.dump();
   EXPECT_EQ(who.value("sni", ""), "inject.allowed.test") << who.dump();
   ASSERT_EQ(reached(t).size(), 1u);
   auto a = audit({{"host", "inject.allowed.test"}, {"protocol", "https"}, {"handler", "inject"}});
@@ -477,6 +503,105 @@ TEST_F(ProxyHandlersTest, NoHandlerMeansTheDefaultDeny) {
 
 // Runs last (file order): everything above wrote audit lines and log lines with secrets
 // flowing through the proxy; none of them may hold a value.
+// --- secrets stay where they belong (issue 12 items 5 and 6, docs/security.md) ----------
+
+// Item 5a: a secret is not sent in cleartext unless its setHeader says allowPlaintext; the
+// same handler works over (intercepted) HTTPS and with a reroute to https://.
+TEST_F(ProxyHandlersTest, ASecretIsNeverSentOverCleartextUnlessAllowed) {
+  for (const std::string host : {"strict.allowed.test", "strict-http.allowed.test"}) {
+    SCOPED_TRACE(host);
+    const std::string t = tag("plain");
+    auto r = get(host, "/whoami?tag=" + t);
+    EXPECT_EQ(r.status(), 403) << r.describe();
+    EXPECT_EQ(r.last().header("X-Egressd-Reason"), "secret_over_plaintext") << r.describe();
+    EXPECT_TRUE(contains(r.last().body, "allowPlaintext")) << r.describe();
+    EXPECT_FALSE(contains(r.run.out, s_->token)) << r.describe();
+    EXPECT_TRUE(reached(t).empty()) << "refused before connecting upstream";
+    auto a = audit({{"host", host}, {"reason", "secret_over_plaintext"}});
+    ASSERT_TRUE(a.ok()) << a.error().message();
+    EXPECT_EQ((*a).value("decision", ""), "deny");
+    EXPECT_EQ((*a).value("status", 0), 403);
+  }
+  // Over TLS: the client's HTTPS is intercepted, the upstream connection is TLS too.
+  const std::string tls = tag("tls");
+  auto r = curlIn(sb(), {"--cacert", sandboxCa(), "--resolve",
+                         "strict.allowed.test:" + kGoodPort + ":" + w().ip4(3),
+                         "https://strict.allowed.test:" + kGoodPort + "/whoami?tag=" + tls});
+  ASSERT_EQ(r.status(), 200) << r.describe();
+  EXPECT_EQ(received(jsonBody(r.last().body), "authorization"), "Bearer " + s_->token);
+  // Plain HTTP from the sandbox, rerouted to an https:// upstream: the secret goes over TLS.
+  const std::string up = tag("reroute-https");
+  r = get("strict-https.allowed.test", "/whoami?tag=" + up);
+  ASSERT_EQ(r.status(), 200) << r.describe();
+  json who = jsonBody(r.last().body);
+  EXPECT_EQ(who.value("sni", ""), "other.test") << who.dump();
+  // The secret does not come back either: the response is redacted (item 5c).
+  EXPECT_EQ(who["headers"].value("authorization", ""),
+            "Bearer " + std::string(s_->token.size(), '*'))
+      << who.dump();
+}
+
+// Item 5b: TRACE would carry the injected credential back to the sandbox.
+TEST_F(ProxyHandlersTest, TraceNeverEchoesTheInjectedCredential) {
+  for (const std::string method : {"TRACE", "TRACK"}) {
+    SCOPED_TRACE(method);
+    const std::string t = tag("trace");
+    auto x = rawHttpIn(sb(), hostPort(w().ip4(3), kHttpOrigin),
+                       {method + " /x?tag=" + t + " HTTP/1.1\r\nHost: inject.allowed.test:" +
+                        kOriginPort + "\r\nConnection: close\r\n\r\n"});
+    auto responses = x.responses();
+    ASSERT_EQ(responses.size(), 1u) << x.describe();
+    EXPECT_GE(responses[0].status, 400) << x.describe();
+    if (method == "TRACE") {
+      EXPECT_EQ(responses[0].status, 405) << x.describe();
+    }
+    EXPECT_FALSE(contains(x.data, s_->token)) << x.describe();
+    EXPECT_TRUE(reached(t).empty());
+  }
+}
+
+// Item 5c: an upstream that reflects the request returns the secret in its headers and its
+// body; the sandbox gets '*' in its place, however large the body (not spliced then).
+TEST_F(ProxyHandlersTest, AnEchoedSecretIsRedactedInTheResponse) {
+  const std::string masked = std::string(s_->token.size(), '*');
+  for (const std::string pad : {"0", "300000"}) {
+    SCOPED_TRACE("pad " + pad);
+    const std::string t = tag("echo");
+    auto r = get("inject.allowed.test", "/echo?pad=" + pad + "&tag=" + t);
+    ASSERT_EQ(r.status(), 200) << r.describe().substr(0, 2000);
+    EXPECT_EQ(reached(t).size(), 1u);
+    EXPECT_EQ(r.last().header("X-Echo-Authorization"), "Bearer " + masked);
+    EXPECT_EQ(r.last().body.find_first_not_of('p'), std::stoul(pad)) << "the padding arrived";
+    EXPECT_TRUE(contains(r.last().body, "\"authorization\": \"Bearer " + masked + "\""))
+        << r.last().body.substr(r.last().body.size() > 500 ? r.last().body.size() - 500 : 0);
+    EXPECT_FALSE(contains(r.run.out, s_->token)) << "the secret reached the sandbox";
+    auto a = audit({{"host", "inject.allowed.test"}, {"path", "/echo"}, {"status", 200}});
+    ASSERT_TRUE(a.ok()) << a.error().message();
+    EXPECT_TRUE(contains((*a).value("detail", ""), "redacted")) << *a;
+  }
+  // Inside intercepted TLS too.
+  auto r = curlIn(sb(), {"--cacert", sandboxCa(), "--resolve",
+                         "inject.allowed.test:" + kGoodPort + ":" + w().ip4(3),
+                         "https://inject.allowed.test:" + kGoodPort + "/echo?tag=" + tag("tls")});
+  ASSERT_EQ(r.status(), 200) << r.describe();
+  EXPECT_EQ(r.last().header("X-Echo-Authorization"), "Bearer " + masked) << r.describe();
+  EXPECT_FALSE(contains(r.run.out, s_->token)) << r.describe();
+}
+
+// Item 6: a header the handler sets replaces the sandbox's, whatever case, '_' spelling or
+// number of copies the sandbox sent.
+TEST_F(ProxyHandlersTest, AHandlerHeaderReplacesEverySpellingOfTheSandboxs) {
+  auto r = get("apikey.allowed.test", "/whoami?tag=" + tag("apikey"),
+               {"-H", "X-Api-Key: mine-1", "-H", "x-api-key: mine-2", "-H", "X_API_KEY: mine-3",
+                "-H", "x_Api-key: mine-4"});
+  ASSERT_EQ(r.status(), 200) << r.describe();
+  const json h = jsonBody(r.last().body)["headers"];
+  EXPECT_EQ(h.value("x-api-key", ""), "key-" + sandboxId()) << h.dump();
+  for (const auto& [name, value] : h.items()) {
+    EXPECT_FALSE(contains(value.dump(), "mine-")) << name << ": " << value;
+  }
+}
+
 TEST_F(ProxyHandlersTest, ZzNoSecretValueInTheAuditLogOrTheDaemonLog) {
   // One more injected request, so there is something to leak even when run alone.
   auto r = get("inject.allowed.test", "/whoami?tag=" + tag("last"));

@@ -3,7 +3,31 @@
 
 #include <gtest/gtest.h>
 
+#include <string>
+#include <string_view>
+
 #include "common/result.h"
+
+namespace egressd::test {
+
+// "4142" -> "AB"; stops at the first pair that is not two hex digits.
+inline std::string unhex(std::string_view hex) {
+  auto digit = [](char c) {
+    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+  };
+  std::string out;
+  for (size_t i = 0; i + 1 < hex.size(); i += 2) {
+    const int hi = digit(hex[i]);
+    const int lo = digit(hex[i + 1]);
+    if (hi < 0 || lo < 0) {
+      break;
+    }
+    out.push_back(static_cast<char>(hi * 16 + lo));
+  }
+  return out;
+}
+
+}  // namespace egressd::test
 
 #define EGRESSD_TEST_CONCAT_INNER(a, b) a##b
 #define EGRESSD_TEST_CONCAT(a, b) EGRESSD_TEST_CONCAT_INNER(a, b)

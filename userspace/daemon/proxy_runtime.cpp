@@ -243,6 +243,8 @@ Result<std::shared_ptr<const proxy::SandboxPolicyView>> ProxyRuntime::makeView(
   view->intercept = proxy::InterceptSelection::fromPolicy(p.interceptHttps);
   view->denyStatus = p.denyStatus;
   view->secretSources = p.secrets;
+  view->http = p.http;
+  view->requireSni = policy::requiresSni(p);
   proxy::HandlerBindings& b = view->handlers;
   b.set = std::move(compiled);
   for (const policy::HostHandler& h : p.outboundByHost) {

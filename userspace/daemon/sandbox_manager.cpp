@@ -322,6 +322,9 @@ ApiResponse SandboxManager::applyPolicy(const std::string& yaml, const std::stri
   }
   const std::string name = entry->policy.name;
   nlohmann::json warnings = entry->policy.warnings;
+  for (const std::string& warning : entry->policy.warnings) {
+    spdlog::warn("{}", warning);
+  }
   std::map<std::string, PolicyEntry> next = policies_;
   next[name] = std::move(*entry);
   std::vector<std::string> touched;

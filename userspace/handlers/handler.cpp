@@ -257,7 +257,15 @@ Result<HandlerSet::Action> HandlerSet::compileAction(const std::string& handler,
           return fail(parsed.error());
         }
         action.value = std::move(*parsed);
-        if (auto status = args.rejectUnknown({"name", "value", "when", "unless"}); !status.ok()) {
+        if (const json* plain = args.get("allowPlaintext")) {
+          if (!plain->is_boolean()) {
+            return fail(Error(
+                EINVAL, "allowPlaintext: expected true or false, got " + detail::jsonText(*plain)));
+          }
+          action.allowPlaintext = plain->get<bool>();
+        }
+        if (auto status = args.rejectUnknown({"name", "value", "allowPlaintext", "when", "unless"});
+            !status.ok()) {
           return fail(status.error());
         }
       } else {
@@ -591,19 +599,31 @@ Verdict HandlerSet::run(const Chain& chain, const ParamTexts& params,
     }
   }
 
+  std::vector<std::string> secretValues;
+  TemplateContext setContext = context;
+  setContext.secretValues = &secretValues;
   for (const Action* set : sets) {
     std::string value;
-    if (auto error = expandOrError(set->value, *set, value)) {
-      return *error;
+    std::string detail;
+    auto expanded = set->value.expand(setContext, &detail);
+    if (!expanded.ok()) {
+      Verdict error = errorVerdict(expanded.error().message(), std::move(detail));
+      error.rule = set->label;
+      return error;
     }
+    value = std::move(*expanded);
     if (detail::hasLineBreakOrNul(value)) {
       Verdict error = errorVerdict("setHeader " + set->name + " value holds CR/LF");
       error.rule = set->label;
       return error;
     }
     verdict.injectedSecret = verdict.injectedSecret || set->value.usesSecrets();
+    if (set->value.usesSecrets() && !set->allowPlaintext && verdict.secretNeedsTls.empty()) {
+      verdict.secretNeedsTls = set->name;
+    }
     verdict.setHeaders.push_back(http::Header{set->name, std::move(value)});
   }
+  verdict.secretValues = std::move(secretValues);
   verdict.removeHeaders = std::move(removes);
   return verdict;
 }

@@ -54,6 +54,12 @@ struct Verdict {
   // when the chain ran out (an implicit forward).
   std::string rule;
   bool injectedSecret = false;  // setHeaders carries at least one secret value
+  // The secret values in setHeaders (each as resolved, not the whole header value): the
+  // proxy redacts them in the response. Never log them.
+  std::vector<std::string> secretValues;
+  // The first set header carrying a secret whose setHeader lacks `allowPlaintext: true`
+  // (empty: none): the proxy refuses to send it over a cleartext upstream connection.
+  std::string secretNeedsTls;
 };
 
 class HandlerSet {
@@ -91,8 +97,9 @@ class HandlerSet {
     std::string label;  // "outboundHandlers.kv[1] reroute"
     std::optional<Condition> when;
     std::optional<Condition> unless;
-    std::string name;  // setHeader/removeHeader
-    Template value;    // setHeader value, deny/respond body, reroute upstream
+    std::string name;             // setHeader/removeHeader
+    bool allowPlaintext = false;  // setHeader: a secret may go over cleartext HTTP
+    Template value;               // setHeader value, deny/respond body, reroute upstream
     int status = 0;
     std::vector<std::pair<std::string, Template>> headers;  // respond
     std::optional<RerouteTarget> target;                    // reroute without templates

@@ -211,6 +211,9 @@ Result<std::string> Template::expand(const TemplateContext& context, std::string
           return Error(EINVAL, "secret " + name + " holds CR/LF");
         }
         out += *value;
+        if (context.secretValues != nullptr && !value->empty()) {
+          context.secretValues->push_back(*value);
+        }
         break;
       }
     }

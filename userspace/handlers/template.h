@@ -32,6 +32,8 @@ struct TemplateContext {
   const std::map<std::string, std::string, std::less<>>* params = nullptr;
   std::string_view sandbox;
   const SecretResolver* secrets = nullptr;  // null: any ${secret:...} fails to expand
+  // When given, every secret value expanded is appended (for redaction in responses).
+  std::vector<std::string>* secretValues = nullptr;
 };
 
 class Template {

@@ -14,7 +14,7 @@ bool isSafeHeader(const Header& header) {
 
 bool isNamed(const Header& header, const std::vector<std::string>& names) {
   for (const std::string& name : names) {
-    if (equalsIgnoreCase(header.name, name)) {
+    if (fieldNameMatches(header.name, name)) {
       return true;
     }
   }
@@ -65,6 +65,30 @@ Result<uint16_t> parsePort(std::string_view digits, std::string_view whole) {
 }
 
 }  // namespace
+
+bool fieldNameMatches(std::string_view name, std::string_view pattern) {
+  auto fold = [](char c) {
+    c = c == '_' ? '-' : c;
+    return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c;
+  };
+  const bool prefix = !pattern.empty() && pattern.back() == '*';
+  if (prefix) {
+    pattern.remove_suffix(1);
+    if (name.size() < pattern.size()) {
+      return false;
+    }
+    name = name.substr(0, pattern.size());
+  }
+  if (name.size() != pattern.size()) {
+    return false;
+  }
+  for (size_t i = 0; i < name.size(); ++i) {
+    if (fold(name[i]) != fold(pattern[i])) {
+      return false;
+    }
+  }
+  return true;
+}
 
 bool isToken(std::string_view text) {
   if (text.empty()) {

@@ -53,11 +53,18 @@ struct ResponseHead {
   const Header* find(std::string_view name) const;  // case-insensitive, first match
 };
 
+// Whether a field name is what `pattern` names when dropping headers: ASCII case-insensitive,
+// '_' equal to '-' (CGI-style servers map both to the same variable, so a sandbox's
+// "X_Api_Key" would reach them as the X-Api-Key a handler set), and a pattern ending in '*'
+// matches every name starting with the rest ("X-Egressd-*").
+bool fieldNameMatches(std::string_view name, std::string_view pattern);
+
 // The head to send upstream: "METHOD SP path SP HTTP/1.x CRLF", then the headers in order, CRLF.
-// `dropHeaders` (case-insensitive names) applies to the client's headers only, so a caller can
-// replace a header by dropping it and passing its own in `extraHeaders`, which are appended.
-// An extra header whose name is not a token or whose value holds CR, LF or NUL is left out:
-// handler-supplied values must never be able to start a new header line.
+// `dropHeaders` (names or prefixes as fieldNameMatches() reads them) applies to the client's
+// headers only, so a caller can replace a header by dropping it and passing its own in
+// `extraHeaders`, which are appended. An extra header whose name is not a token or whose value
+// holds CR, LF or NUL is left out: handler-supplied values must never be able to start a new header
+// line.
 std::string serializeRequestHead(const RequestHead& head,
                                  const std::vector<Header>& extraHeaders = {},
                                  const std::vector<std::string>& dropHeaders = {});

@@ -399,6 +399,7 @@ struct AllowCidr {
   std::vector<PortRange> ports;  // empty = every port
   Protocol protocol = Protocol::kAny;
   std::string rule;
+  bool fromAllowedHosts = false;  // an allowedHosts IP/CIDR entry (not an `allow` rule)
 
   bool covers(uint16_t port, Protocol wanted) const {
     if (protocol != Protocol::kAny && protocol != wanted) {
@@ -617,7 +618,8 @@ HostPolicy HostPolicy::fromPolicy(const Policy& policy) {
         AllowCidr{host.cidr,
                   {},
                   Protocol::kAny,
-                  "allowedHosts[" + std::to_string(host.index) + "] " + host.cidr.toString()});
+                  "allowedHosts[" + std::to_string(host.index) + "] " + host.cidr.toString(),
+                  true});
   }
   HostPolicy result;
   result.compiled_ = std::move(compiled);
@@ -689,6 +691,23 @@ HostDecision HostPolicy::decideAddress(const IpAddress& addr, uint16_t port,
     return makeDecision(HostVerdict::kAllow, "enable_internet", "", false);
   }
   return makeDecision(HostVerdict::kDeny, "internet_disabled", "", false);
+}
+
+std::optional<std::string> HostPolicy::explicitAddressRule(const IpAddress& addr,
+                                                           uint16_t port) const {
+  const Compiled& c = *compiled_;
+  if (c.matchDeny(addr) != nullptr) {
+    return std::nullopt;
+  }
+  for (const AllowCidr& entry : c.allowCidrs) {
+    if (!cidrContains(entry.cidr, addr) || !entry.covers(port, Protocol::kTcp)) {
+      continue;
+    }
+    if (entry.fromAllowedHosts || !entry.ports.empty()) {
+      return entry.rule;
+    }
+  }
+  return std::nullopt;
 }
 
 HostDecision HostPolicy::judgeResolvedAddress(const IpAddress& addr, uint16_t port,

@@ -110,6 +110,12 @@ class HostPolicy {
   HostDecision judgeResolvedAddress(const IpAddress& addr, uint16_t port,
                                     const HostDecision& nameDecision) const;
 
+  // The rule that names `addr` and `port` explicitly, for a TLS hello without a usable
+  // server name (tls.requireSni): an allowedHosts IP/CIDR entry, or an `allow` rule that
+  // lists the port (TCP or any protocol). A rule for every port does not name the port.
+  // nullopt also when a deniedHosts CIDR covers the address.
+  std::optional<std::string> explicitAddressRule(const IpAddress& addr, uint16_t port) const;
+
   bool enableInternet() const;
   // Whether allowedHosts was written, which makes names it does not match denied.
   bool hasAllowList() const;

@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "common/fs.h"
+#include "policy/host_policy.h"
 
 namespace egressd::policy {
 
@@ -180,6 +181,10 @@ class Parser {
   void checkSingleDocument(const std::string& yaml) const;
   void checkHandlerRefs(const Policy& policy) const;
   void addAllowWarnings(Policy& policy);
+  // `http:` / `tls:` (docs/security.md) and the domain-fronting warning.
+  HttpRules httpRules(const Field& field) const;
+  TlsRules tlsRules(const Field& field) const;
+  void addFrontingWarnings(const Policy& policy);
 
   std::string source_;
   std::vector<std::string> warnings_;
@@ -670,9 +675,10 @@ void Parser::addAllowWarnings(Policy& policy) {
         if (range.first <= proxied && proxied <= range.last) {
           warn(rule.pos, path,
                "TCP port " + std::to_string(proxied) +
-                   " is in proxyPorts and always goes through the proxy; this rule " +
-                   (rule.protocol == Protocol::kTcp ? "never applies to it"
-                                                    : "applies to it for UDP only"));
+                   " is in proxyPorts and always goes through the proxy, where this rule " +
+                   "only opens requests to the address itself (an IP-literal Host, TLS " +
+                   "without a server name)" +
+                   (rule.protocol == Protocol::kTcp ? "" : "; for UDP it applies as written"));
         }
       }
     }
@@ -702,6 +708,120 @@ void Parser::checkSingleDocument(const std::string& yaml) const {
   }
 }
 
+HttpRules Parser::httpRules(const Field& field) const {
+  const auto items = entries(field);
+  rejectUnknownKeys(field, items, {"allowUpgrades", "allowTrace", "forwarded"});
+  HttpRules rules;
+  for (const auto& [key, value] : items) {
+    const std::string name = key.node.Scalar();
+    if (name == "allowUpgrades") {
+      rules.allowUpgrades.clear();
+      for (const Field& entry : elements(value, "protocol names such as websocket")) {
+        const std::string text = lower(scalar(entry, "a protocol name such as websocket"));
+        // RFC 9110 7.8: protocol-name is a token; the version part is not judged.
+        const bool token = !text.empty() && std::all_of(text.begin(), text.end(), [](char c) {
+          return std::isalnum(static_cast<unsigned char>(c)) ||
+                 std::string_view("!#$%&'*+-.^_`|~").find(c) != std::string_view::npos;
+        });
+        if (!token) {
+          fail(entry, "expected a protocol name such as websocket (a token, without /version)");
+        }
+        if (text == "h2c") {
+          fail(entry, "h2c cannot be allowed: HTTP/2 over cleartext is never forwarded");
+        }
+        if (std::find(rules.allowUpgrades.begin(), rules.allowUpgrades.end(), text) ==
+            rules.allowUpgrades.end()) {
+          rules.allowUpgrades.push_back(text);
+        }
+      }
+    } else if (name == "allowTrace") {
+      rules.allowTrace = boolean(value);
+    } else if (name == "forwarded") {
+      const std::string text = scalar(value, "strip or sandbox");
+      if (text == "strip") {
+        rules.forwarded = ForwardedMode::kStrip;
+      } else if (text == "sandbox") {
+        rules.forwarded = ForwardedMode::kSandbox;
+      } else {
+        fail(value, "expected strip or sandbox, got " + quote(text));
+      }
+    }
+  }
+  return rules;
+}
+
+TlsRules Parser::tlsRules(const Field& field) const {
+  const auto items = entries(field);
+  rejectUnknownKeys(field, items, {"requireSni"});
+  TlsRules rules;
+  for (const auto& [key, value] : items) {
+    rules.requireSni = boolean(value);
+  }
+  return rules;
+}
+
+// Names served by CDNs that route on the Host header inside TLS: a connection whose SNI is
+// one of them may carry requests for any other customer of that CDN (domain fronting),
+// which passthrough cannot see. Suffixes, lowercase.
+constexpr std::string_view kFrontingCdnSuffixes[] = {
+    "cloudfront.net",        "azureedge.net",      "azurefd.net",  "fastly.net",
+    "fastlylb.net",          "akamaized.net",      "akamaihd.net", "edgekey.net",
+    "edgesuite.net",         "googleapis.com",     "appspot.com",  "cdn.cloudflare.net",
+    "workers.dev",           "pages.dev",          "b-cdn.net",    "cdn77.org",
+    "stackpathcdn.com",      "herokuapp.com",      "vercel.app",   "netlify.app",
+    "blob.core.windows.net", "trafficmanager.net", "msecnd.net",
+};
+
+void Parser::addFrontingWarnings(const Policy& policy) {
+  if (policy.interceptHttps.all || policy.outbound) {
+    return;  // every TLS connection is intercepted (a catch-all handler forces it)
+  }
+  // Whether interception (interceptHttps list or a handler bound by name) covers `name`.
+  auto intercepted = [&policy](const std::string& name) {
+    for (const HostGlob& glob : policy.interceptHttps.hosts) {
+      if (hostGlobMatches(glob.pattern, name)) {
+        return true;
+      }
+    }
+    for (const HostHandler& h : policy.outboundByHost) {
+      if (hostGlobMatches(h.host.pattern, name)) {
+        return true;
+      }
+    }
+    return false;
+  };
+  for (const HostGlob& glob : policy.allowedHosts.globs) {
+    for (std::string_view suffix : kFrontingCdnSuffixes) {
+      const std::string dotted = "." + std::string(suffix);
+      const bool under = glob.pattern == suffix ||
+                         (glob.pattern.size() > dotted.size() && glob.pattern.ends_with(dotted));
+      // A name the glob allows under this CDN: the glob itself when it is one (its '*'
+      // standing for one label), else a sample name under the suffix it matches.
+      std::string sample;
+      if (under) {
+        sample = glob.pattern;
+        for (size_t star = sample.find('*'); star != std::string::npos; star = sample.find('*')) {
+          sample.replace(star, 1, "egressd-fronting-probe");
+        }
+      } else if (hostGlobMatches(glob.pattern, "egressd-fronting-probe" + dotted)) {
+        sample = "egressd-fronting-probe" + dotted;
+      } else {
+        continue;
+      }
+      if (intercepted(sample)) {
+        continue;
+      }
+      warn(glob.pos, "allowedHosts",
+           quote(glob.text) + " allows names on " + std::string(suffix) +
+               ", a CDN that routes on the Host header inside TLS: under passthrough a "
+               "connection for an allowed name can carry requests for any other site on it "
+               "(domain fronting); list it in interceptHttps if that matters "
+               "(docs/https.md#domain-fronting)");
+      break;  // one warning per entry
+    }
+  }
+}
+
 Policy Parser::parse(std::string_view text) {
   const std::string yaml(text);
   checkSingleDocument(yaml);
@@ -717,7 +837,7 @@ Policy Parser::parse(std::string_view text) {
   rejectUnknownKeys(root, items,
                     {"name", "enableInternet", "interceptHttps", "proxyPorts", "allowedHosts",
                      "deniedHosts", "allow", "dns", "sockets", "denyStatus", "secrets",
-                     "outboundByHost", "outbound", "outboundHandlers"});
+                     "outboundByHost", "outbound", "outboundHandlers", "http", "tls"});
   Policy policy;
   policy.sourceName = source_;
   bool hasName = false;
@@ -761,6 +881,10 @@ Policy Parser::parse(std::string_view text) {
       policy.outbound = handlerRef(value);
     } else if (name == "outboundHandlers") {
       policy.outboundHandlers = outboundHandlers(value);
+    } else if (name == "http") {
+      policy.http = httpRules(value);
+    } else if (name == "tls") {
+      policy.tls = tlsRules(value);
     }
   }
   if (!hasName) {
@@ -768,6 +892,7 @@ Policy Parser::parse(std::string_view text) {
   }
   checkHandlerRefs(policy);
   addAllowWarnings(policy);
+  addFrontingWarnings(policy);
   policy.warnings = std::move(warnings_);
   return policy;
 }
@@ -825,6 +950,10 @@ Result<std::string> normalizeHostGlob(std::string_view text) {
     start = end + 1;
   }
   return glob;
+}
+
+bool requiresSni(const Policy& policy) {
+  return policy.tls.requireSni.value_or(policy.allowedHosts.present);
 }
 
 Result<Policy> parsePolicy(std::string_view yamlText, const std::string& sourceName) {

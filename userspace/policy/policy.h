@@ -122,6 +122,25 @@ struct Handler {
   SourcePos pos;
 };
 
+// --- What the proxy lets a request carry upstream (docs/security.md): policy `http:` and
+// `tls:`. Defaults are the safe choice; each field is a switch an author turns on.
+enum class ForwardedMode {
+  kStrip,    // drop the sandbox's Forwarded, X-Forwarded-*, X-Real-IP, ... (default)
+  kSandbox,  // drop them and send egressd's own: Forwarded: for="_<sandbox>", X-Forwarded-For
+};
+struct HttpRules {
+  // Upgrade protocols forwarded (lowercase names, no version); any other Upgrade is answered
+  // 403 by egressd. h2c is never allowed.
+  std::vector<std::string> allowUpgrades = {"websocket"};
+  bool allowTrace = false;  // TRACE/TRACK are answered 405 unless true
+  ForwardedMode forwarded = ForwardedMode::kStrip;
+};
+struct TlsRules {
+  // Refuse a ClientHello without a usable server name (none, or hidden by ECH) unless an
+  // explicit address rule covers the destination. Unset: true when allowedHosts is written.
+  std::optional<bool> requireSni;
+};
+
 struct Policy {
   std::string sourceName;  // file path (or the name given to parsePolicy)
   std::string name;
@@ -138,10 +157,15 @@ struct Policy {
   std::vector<HostHandler> outboundByHost;  // in file order
   std::optional<HandlerRef> outbound;
   std::map<std::string, Handler> outboundHandlers;
+  HttpRules http;  // `http:`
+  TlsRules tls;    // `tls:`
   // Valid but probably not what the author meant ("FILE:LINE:COL: ..."), for the caller
   // to log; e.g. an allow rule for a port that the proxy or DNS pinning always takes first.
   std::vector<std::string> warnings;
 };
+
+// tls.requireSni as written, else its default (true when allowedHosts is written).
+bool requiresSni(const Policy& policy);
 
 Result<Policy> loadPolicyFile(const std::string& path);
 // `sourceName` only labels messages ("FILE" above); nothing is read from it.

@@ -3,6 +3,7 @@
 #include <type_traits>
 
 #include "proxy/pipe.h"
+#include "proxy/request_rules.h"
 #include "proxy/stream_ops.h"
 #include "proxy/upstream_choice.h"
 #include "proxy/upstream_connect.h"
@@ -73,6 +74,7 @@ class ByteWindow {
  public:
   explicit ByteWindow(size_t capacity) : data_(new char[capacity]), capacity_(capacity) {}
   const char* readPtr() const { return data_.get() + begin_; }
+  char* mutableReadPtr() { return data_.get() + begin_; }
   size_t readable() const { return end_ - begin_; }
   void consume(size_t n) {
     begin_ += n;
@@ -119,8 +121,10 @@ std::vector<std::string> hopByHopHeaders(const http::RequestHead& head) {
       while (!token.empty() && (token.back() == ' ' || token.back() == '\t')) {
         token.remove_suffix(1);
       }
-      // Never let a client strip what the request's framing or routing depends on.
-      if (!token.empty() && !http::equalsIgnoreCase(token, "Host") &&
+      // Never let a client strip what the request's framing or routing depends on; a '*'
+      // would read as a prefix to dropHeaders (http::fieldNameMatches).
+      if (!token.empty() && token.find('*') == std::string_view::npos &&
+          !http::equalsIgnoreCase(token, "Host") &&
           !http::equalsIgnoreCase(token, "Content-Length") &&
           !http::equalsIgnoreCase(token, "Transfer-Encoding")) {
         names.emplace_back(token);
@@ -232,6 +236,13 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Stream>> {
   enum class ResponseEnd { kComplete, kCompleteUntilClose, kUpgraded, kFailedBeforeBytes, kFailed };
   asio::awaitable<ResponseEnd> relayResponse(bool upgradeRequested);
   asio::awaitable<bool> spliceToClient(uint64_t length);
+  asio::awaitable<bool> sendToClient(char* data, size_t size, bool last);
+  asio::awaitable<bool> refuseRequest(Outcome& out, int status, const http::RequestHead& head);
+  void finishRequest() {
+    requestStart_ = Clock::time_point{};
+    headValid_ = false;
+    host_.clear();
+  }
   asio::awaitable<void> tunnel();
   asio::awaitable<void> relayRaw(Stream& from, Stream& to, ByteWindow& buf, uint64_t& counter);
 
@@ -308,6 +319,10 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Stream>> {
   const std::string tlsServerName_;
   std::string clientHello_;
   bool tlsDetected_ = false;
+  // Of the request in flight: the Upgrade protocols the policy allows (its view outlives
+  // the request), and the injected secrets to hide in the response.
+  const std::vector<std::string>* upgradeAllow_ = nullptr;
+  SecretRedactor redactor_;
 };
 
 template <typename Stream>
@@ -511,11 +526,7 @@ asio::awaitable<bool> HttpSession<Stream>::handleRequest() {
   upstreamText_.clear();
   host_.clear();
   clientKeepAlive_ = head.keepAlive;
-  auto finishRequest = [this] {
-    requestStart_ = Clock::time_point{};
-    headValid_ = false;
-    host_.clear();
-  };
+  redactor_.reset({});
 
   Outcome out;
   // h2c would switch the connection to a protocol the proxy cannot judge per request.
@@ -553,6 +564,26 @@ asio::awaitable<bool> HttpSession<Stream>::handleRequest() {
     }
   }
   const auto view = sandbox_->currentPolicy();
+  upgradeAllow_ = &view->http.allowUpgrades;
+  // Requests egressd answers itself, whatever their host (docs/security.md "Requests").
+  if (isTraceMethod(head.method) && !view->http.allowTrace) {
+    out.decision = "deny";
+    out.reason = "method_refused";
+    out.detail = head.method +
+                 " echoes the request, injected credentials included, back to the client; "
+                 "refused (policy http.allowTrace)";
+    co_return co_await refuseRequest(out, 405, head);
+  }
+  // Any Upgrade header (with or without "Connection: upgrade", in every list element and
+  // every repeat of the header): after a 101 the connection is a tunnel nobody judges.
+  if (auto refused = firstUnlisted(upgradeProtocols(head.headers), view->http.allowUpgrades)) {
+    out.decision = "deny";
+    out.reason = "upgrade_refused";
+    out.detail = "Upgrade to " + *refused +
+                 " is not allowed (policy http.allowUpgrades); the connection would become a "
+                 "tunnel egressd does not judge";
+    co_return co_await refuseRequest(out, 403, head);
+  }
   const uint16_t port = orig_.port;
   policy::HostDecision decision = view->hosts.decide(*host, port);
   // Handlers run after the host policy (design.md precedence 1-2): a host it denies for a
@@ -566,6 +597,15 @@ asio::awaitable<bool> HttpSession<Stream>::handleRequest() {
   target.key = host_ + "|" + std::to_string(port);
   std::vector<http::Header> setHeaders;
   std::vector<std::string> dropHeaders = hopByHopHeaders(head);
+  // Trust headers a sandbox must not be able to write (docs/security.md "Requests"), and an
+  // Upgrade that is not one (no "Connection: upgrade", or HTTP/1.0).
+  dropHeaders.insert(dropHeaders.end(), alwaysStrippedHeaders().begin(),
+                     alwaysStrippedHeaders().end());
+  dropHeaders.insert(dropHeaders.end(), forwardedHeaders().begin(), forwardedHeaders().end());
+  if (!head.upgrade) {
+    dropHeaders.emplace_back("Upgrade");
+  }
+  std::string secretNeedsTls;
 
   if (binding != nullptr) {
     out.handler = binding->handler;
@@ -631,6 +671,37 @@ asio::awaitable<bool> HttpSession<Stream>::handleRequest() {
     setHeaders = std::move(verdict.setHeaders);
     dropHeaders.insert(dropHeaders.end(), verdict.removeHeaders.begin(),
                        verdict.removeHeaders.end());
+    redactor_.reset(std::move(verdict.secretValues));
+    secretNeedsTls = std::move(verdict.secretNeedsTls);
+  }
+  if (view->http.forwarded == policy::ForwardedMode::kSandbox) {
+    // egressd's own values, unless the handler set that header itself.
+    for (http::Header& h : sandboxForwardedHeaders(sandbox_->id)) {
+      const bool handlerSet = std::any_of(setHeaders.begin(), setHeaders.end(), [&](const auto& s) {
+        return http::fieldNameMatches(s.name, h.name);
+      });
+      if (!handlerSet) {
+        setHeaders.push_back(std::move(h));
+      }
+    }
+  }
+
+  // An injected secret never crosses the network in cleartext unless its setHeader says
+  // allowPlaintext: the request's own upstream is cleartext in a plain session, a reroute's
+  // when it is http:// (a unix socket never leaves the host).
+  if (!secretNeedsTls.empty()) {
+    const bool cleartext =
+        target.reroute ? target.reroute->kind == handlers::RerouteTarget::Kind::kTcp : !kTls;
+    if (cleartext) {
+      setHeaders.clear();
+      out.decision = "deny";
+      out.reason = "secret_over_plaintext";
+      out.detail = "handler " + out.handler + " would send a secret in " + secretNeedsTls + " to " +
+                   (target.reroute ? target.reroute->text() : host_) +
+                   " over cleartext HTTP; use https (or reroute to https://), or set "
+                   "allowPlaintext: true on that setHeader";
+      co_return co_await refuseRequest(out, 403, head);
+    }
   }
 
   if (target.reroute) {
@@ -775,6 +846,11 @@ asio::awaitable<bool> HttpSession<Stream>::handleRequest() {
         continue;
       }
     }
+    if (redactor_.redactions() > 0) {
+      out.detail += (out.detail.empty() ? "" : "; ") + std::string("redacted ") +
+                    std::to_string(redactor_.redactions()) +
+                    " injected secret value(s) in the response";
+    }
     switch (end) {
       case ResponseEnd::kComplete:
         out.status = responseStatus_;
@@ -796,7 +872,8 @@ asio::awaitable<bool> HttpSession<Stream>::handleRequest() {
         co_return false;
       case ResponseEnd::kUpgraded:
         out.status = 101;
-        out.detail = "upgraded to " + head.upgradeProtocol;
+        out.detail = "upgraded to " + head.upgradeProtocol +
+                     (out.detail.empty() ? std::string() : "; " + out.detail);
         audit(out);
         co_await tunnel();
         co_return false;
@@ -993,6 +1070,9 @@ asio::awaitable<typename HttpSession<Stream>::ResponseEnd> HttpSession<Stream>::
       auto [ec, n] = co_await readSome(upstream_, upstreamBuf_.writable());
       if (ec || n == 0) {
         if (!ec && anyByte && responseParser_.finishAtEof()) {
+          if (!co_await sendToClient(nullptr, 0, true)) {
+            co_return ResponseEnd::kFailed;
+          }
           co_return ResponseEnd::kCompleteUntilClose;
         }
         co_return anyByte ? ResponseEnd::kFailed : ResponseEnd::kFailedBeforeBytes;
@@ -1026,6 +1106,11 @@ asio::awaitable<typename HttpSession<Stream>::ResponseEnd> HttpSession<Stream>::
           if (!upgradeRequested) {
             co_return ResponseEnd::kFailed;  // a 101 nobody asked for
           }
+          // The protocol the upstream switched to must be one the policy allows too.
+          const auto chosen = upgradeProtocols(responseParser_.head().headers);
+          if (chosen.empty() || upgradeAllow_ == nullptr || firstUnlisted(chosen, *upgradeAllow_)) {
+            co_return ResponseEnd::kFailed;
+          }
           upgraded = true;
           ended = true;
         } else if (step.endsMessage) {
@@ -1046,24 +1131,17 @@ asio::awaitable<typename HttpSession<Stream>::ResponseEnd> HttpSession<Stream>::
       std::string head(upstreamBuf_.readPtr(), announceCloseAt);
       head += "Connection: close\r\n";
       head.append(upstreamBuf_.readPtr() + announceCloseAt, forward - announceCloseAt);
-      auto [ec, n] = co_await writeAll(client_, asio::buffer(head));
-      if (ec) {
+      if (!co_await sendToClient(head.data(), head.size(), ended)) {
         co_return ResponseEnd::kFailed;
       }
       responseStarted_ = true;
-      bytesOut_ += head.size();
       upstreamBuf_.consume(forward);
       forward = 0;
     }
     if (forward > 0) {
       responseStarted_ = true;
-      auto [ec, n] = co_await writeAll(client_, asio::buffer(upstreamBuf_.readPtr(), forward));
-      if (ec) {
+      if (!co_await sendToClient(upstreamBuf_.mutableReadPtr(), forward, ended)) {
         co_return ResponseEnd::kFailed;
-      }
-      bytesOut_ += forward;
-      if (sandbox_->bytesToSandbox != nullptr) {
-        sandbox_->bytesToSandbox->inc(forward);
       }
       upstreamBuf_.consume(forward);
     }
@@ -1074,7 +1152,7 @@ asio::awaitable<typename HttpSession<Stream>::ResponseEnd> HttpSession<Stream>::
     // never through the buffer. The parser, which then has not seen the body's end, starts
     // over for the next response.
     if constexpr (!kTls) {
-      if (!ended && contentLength && upstreamBuf_.readable() == 0 &&
+      if (!ended && contentLength && upstreamBuf_.readable() == 0 && !redactor_.scanning() &&
           *contentLength - bodyRelayed >= kSpliceThreshold) {
         const bool keepAlive = responseParser_.head().keepAlive;
         if (!co_await spliceToClient(*contentLength - bodyRelayed)) {
@@ -1106,6 +1184,51 @@ asio::awaitable<typename HttpSession<Stream>::ResponseEnd> HttpSession<Stream>::
       upstreamBuf_.commit(n);
     }
   }
+}
+
+// Response bytes to the client, through the redactor while it scans (the request carried
+// injected secrets); `last`: the response ends with these bytes, so nothing is kept back.
+// `data` is the session's own buffer: the redactor masks it in place.
+template <typename Stream>
+asio::awaitable<bool> HttpSession<Stream>::sendToClient(char* data, size_t size, bool last) {
+  std::string_view bytes(data, size);
+  std::string joined;
+  if (redactor_.scanning() || redactor_.holding()) {
+    bytes = redactor_.pushInPlace(data, size);
+    if (last && redactor_.holding()) {
+      joined.assign(bytes);
+      joined.append(redactor_.flush());
+      bytes = joined;
+    }
+  }
+  if (bytes.empty()) {
+    co_return true;
+  }
+  auto [ec, n] = co_await writeAll(client_, asio::buffer(bytes.data(), bytes.size()));
+  if (ec) {
+    co_return false;
+  }
+  bytesOut_ += bytes.size();
+  if (sandbox_->bytesToSandbox != nullptr) {
+    sandbox_->bytesToSandbox->inc(bytes.size());
+  }
+  co_return true;
+}
+
+// A request egressd answers itself with `status` (out has decision, reason and detail).
+template <typename Stream>
+asio::awaitable<bool> HttpSession<Stream>::refuseRequest(Outcome& out, int status,
+                                                         const http::RequestHead& head) {
+  out.status = status;
+  const bool keepAlive = clientKeepAlive_ && headEndsMessage_ && !head.upgrade;
+  std::vector<http::Header> headers = reasonHeaders(out.reason);
+  if (status == 405) {
+    headers.push_back(http::Header{"Allow", "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"});
+  }
+  co_await sendLocalResponse(status, "egressd: " + out.detail + "\n", headers, keepAlive);
+  audit(out);
+  finishRequest();
+  co_return keepAlive;
 }
 
 template <typename Stream>

@@ -63,6 +63,8 @@ struct SandboxPolicyView {
   int denyStatus = 403;
   HandlerBindings handlers{};
   std::map<std::string, policy::SecretSource> secretSources{};  // the policy's `secrets:`
+  policy::HttpRules http{};  // the policy's `http:` (docs/security.md)
+  bool requireSni = false;   // policy::requiresSni()
 };
 
 struct SandboxContext {

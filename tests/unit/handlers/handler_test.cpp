@@ -65,7 +65,7 @@ TEST(HandlerCompileTest, UnknownActionKind) {
 TEST(HandlerCompileTest, UnknownKeysAndMissingKeys) {
   EXPECT_EQ(compileError(handler("- setHeader: { name: A, value: b, vaule: c }")),
             "p.yaml:4:7: outboundHandlers.h[0] setHeader: unknown key 'vaule' (expected name, "
-            "value, when, unless)");
+            "value, allowPlaintext, when, unless)");
   EXPECT_EQ(compileError(handler("- setHeader: { name: A }")),
             "p.yaml:4:7: outboundHandlers.h[0] setHeader: missing required key 'value'");
   EXPECT_EQ(compileError(handler("- removeHeader: { value: A }")),
@@ -588,6 +588,61 @@ TEST(HandlerParamsTest, CheckParams) {
   ASSERT_FALSE(unknown.ok());
   EXPECT_EQ(unknown.error().code(), ENOENT);
   EXPECT_EQ(unknown.error().message(), "unknown handler 'nope'");
+}
+
+}  // namespace
+}  // namespace egressd::handlers
+
+namespace egressd::handlers {
+namespace {
+
+using testing::compileError;
+using testing::compileOk;
+using testing::FakeSecrets;
+using testing::request;
+
+std::string oneHandler(const std::string& action) {
+  return "outboundHandlers:\n  h:\n    " + action + "\n";
+}
+
+// The proxy refuses a secret over cleartext unless its setHeader says allowPlaintext, and
+// redacts the secret values (not the whole header values) in the response.
+TEST(HandlerSecretsTest, VerdictNamesSecretsAndTheHeaderThatNeedsTls) {
+  FakeSecrets secrets;
+  secrets.values = {{"T", "tok-123"}, {"U", "u-9"}};
+  const auto set = compileOk(
+      "outboundHandlers:\n  h:\n"
+      "    - setHeader: { name: X-Plain, value: \"id ${sandbox}\" }\n"
+      "    - setHeader: { name: Authorization, value: \"Bearer ${secret:T}\" }\n"
+      "    - setHeader: { name: X-Ok, value: \"${secret:U}\", allowPlaintext: true }\n");
+  const Verdict v = set->evaluate("h", nlohmann::json::object(), request("GET", "/", {}), "sb1",
+                                  secrets.resolver());
+  ASSERT_EQ(v.kind, Verdict::Kind::kForward);
+  EXPECT_TRUE(v.injectedSecret);
+  EXPECT_EQ(v.secretNeedsTls, "Authorization");
+  EXPECT_EQ(v.secretValues, (std::vector<std::string>{"tok-123", "u-9"}));
+
+  const auto allowed = compileOk(oneHandler(
+      "- setHeader: { name: Authorization, value: \"Bearer ${secret:T}\", allowPlaintext: true }"));
+  const Verdict w = allowed->evaluate("h", nlohmann::json::object(), request("GET", "/", {}), "sb1",
+                                      secrets.resolver());
+  EXPECT_TRUE(w.secretNeedsTls.empty());
+  EXPECT_EQ(w.secretValues, (std::vector<std::string>{"tok-123"}));
+
+  const auto none = compileOk(oneHandler("- setHeader: { name: X-A, value: b }"));
+  const Verdict n = none->evaluate("h", nlohmann::json::object(), request("GET", "/", {}), "sb1",
+                                   secrets.resolver());
+  EXPECT_TRUE(n.secretNeedsTls.empty());
+  EXPECT_TRUE(n.secretValues.empty());
+}
+
+TEST(HandlerSecretsTest, AllowPlaintextMustBeABoolean) {
+  EXPECT_EQ(compileError(oneHandler("- setHeader: { name: A, value: b, allowPlaintext: 1 }")),
+            "p.yaml:4:7: outboundHandlers.h[0] setHeader: allowPlaintext: expected true or "
+            "false, got 1");
+  EXPECT_NE(compileError(oneHandler("- removeHeader: { name: A, allowPlaintext: true }"))
+                .find("allowPlaintext"),
+            std::string::npos);
 }
 
 }  // namespace

@@ -621,5 +621,27 @@ TEST(JudgeResolvedAddressTest, IpLiteralDecisionsAreNotSecondGuessed) {
                  "enable_internet", "");
 }
 
+// tls.requireSni: a hello without a name needs a rule naming the address and the port.
+TEST(HostPolicyTest, ExplicitAddressRuleNamesTheAddressAndThePort) {
+  const HostPolicy h = HostPolicy::fromPolicy(parseOk(R"(allowedHosts: ["a.test", "10.1.0.0/16"]
+deniedHosts: ["10.1.9.0/24"]
+allow:
+  - { cidr: 10.2.0.0/16 }
+  - { cidr: 10.3.0.0/16, ports: [443, 8443], protocol: tcp }
+  - { cidr: 10.4.0.0/16, ports: [443], protocol: udp }
+  - { cidr: 10.5.0.0/16, ports: ["8000-9000"] }
+)"));
+  EXPECT_EQ(h.explicitAddressRule(ip("10.1.2.3"), 443), "allowedHosts[1] 10.1.0.0/16");
+  EXPECT_EQ(h.explicitAddressRule(ip("10.1.9.3"), 443), std::nullopt) << "a deny CIDR wins";
+  EXPECT_EQ(h.explicitAddressRule(ip("10.2.0.1"), 443), std::nullopt)
+      << "a rule for every port names no port";
+  EXPECT_TRUE(h.decideAddress(ip("10.2.0.1"), 443).allowed()) << "yet it allows the address";
+  EXPECT_EQ(h.explicitAddressRule(ip("10.3.0.1"), 8443), "allow[1] 10.3.0.0/16 tcp/443,8443");
+  EXPECT_EQ(h.explicitAddressRule(ip("10.3.0.1"), 444), std::nullopt);
+  EXPECT_EQ(h.explicitAddressRule(ip("10.4.0.1"), 443), std::nullopt) << "UDP only";
+  EXPECT_TRUE(h.explicitAddressRule(ip("10.5.0.1"), 8443).has_value());
+  EXPECT_EQ(h.explicitAddressRule(ip("192.0.2.1"), 443), std::nullopt);
+}
+
 }  // namespace
 }  // namespace egressd::policy

@@ -248,7 +248,8 @@ allow:
   ASSERT_EQ(p.warnings.size(), 2u);
   EXPECT_EQ(p.warnings[0],
             "t.yaml:3:5: allow[0]: TCP port 443 is in proxyPorts and always goes through the "
-            "proxy; this rule never applies to it");
+            "proxy, where this rule only opens requests to the address itself (an IP-literal "
+            "Host, TLS without a server name)");
   EXPECT_EQ(p.warnings[1],
             "t.yaml:4:5: allow[1]: port 53 always goes to the pinned DNS resolver; this rule "
             "never applies to it");
@@ -555,6 +556,106 @@ TEST(HostGlobTest, Normalize) {
   EXPECT_FALSE(normalizeHostGlob(std::string(64, 'a') + ".com").ok());
   EXPECT_TRUE(normalizeHostGlob(std::string(63, 'a') + ".com").ok());
   EXPECT_FALSE(normalizeHostGlob(std::string(250, 'a') + ".com").ok());
+}
+
+}  // namespace
+}  // namespace egressd::policy
+
+namespace egressd::policy {
+namespace {
+
+using testing::parseError;
+using testing::parseOk;
+
+// --- http: / tls: (docs/security.md) ---------------------------------------------------
+
+TEST(PolicyRequestRulesTest, DefaultsAreTheSafeChoice) {
+  const Policy p = parseOk("name: x\n");
+  EXPECT_EQ(p.http.allowUpgrades, (std::vector<std::string>{"websocket"}));
+  EXPECT_FALSE(p.http.allowTrace);
+  EXPECT_EQ(p.http.forwarded, ForwardedMode::kStrip);
+  EXPECT_FALSE(p.tls.requireSni.has_value());
+  EXPECT_FALSE(requiresSni(p)) << "no allowedHosts: requireSni defaults to false";
+  EXPECT_TRUE(requiresSni(parseOk("name: x\nallowedHosts: []\n")))
+      << "allowedHosts written (even empty): requireSni defaults to true";
+  EXPECT_FALSE(requiresSni(parseOk("name: x\nallowedHosts: [a.b]\ntls: { requireSni: false }\n")));
+  EXPECT_TRUE(requiresSni(parseOk("name: x\nenableInternet: true\ntls: { requireSni: true }\n")));
+}
+
+TEST(PolicyRequestRulesTest, ParsesHttpRules) {
+  const Policy p = parseOk(R"(name: x
+http:
+  allowUpgrades: [WebSocket, my-proto, websocket]
+  allowTrace: true
+  forwarded: sandbox
+)");
+  EXPECT_EQ(p.http.allowUpgrades, (std::vector<std::string>{"websocket", "my-proto"}))
+      << "lowercased, duplicates dropped";
+  EXPECT_TRUE(p.http.allowTrace);
+  EXPECT_EQ(p.http.forwarded, ForwardedMode::kSandbox);
+  EXPECT_TRUE(parseOk("name: x\nhttp: { allowUpgrades: [] }\n").http.allowUpgrades.empty())
+      << "an empty list refuses every Upgrade, websocket included";
+  EXPECT_EQ(parseOk("name: x\nhttp: { forwarded: strip }\n").http.forwarded, ForwardedMode::kStrip);
+}
+
+TEST(PolicyRequestRulesTest, RejectsBadHttpAndTlsRules) {
+  EXPECT_EQ(parseError("name: x\nhttp: { allowUpgrades: [h2c] }\n"),
+            "t.yaml:2:25: http.allowUpgrades[0]: h2c cannot be allowed: HTTP/2 over cleartext is "
+            "never forwarded");
+  EXPECT_EQ(parseError("name: x\nhttp: { allowUpgrades: [websocket/13] }\n"),
+            "t.yaml:2:25: http.allowUpgrades[0]: expected a protocol name such as websocket (a "
+            "token, without /version)");
+  EXPECT_EQ(parseError("name: x\nhttp: { forwarded: keep }\n"),
+            "t.yaml:2:20: http.forwarded: expected strip or sandbox, got \"keep\"");
+  EXPECT_EQ(parseError("name: x\nhttp: { allowTrace: yes }\n").substr(0, 30),
+            "t.yaml:2:21: http.allowTrace: ");
+  EXPECT_NE(parseError("name: x\nhttp: { allowUpgrade: [websocket] }\n").find("allowUpgrade"),
+            std::string::npos);
+  EXPECT_NE(parseError("name: x\ntls: { requireSNI: true }\n").find("requireSNI"),
+            std::string::npos);
+  EXPECT_EQ(parseError("name: x\ntls: { requireSni: 1 }\n").substr(0, 27),
+            "t.yaml:2:20: tls.requireSni");
+}
+
+TEST(PolicyRequestRulesTest, WarnsAboutFrontingCdnNamesUnderPassthrough) {
+  const Policy p = parseOk(R"(name: x
+allowedHosts:
+  - "d111abc.cloudfront.net"
+  - "*.azureedge.net"
+  - "storage.googleapis.com"
+  - "github.com"
+  - "*.net"
+  - "10.0.0.0/8"
+  - "x.appspot.com"
+interceptHttps: ["x.appspot.com"]
+)");
+  ASSERT_EQ(p.warnings.size(), 4u) << ::testing::PrintToString(p.warnings);
+  EXPECT_EQ(p.warnings[0].rfind("t.yaml:3:5: allowedHosts: \"d111abc.cloudfront.net\" allows "
+                                "names on cloudfront.net, a CDN that routes on the Host header",
+                                0),
+            0u)
+      << p.warnings[0];
+  EXPECT_NE(p.warnings[0].find("domain fronting"), std::string::npos);
+  EXPECT_EQ(p.warnings[1].rfind("t.yaml:4:5: allowedHosts: \"*.azureedge.net\"", 0), 0u);
+  EXPECT_EQ(p.warnings[2].rfind("t.yaml:5:5: allowedHosts: \"storage.googleapis.com\"", 0), 0u);
+  EXPECT_EQ(p.warnings[3].rfind("t.yaml:7:5: allowedHosts: \"*.net\"", 0), 0u)
+      << "a glob wide enough to take in a CDN's names";
+
+  // Intercepted (everything, a matching list entry, a handler's name, a catch-all handler):
+  // no warning.
+  EXPECT_TRUE(parseOk("name: x\nallowedHosts: [\"*.cloudfront.net\"]\ninterceptHttps: true\n")
+                  .warnings.empty());
+  EXPECT_TRUE(parseOk("name: x\nallowedHosts: [\"*.cloudfront.net\"]\n"
+                      "interceptHttps: [\"*.cloudfront.net\"]\n")
+                  .warnings.empty());
+  EXPECT_TRUE(parseOk("name: x\nallowedHosts: [a.fastly.net]\noutboundByHost: { \"*.fastly.net\": "
+                      "h }\noutboundHandlers: { h: [ { forward: {} } ] }\n")
+                  .warnings.empty());
+  EXPECT_TRUE(parseOk("name: x\nallowedHosts: [a.fastly.net]\noutbound: h\n"
+                      "outboundHandlers: { h: [ { forward: {} } ] }\n")
+                  .warnings.empty());
+  // A name that only ends like a CDN's is not one.
+  EXPECT_TRUE(parseOk("name: x\nallowedHosts: [notcloudfront.net]\n").warnings.empty());
 }
 
 }  // namespace
