@@ -331,7 +331,7 @@ void hideDirectory(const ChildPlan& plan, const ChildHiddenDir& h) noexcept {
     }
   }
   const size_t reported = firstDenied >= 0 ? static_cast<size_t>(firstDenied) : 0;
-  childFail(plan, firstDenied >= 0 ? EACCES : ENOENT, "execve (as the command's user)",
+  childFail(plan, firstDenied >= 0 ? EACCES : ENOENT, "execve",
             plan.pathCount > 0 ? plan.paths[reported] : "");
 }
 
