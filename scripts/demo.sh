@@ -60,6 +60,9 @@ class Web(http.server.BaseHTTPRequestHandler):
     def do_GET(self):
         host, port = self.server.server_address
         auth = self.headers.get("Authorization")
+        if auth:  # the origin's own log, outside the sandbox: what egressd injected
+            with open(sys.argv[3], "a") as log:
+                log.write(f"Authorization: {auth}\n")
         body = (f"web server {host}:{port} answered Host: {self.headers.get('Host')}" +
                 (f", Authorization: {auth}" if auth else "") + "\n").encode()
         self.send_response(200)
@@ -83,7 +86,7 @@ threading.Thread(target=srv.serve_forever, daemon=True).start()
 print("ready", flush=True)
 threading.Event().wait()
 PY
-testenv_exec python3 "$tmp/servers.py" "$tmp/origin.crt" "$tmp/origin.key" >"$tmp/servers.log" 2>&1 &
+testenv_exec python3 "$tmp/servers.py" "$tmp/origin.crt" "$tmp/origin.key" "$tmp/origin-auth.log" >"$tmp/servers.log" 2>&1 &
 pids+=($!)
 testenv_exec dnsmasq --no-daemon --conf-file=/dev/null --no-resolv --no-hosts --bind-interfaces \
   --listen-address=198.18.200.2 --port=53 --address=/api.demo.test/198.18.200.3 \
@@ -148,6 +151,8 @@ get() {
 }
 echo "The sandbox asks (curl inside the sandbox's cgroup):"
 get http://api.demo.test/
+echo "  (egressd masks a secret the origin echoes back; the origin's own log outside the sandbox"
+echo "   shows what it received: $(tail -n 1 "$tmp/origin-auth.log" 2>/dev/null))"
 get http://my.kv/
 get http://other.demo.test/
 echo "  token in the sandbox's environment: $(inside sh -c 'env | grep -c c0ffee || true') matches"
