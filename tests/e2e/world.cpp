@@ -237,8 +237,12 @@ std::string policyYaml(const PolicySpec& spec) {
       resolver = (*w)->resolver4();
     }
   }
-  if (!resolver.empty()) {
-    y << "dns:\n  resolver: \"" << resolver << "\"\n";
+  if (!resolver.empty() || !spec.dnsExtra.empty()) {
+    y << "dns:\n";
+    if (!resolver.empty()) {
+      y << "  upstream: \"" << resolver << "\"\n";
+    }
+    y << spec.dnsExtra;
   }
   if (spec.proxyPorts) {
     y << "proxyPorts: [";

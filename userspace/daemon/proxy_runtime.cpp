@@ -15,6 +15,7 @@
 #include "metrics/server.h"
 #include "policy/cidr.h"
 #include "policy/host_policy.h"
+#include "proxy/dns_server.h"
 #include "proxy/sandbox_context.h"
 #include "proxy/server.h"
 #include "tls/certificate_authority.h"
@@ -30,6 +31,7 @@ struct ProxyRuntime::Impl {
   metrics::Registry registry;
   std::unique_ptr<metrics::MetricsServer> metricsServer;
   std::unique_ptr<proxy::ProxyServer> proxy;
+  std::unique_ptr<proxy::DnsServer> dnsServer;
   // Shared by every proxy thread; must outlive the proxy (declared before it is reset).
   tls::SslCtxPtr interceptTls;
   tls::SslCtxPtr upstreamTls;
@@ -54,26 +56,28 @@ struct ProxyRuntime::Impl {
   void auditKernelEvent(const egressd_event& e);
 
   Result<dns::ResolverConfig> resolverFor(const policy::Policy& p) const {
-    std::optional<policy::Endpoint> server = p.resolver;
+    std::vector<policy::Endpoint> servers = p.dns.upstream;
     if (!options.upstreamResolver.empty()) {
       auto parsed = policy::parseEndpoint(options.upstreamResolver, 53);
       if (!parsed.ok()) {
         return std::move(parsed).error().wrap("--upstream-resolver");
       }
-      server = *parsed;
+      servers = {*parsed};
     }
-    if (!server) {
+    if (servers.empty()) {
       auto config = dns::Resolver::fromResolvConf();
       if (config.servers.empty()) {
         return Error(ENOENT,
-                     "no resolver for upstream names: set dns.resolver in the policy, "
+                     "no upstream DNS server: set dns.upstream in the policy, "
                      "--upstream-resolver, or a nameserver in /etc/resolv.conf");
       }
       return config;
     }
     dns::ResolverConfig config;
-    config.servers.emplace_back(dns::toAsioAddress(IpAddress{server->family, server->bytes}),
-                                server->port);
+    for (const policy::Endpoint& server : servers) {
+      config.servers.emplace_back(dns::toAsioAddress(IpAddress{server.family, server.bytes}),
+                                  server.port);
+    }
     return config;
   }
 
@@ -126,6 +130,7 @@ ProxyRuntime::~ProxyRuntime() {
     ring_buffer__consume(impl_->events.get());
   }
   impl_->proxy.reset();
+  impl_->dnsServer.reset();
   impl_->metricsServer.reset();
   // The published CA certificates go with the sandboxes they were for.
   std::vector<std::string> ids;
@@ -189,6 +194,18 @@ Result<std::unique_ptr<ProxyRuntime>> ProxyRuntime::start(const ProxyOptions& op
     spdlog::info("metrics on {}", (*server)->boundAddress());
     impl->metricsServer = std::move(*server);
   }
+  {
+    // The sandboxes' resolver runs with or without the proxy: DNS is never left unanswered
+    // nor sent anywhere else.
+    proxy::DnsServerConfig config;
+    config.audit = impl->audit.get();
+    config.metrics = &impl->registry;
+    auto server = proxy::DnsServer::start(config);
+    if (!server.ok()) {
+      return std::move(server).error().wrap("DNS server");
+    }
+    impl->dnsServer = std::move(*server);
+  }
   if (options.enabled) {
     proxy::ProxyConfig config;
     config.threads = options.threads;
@@ -243,6 +260,7 @@ Result<std::shared_ptr<const proxy::SandboxPolicyView>> ProxyRuntime::makeView(
   view->intercept = proxy::InterceptSelection::fromPolicy(p.interceptHttps);
   view->denyStatus = p.denyStatus;
   view->secretSources = p.secrets;
+  view->dns = p.dns;
   proxy::HandlerBindings& b = view->handlers;
   b.set = std::move(compiled);
   for (const policy::HostHandler& h : p.outboundByHost) {
@@ -265,7 +283,8 @@ Result<std::shared_ptr<const proxy::SandboxPolicyView>> ProxyRuntime::makeView(
 Status ProxyRuntime::addSandbox(const std::string& id, uint32_t slot, const policy::Policy& policy,
                                 std::vector<std::string> ruleNames,
                                 std::optional<proxy::ListenerReservation> listener,
-                                std::shared_ptr<const proxy::SandboxPolicyView> view) {
+                                std::shared_ptr<const proxy::SandboxPolicyView> view,
+                                std::optional<proxy::DnsSockets> dns) {
   if (!view) {
     auto made = makeView(policy, nullptr, nullptr);
     if (!made.ok()) {
@@ -316,8 +335,13 @@ Status ProxyRuntime::addSandbox(const std::string& id, uint32_t slot, const poli
     impl_->sandboxes[id] = sb;
     impl_->bySlot[slot] = {id, std::move(ruleNames)};
   }
+  if (dns && dns->port != 0) {
+    if (auto served = impl_->dnsServer->addSandbox(sb, std::move(*dns)); !served.ok()) {
+      return std::move(served).error().wrap("sandbox " + id);
+    }
+  }
   if (!impl_->proxy || !listener) {
-    return okStatus();  // kernel-only mode: events and metrics only
+    return okStatus();  // kernel-only mode: events, metrics and DNS only
   }
   return impl_->proxy->addSandbox(sb, std::move(*listener));
 }
@@ -345,6 +369,7 @@ Status ProxyRuntime::updateView(const std::string& id,
 }
 
 void ProxyRuntime::removeSandbox(const std::string& id) {
+  impl_->dnsServer->removeSandbox(id);
   if (impl_->proxy) {
     impl_->proxy->removeSandbox(id);
     removeSandboxFiles(impl_->options.runDir, id);

@@ -70,7 +70,8 @@ int runCommand(const RunOptions& o) {
     return kExitFailure;
   }
   ProxyTarget target{reservation->addr4(), reservation->addr6(), reservation->port(),
-                     reservation->netnsCookie()};
+                     reservation->netnsCookie(), reservation->dnsPort()};
+  proxy::DnsSockets dnsSockets = reservation->takeDnsSockets();
   auto req = buildSandboxRequest(id, cgroup, *policy, target, 0);
   if (!req.ok()) {
     std::cerr << "egressd: " << req.error().message() << "\n";
@@ -98,8 +99,8 @@ int runCommand(const RunOptions& o) {
     if (o.proxy.enabled) {
       listener = std::move(*reservation);
     }
-    auto served =
-        (*runtime)->addSandbox(id, **slot, *policy, req->rules.ruleNames, std::move(listener));
+    auto served = (*runtime)->addSandbox(id, **slot, *policy, req->rules.ruleNames,
+                                         std::move(listener), nullptr, std::move(dnsSockets));
     if (!served.ok()) {
       std::cerr << "egressd: " << served.error().message() << "\n";
       return kExitFailure;

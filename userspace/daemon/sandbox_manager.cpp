@@ -419,11 +419,13 @@ void SandboxManager::reapDeniedSockets(SandboxRecord& record, const Compiled& co
   }
   const policy::HostPolicy& hosts = compiled.view->hosts;
   const uint16_t proxyPort = record.proxy.port;
+  const uint16_t dnsPort = record.proxy.dnsPort;
   auto denied = [&](const sandbox::SocketInfo& s) {
     // Proxied connections (the kernel sent them to the proxy's loopback port) are judged
-    // per request by the proxy; DNS goes to the pinned resolver whatever the rules say.
+    // per request by the proxy; DNS (sent to egressd's resolver port) per query.
     if (s.remotePort == 53 ||
-        (proxyPort != 0 && s.remotePort == proxyPort && isLoopback(s.remote))) {
+        (proxyPort != 0 && s.remotePort == proxyPort && isLoopback(s.remote)) ||
+        (dnsPort != 0 && s.remotePort == dnsPort && isLoopback(s.remote))) {
       return false;
     }
     const auto protocol =
@@ -483,7 +485,8 @@ Status SandboxManager::armNew(SandboxRecord& record, const PolicyEntry& entry) {
     return std::move(armed).error();
   }
   proxy::ListenerReservation& r = *armed->reservation;
-  record.proxy = ProxyTarget{r.addr4(), r.addr6(), r.port(), r.netnsCookie()};
+  record.proxy = ProxyTarget{r.addr4(), r.addr6(), r.port(), r.netnsCookie(), r.dnsPort()};
+  proxy::DnsSockets dnsSockets = r.takeDnsSockets();
   auto maps = loader::PinnedMaps::open(options_.pinRoot);
   if (!maps.ok()) {
     return std::move(maps).error();
@@ -497,7 +500,7 @@ Status SandboxManager::armNew(SandboxRecord& record, const PolicyEntry& entry) {
     listener = std::move(armed->reservation);
   }
   return runtime_->addSandbox(record.id, **slot, compiled->effective, armed->ruleNames,
-                              std::move(listener), compiled->view);
+                              std::move(listener), compiled->view, std::move(dnsSockets));
 }
 
 // --- sandboxes

@@ -142,9 +142,6 @@ uint32_t SandboxKnobs::sandboxFlags() const {
   if (enableInternet) {
     flags |= EGRESSD_SB_ENABLE_INTERNET;
   }
-  if (resolver) {
-    flags |= EGRESSD_SB_HAS_RESOLVER;
-  }
   if (allowPing) {
     flags |= EGRESSD_SB_ALLOW_PING;
   }
@@ -161,7 +158,6 @@ SandboxKnobs kernelKnobs(const Policy& policy) {
   SandboxKnobs knobs;
   knobs.enableInternet = policy.enableInternet;
   knobs.proxyPorts = policy.proxyPorts;
-  knobs.resolver = policy.resolver;
   knobs.allowPing = policy.sockets.ping;
   knobs.allowRaw = policy.sockets.raw;
   knobs.allowOtherL4 = policy.sockets.other;

@@ -43,13 +43,12 @@ std::string allowRuleName(const AllowRule& rule);
 struct SandboxKnobs {
   bool enableInternet = false;
   std::vector<uint16_t> proxyPorts;  // host byte order, at most EGRESSD_MAX_PROXY_PORTS
-  std::optional<Endpoint> resolver;
   bool allowPing = false;
   bool allowRaw = false;
   bool allowOtherL4 = false;
 
-  // The EGRESSD_SB_* bits these knobs decide (ENABLE_INTERNET, HAS_RESOLVER, ALLOW_*);
-  // ACTIVE, HAS_PROXY and CAPS_WARNING are the loader's to add.
+  // The EGRESSD_SB_* bits these knobs decide (ENABLE_INTERNET, ALLOW_*); ACTIVE,
+  // HAS_RESOLVER, HAS_PROXY and CAPS_WARNING are the loader's to add.
   uint32_t sandboxFlags() const;
 };
 

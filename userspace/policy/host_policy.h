@@ -110,6 +110,13 @@ class HostPolicy {
   HostDecision judgeResolvedAddress(const IpAddress& addr, uint16_t port,
                                     const HostDecision& nameDecision) const;
 
+  // For each address in a DNS answer egressd's resolver relays to a sandbox (docs/dns.md):
+  // refuses ("denied_cidr", "special_destination", "embedded_v4_destination") an address in
+  // a deniedHosts CIDR, and a special or embedded-IPv4 one that no allow CIDR covers (for
+  // any port or protocol); private addresses pass (the kernel judges connects to them).
+  // Allowed: reason "allowed".
+  HostDecision judgeAnswerAddress(const IpAddress& addr) const;
+
   bool enableInternet() const;
   // Whether allowedHosts was written, which makes names it does not match denied.
   bool hasAllowList() const;

@@ -122,6 +122,31 @@ struct Handler {
   SourcePos pos;
 };
 
+// ---- dns: the pinned resolver egressd runs for each sandbox (docs/dns.md) ----
+// Per-sandbox exfiltration limits; the defaults are far above what a package manager or a
+// browser does, and far below what a DNS tunnel needs.
+struct DnsLimits {
+  uint32_t qps = 100;                         // sustained queries per second
+  uint32_t burst = 500;                       // queries above qps absorbed at once
+  uint32_t maxNameLength = 200;               // characters, without the trailing dot
+  uint32_t maxLabelLength = 63;               // characters of one label
+  uint32_t uniqueNamesPerMinute = 200;        // distinct forwarded names per registered domain
+  uint32_t queryBytesPerMinute = 128 * 1024;  // bytes of forwarded queries
+
+  bool operator==(const DnsLimits&) const = default;
+};
+
+enum class DnsDeniedAnswer { kNxDomain, kRefused };
+
+struct DnsPolicy {
+  // dns.upstream (old spelling dns.resolver): where egressd forwards allowed queries, in
+  // order. Empty: the daemon's --upstream-resolver, else /etc/resolv.conf.
+  std::vector<Endpoint> upstream;
+  DnsDeniedAnswer deniedAnswer = DnsDeniedAnswer::kNxDomain;  // dns.deniedAnswer
+  DnsLimits limits;                                           // dns.limits
+};
+// ---- end dns ----
+
 struct Policy {
   std::string sourceName;  // file path (or the name given to parsePolicy)
   std::string name;
@@ -131,7 +156,7 @@ struct Policy {
   HostList allowedHosts;
   HostList deniedHosts;
   std::vector<AllowRule> allow;
-  std::optional<Endpoint> resolver;  // dns.resolver
+  DnsPolicy dns;
   SocketPermissions sockets;
   int denyStatus = kDefaultDenyStatus;
   std::map<std::string, SecretSource> secrets;

@@ -63,6 +63,7 @@ struct SandboxPolicyView {
   int denyStatus = 403;
   HandlerBindings handlers{};
   std::map<std::string, policy::SecretSource> secretSources{};  // the policy's `secrets:`
+  policy::DnsPolicy dns{};  // the sandbox resolver's answer for denied names and its limits
 };
 
 struct SandboxContext {

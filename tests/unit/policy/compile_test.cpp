@@ -243,7 +243,6 @@ TEST(KnobsTest, DefaultsAndFlags) {
   const SandboxKnobs defaults = kernelKnobs(parseOk("name: x\n"));
   EXPECT_FALSE(defaults.enableInternet);
   EXPECT_EQ(defaults.proxyPorts, (std::vector<uint16_t>{80, 443}));
-  EXPECT_FALSE(defaults.resolver.has_value());
   EXPECT_FALSE(defaults.allowPing);
   EXPECT_FALSE(defaults.allowRaw);
   EXPECT_FALSE(defaults.allowOtherL4);
@@ -257,16 +256,12 @@ sockets: { ping: true, raw: true, other: true }
 )"));
   EXPECT_TRUE(knobs.enableInternet);
   EXPECT_EQ(knobs.proxyPorts, (std::vector<uint16_t>{8080, 443}));
-  ASSERT_TRUE(knobs.resolver.has_value());
-  EXPECT_EQ(knobs.resolver->port, 5353);
-  EXPECT_EQ(knobs.resolver->toString(), "10.0.0.2:5353");
   EXPECT_TRUE(knobs.allowPing);
   EXPECT_TRUE(knobs.allowRaw);
   EXPECT_TRUE(knobs.allowOtherL4);
   EXPECT_EQ(knobs.sandboxFlags(),
-            static_cast<uint32_t>(EGRESSD_SB_ENABLE_INTERNET | EGRESSD_SB_HAS_RESOLVER |
-                                  EGRESSD_SB_ALLOW_PING | EGRESSD_SB_ALLOW_RAW |
-                                  EGRESSD_SB_ALLOW_OTHER_L4));
+            static_cast<uint32_t>(EGRESSD_SB_ENABLE_INTERNET | EGRESSD_SB_ALLOW_PING |
+                                  EGRESSD_SB_ALLOW_RAW | EGRESSD_SB_ALLOW_OTHER_L4));
   const SandboxKnobs pingOnly = kernelKnobs(parseOk("name: x\nsockets: { ping: true }\n"));
   EXPECT_EQ(pingOnly.sandboxFlags(), static_cast<uint32_t>(EGRESSD_SB_ALLOW_PING));
 }
