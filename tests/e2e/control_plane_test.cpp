@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
 #include <chrono>
 #include <set>
 #include <thread>
@@ -277,6 +278,40 @@ TEST_F(ControlPlane, PrecedenceWithoutHandlerAllowedHostsOrEnableInternetDecide)
 }
 
 // --- runtime changes on a running sandbox ----------------------------------------------
+
+// The sandbox's DNS (egressd's resolver) reads the same view as its proxy: a runtime
+// allow-host / deny-host applies to the next query, and no denied name reaches dnsmasq.
+TEST_F(ControlPlane, DnsNamesFollowRuntimeHostChanges) {
+  PolicySpec spec;
+  spec.name = "dns-runtime";
+  spec.allowedHosts = {"allowed.test"};
+  applyPolicy(spec.name, cpPolicy(spec));
+  auto sb = sandbox("dns-runtime", spec.name);
+  ASSERT_TRUE(sb);
+  auto dig = [&](const std::string& name) {
+    RunResult r = sb->run({"dig", "+time=2", "+tries=1", "@" + w().ip4(99), name});
+    EXPECT_EQ(r.exitCode, 0) << r.describe();
+    return r.out;
+  };
+  auto lower = [](std::string name) {
+    for (char& c : name) {
+      c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    }
+    return name;
+  };
+  // dnsmasq logs names in lowercase.
+  const std::string first = lower(uniqueTag("dnsa") + ".other.test");
+  EXPECT_NE(dig(first).find("status: NXDOMAIN"), std::string::npos);
+  EXPECT_EQ(w().dns->log().find(first), std::string::npos) << w().dns->log();
+  EXPECT_CTL_OK(sb->ctl({"allow-host", "*.other.test"}));
+  const std::string second = lower(uniqueTag("dnsb") + ".other.test");
+  std::string out = dig(second);
+  EXPECT_NE(out.find(" " + w().ip4(4) + "\n"), std::string::npos) << out;
+  EXPECT_NE(w().dns->log().find(second), std::string::npos) << w().dns->log();
+  EXPECT_CTL_OK(sb->ctl({"deny-host", second}));
+  out = dig(second);
+  EXPECT_NE(out.find("status: NXDOMAIN"), std::string::npos) << out;
+}
 
 // An agent sandbox is opened for one package host during setup, then locked down with a
 // catch-all deny handler: its processes keep running, new requests get the handler's 403,
