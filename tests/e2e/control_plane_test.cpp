@@ -42,6 +42,8 @@ json stableDetail(json detail) {
   if (detail.is_object()) {
     detail.erase("counters");
     detail.erase("proxyPort");
+    detail.erase("dnsPort");          // a restarted daemon reserves new ports
+    detail.erase("nameRuleEntries");  // expiry times move
   }
   return detail;
 }
@@ -275,6 +277,36 @@ TEST_F(ControlPlane, PrecedenceWithoutHandlerAllowedHostsOrEnableInternetDecide)
   auto c = sandbox("prec-nh-open", open.name);
   ASSERT_TRUE(c);
   expectServed(*c, "other.test", "");
+}
+
+// A name-based allow rule's live entries show in `sandbox show` (JSON and text).
+TEST_F(ControlPlane, SandboxShowListsNameRuleEntries) {
+  PolicySpec spec;
+  spec.name = "dns-name-rule";
+  spec.allow = {{.host = "allowed.test", .ports = {kTcpA}, .protocol = "tcp"}};
+  applyPolicy(spec.name, cpPolicy(spec));
+  auto sb = sandbox("dns-name-rule", spec.name);
+  ASSERT_TRUE(sb);
+  CtlReply before = sb->show();
+  ASSERT_TRUE(before.ok()) << before.run.describe();
+  EXPECT_TRUE(before.body["nameRuleEntries"].empty()) << before.body.dump();
+  RunResult r =
+      sb->run({"dig", "+short", "+time=2", "+tries=1", "@" + w().ip4(99), "allowed.test"});
+  ASSERT_EQ(r.exitCode, 0) << r.describe();
+  EXPECT_EQ(r.out, w().ip4(3) + "\n");
+  CtlReply after = sb->show();
+  ASSERT_TRUE(after.ok()) << after.run.describe();
+  bool listed = false;
+  for (const auto& e : after.body["nameRuleEntries"]) {
+    listed |= e.value("name", "") == "allowed.test" && e.value("address", "") == w().ip4(3) &&
+              e.value("port", 0) == kTcpA && e.value("protocol", "") == "tcp" &&
+              e.value("rule", "") == "allow[0] allowed.test tcp/" + std::to_string(kTcpA);
+  }
+  EXPECT_TRUE(listed) << after.body.dump();
+  RunResult text = daemon().ctl({"sandbox", "show", sb->id()});
+  EXPECT_NE(text.out.find("allowed.test -> " + w().ip4(3) + " tcp/" + std::to_string(kTcpA)),
+            std::string::npos)
+      << text.out;
 }
 
 // --- runtime changes on a running sandbox ----------------------------------------------

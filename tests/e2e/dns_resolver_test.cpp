@@ -6,7 +6,9 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include "common/fs.h"
 #include "http_client.h"
+#include "temp_dir.h"
 #include "world.h"
 
 namespace egressd::e2e {
@@ -306,6 +308,90 @@ TEST_F(DnsResolverTest, NetnsSandboxIsAnsweredToo) {
     EXPECT_TRUE(contains(r.out, "status: NXDOMAIN")) << r.out;
     EXPECT_FALSE(contains(w().dns->log(), denied));
   }
+}
+
+// A name-based allow rule: resolving the name puts its addresses into the sandbox's kernel
+// allow map before the answer is released (the connect right after the answer works), for
+// the rule's ports only, until TTL (0 from dnsmasq) + nameRuleGrace; then refused again.
+TEST_F(DnsResolverTest, NameBasedAllowRuleOpensTheResolvedAddressUntilItExpires) {
+  PolicySpec spec;
+  spec.allow = {{.host = "*.allowed.test", .ports = {kTcpA}, .protocol = "tcp"}};
+  spec.dnsExtra = "  nameRuleGrace: 3\n";
+  ASSERT_OK_AND_ASSIGN(auto sb, Sandbox::start(spec, SandboxOptions{.auditLog = true}));
+  const std::string a = std::to_string(kTcpA);
+  EXPECT_PROBE_ERR(sb->probe({"tcp", w().ip4(3), a}), "EPERM");
+  // other.test is not named by the rule: not even resolvable.
+  auto r = dig(*sb, w().ip4(99), {"other.test"});
+  EXPECT_TRUE(contains(r.out, "status: NXDOMAIN")) << r.out;
+
+  const std::string name = uniqueLabel("db") + ".allowed.test";
+  r = dig(*sb, w().ip4(99), {"+short", name});
+  ASSERT_EQ(r.exitCode, 0) << r.describe();
+  EXPECT_EQ(r.out, w().ip4(3) + "\n");
+  auto connected = sb->probe({"tcp", w().ip4(3), a});
+  ASSERT_PROBE_OK(connected);
+  EXPECT_TRUE(contains(connected.out, "hello from " + w().ip4(3) + ":" + a)) << connected.out;
+  // The rule's port only, the resolved address only.
+  EXPECT_PROBE_ERR(sb->probe({"tcp", w().ip4(3), std::to_string(kTcpB)}), "EPERM");
+  EXPECT_PROBE_ERR(sb->probe({"tcp", w().ip4(4), a}), "EPERM");
+  EXPECT_PROBE_ERR(sb->probe({"udp", w().ip4(3), a}), "EPERM");
+  // AAAA answers open the IPv6 address the same way.
+  r = dig(*sb, w().ip4(99), {"+short", "AAAA", name});
+  EXPECT_EQ(r.out, w().ip6(3) + "\n");
+  EXPECT_PROBE_OK(sb->probe({"tcp", w().ip6(3), a}));
+  ASSERT_OK(sb->daemon().waitForAudit([&](const nlohmann::json& j) {
+    return j.value("layer", "") == "dns" && j.value("host", "") == name &&
+           j.value("reason", "") == "allow_rule" &&
+           j.value("rule", "") == "allow[0] *.allowed.test tcp/" + a;
+  }));
+  // Expired (TTL 0 + 3 s grace, swept every 0.5 s): refused again.
+  bool refused = false;
+  for (int i = 0; i < 60 && !refused; ++i) {
+    usleep(100000);
+    refused = ProbeErr(sb->probe({"tcp", w().ip4(3), a}), "EPERM");
+  }
+  EXPECT_TRUE(refused) << "the entry never expired";
+  // Resolved again: open again.
+  r = dig(*sb, w().ip4(99), {"+short", name});
+  EXPECT_PROBE_OK(sb->probe({"tcp", w().ip4(3), a}));
+}
+
+// An entry past its TTL + grace stays while a connection of the sandbox uses it (the
+// per-packet backstop would cut it otherwise); new connections are refused once it goes.
+TEST_F(DnsResolverTest, NameRuleExpiryLeavesEstablishedConnectionsAlone) {
+  PolicySpec spec;
+  spec.allow = {{.host = "allowed.test", .ports = {kTcpA}, .protocol = "tcp"}};
+  spec.dnsExtra = "  nameRuleGrace: 1\n";
+  ASSERT_OK_AND_ASSIGN(auto sb, Sandbox::start(spec));
+  auto r = dig(*sb, w().ip4(99), {"+short", "allowed.test"});
+  ASSERT_EQ(r.out, w().ip4(3) + "\n") << r.describe();
+  const std::string endpoint = w().ip4(3) + ":" + std::to_string(kTcpA);
+  ASSERT_OK_AND_ASSIGN(test::TempDir tmp, test::TempDir::create());
+  const std::string trigger = tmp.path() + "/go";
+  ASSERT_OK_AND_ASSIGN(test::Process holder,
+                       test::Process::spawn(test::SpawnOptions{
+                           .argv = {test::python3Bin(), clientsDir() + "/hold_conns.py", "--tcp",
+                                    endpoint, "--trigger", trigger, "--wait", "20"},
+                           .cgroup = sb->cgroup().path()}));
+  ASSERT_TRUE(holder.waitForOutput("\"ready\"", test::milliseconds(10000)))
+      << holder.stdoutText() << holder.stderrText();
+  // Well past TTL 0 + 1 s grace: the entry stays while the connection uses it (so a new
+  // connection to the same address and port is still allowed too).
+  sleep(3);
+  EXPECT_PROBE_OK(sb->probe({"tcp", w().ip4(3), std::to_string(kTcpA)}));
+  ASSERT_OK(writeFileAtomic(trigger, "go\n"));
+  ASSERT_OK_AND_ASSIGN(RunResult done, holder.wait(test::milliseconds(15000)));
+  const std::string last = done.out.substr(done.out.rfind('{', done.out.rfind("\"ready\"")));
+  auto after = nlohmann::json::parse(last, nullptr, false);
+  ASSERT_FALSE(after.is_discarded()) << done.describe();
+  EXPECT_EQ(after["after"]["tcp"].value(endpoint, ""), "ok") << done.describe();
+  // The connection closed: the entry goes at the next sweep.
+  bool refused = false;
+  for (int i = 0; i < 40 && !refused; ++i) {
+    usleep(100000);
+    refused = ProbeErr(sb->probe({"tcp", w().ip4(3), std::to_string(kTcpA)}), "EPERM");
+  }
+  EXPECT_TRUE(refused);
 }
 
 }  // namespace

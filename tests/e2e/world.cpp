@@ -207,7 +207,11 @@ std::string policyYaml(const PolicySpec& spec) {
   if (!spec.allow.empty()) {
     y << "allow:\n";
     for (const auto& a : spec.allow) {
-      y << "  - cidr: " << a.cidr << "\n";
+      if (!a.host.empty()) {
+        y << "  - host: \"" << a.host << "\"\n";
+      } else {
+        y << "  - cidr: " << a.cidr << "\n";
+      }
       if (!a.ports.empty()) {
         y << "    ports: [";
         for (size_t i = 0; i < a.ports.size(); ++i) {

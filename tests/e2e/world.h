@@ -82,6 +82,7 @@ Result<test::TestHttpOrigin*> httpsOrigin();
 
 struct AllowRule {
   std::string cidr;
+  std::string host;        // a name-based rule instead of cidr (docs/dns.md)
   std::vector<int> ports;  // empty: all ports
   std::string protocol;    // "tcp", "udp", "any" or empty (omitted)
 };

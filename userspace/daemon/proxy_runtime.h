@@ -15,6 +15,7 @@
 #include "handlers/secret_store.h"
 #include "policy/overrides.h"
 #include "policy/policy.h"
+#include "proxy/dns_server.h"
 #include "proxy/listener_reservation.h"
 #include "proxy/sandbox_context.h"
 
@@ -58,7 +59,8 @@ class ProxyRuntime {
                     std::vector<std::string> ruleNames,
                     std::optional<proxy::ListenerReservation> listener,
                     std::shared_ptr<const proxy::SandboxPolicyView> view = nullptr,
-                    std::optional<proxy::DnsSockets> dns = std::nullopt);
+                    std::optional<proxy::DnsSockets> dns = std::nullopt,
+                    std::string cgroupPath = "", std::string netnsPath = "");
   // Swaps the sandbox's policy: requests from now on (also on open connections) see it.
   Status updatePolicy(const std::string& id, const policy::Policy& policy,
                       std::vector<std::string> ruleNames);
@@ -70,6 +72,8 @@ class ProxyRuntime {
   // The daemon's secrets (API values and file/env reads), shared by every sandbox.
   const std::shared_ptr<handlers::SecretStore>& secrets() const;
   uint64_t openConnections(const std::string& id) const;
+  // The live kernel entries name-based allow rules made from the sandbox's DNS answers.
+  std::vector<proxy::NameRuleState> nameRuleEntries(const std::string& id) const;
 
   // The sandbox's published CA files (empty paths: no proxy, so no interception CA).
   SandboxCaFiles caFiles(const std::string& id) const;

@@ -99,8 +99,9 @@ int runCommand(const RunOptions& o) {
     if (o.proxy.enabled) {
       listener = std::move(*reservation);
     }
-    auto served = (*runtime)->addSandbox(id, **slot, *policy, req->rules.ruleNames,
-                                         std::move(listener), nullptr, std::move(dnsSockets));
+    auto served =
+        (*runtime)->addSandbox(id, **slot, *policy, req->rules.ruleNames, std::move(listener),
+                               nullptr, std::move(dnsSockets), cgroup);
     if (!served.ok()) {
       std::cerr << "egressd: " << served.error().message() << "\n";
       return kExitFailure;

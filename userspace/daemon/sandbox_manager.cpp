@@ -500,7 +500,8 @@ Status SandboxManager::armNew(SandboxRecord& record, const PolicyEntry& entry) {
     listener = std::move(armed->reservation);
   }
   return runtime_->addSandbox(record.id, **slot, compiled->effective, armed->ruleNames,
-                              std::move(listener), compiled->view, std::move(dnsSockets));
+                              std::move(listener), compiled->view, std::move(dnsSockets),
+                              record.cgroupPath, record.netns);
 }
 
 // --- sandboxes
@@ -723,6 +724,18 @@ nlohmann::json SandboxManager::detailJson(const SandboxRecord& record) const {
     (void)host;
     ref.erase("from");
   }
+  // Name-based allow rules' live kernel entries (from the sandbox's DNS answers).
+  nlohmann::json nameEntries = nlohmann::json::array();
+  for (const proxy::NameRuleState& s : runtime_->nameRuleEntries(record.id)) {
+    nameEntries.push_back({{"name", s.name},
+                           {"address", s.entry.addr.toString()},
+                           {"protocol", s.entry.proto == EGRESSD_PROTO_TCP   ? "tcp"
+                                        : s.entry.proto == EGRESSD_PROTO_UDP ? "udp"
+                                                                             : "any"},
+                           {"port", s.entry.port},
+                           {"rule", s.rule},
+                           {"expiresInSeconds", s.expiresIn}});
+  }
   return {{"id", record.id},
           {"policy", record.policyName},
           {"cgroup", record.cgroupPath},
@@ -731,6 +744,8 @@ nlohmann::json SandboxManager::detailJson(const SandboxRecord& record) const {
           {"caCert", ca.certificate},
           {"caBundle", ca.bundle},
           {"proxyPort", record.proxy.port},
+          {"dnsPort", record.proxy.dnsPort},
+          {"nameRuleEntries", nameEntries},
           {"overrides", overrides},
           {"effective", effective},
           {"counters",

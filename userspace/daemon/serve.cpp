@@ -99,7 +99,8 @@ int serveCommand(const SandboxOptions& o, const ProxyOptions& proxyOptions) {
                  o.id);
   }
   auto served = (*runtime)->addSandbox(o.id, **slot, std::get<Inputs>(inputs).policy, ruleNames,
-                                       std::move(listener), nullptr, std::move(dnsSockets));
+                                       std::move(listener), nullptr, std::move(dnsSockets),
+                                       cgroupPath, o.netns);
   if (!served.ok()) {
     std::cerr << "egressd: " << served.error().message() << "\n";
     return kExitFailure;

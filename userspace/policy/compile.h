@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "bpf/abi.h"
+#include "common/ip_address.h"
 #include "common/result.h"
 #include "policy/cidr.h"
 #include "policy/policy.h"
@@ -46,6 +47,9 @@ struct SandboxKnobs {
   bool allowPing = false;
   bool allowRaw = false;
   bool allowOtherL4 = false;
+  // EGRESSD_SB_HAS_ALLOW_* shapes of the name-based allow rules: their entries come and go
+  // at runtime, so the lookups they need are switched on with the policy.
+  uint32_t nameRuleShapes = 0;
 
   // The EGRESSD_SB_* bits these knobs decide (ENABLE_INTERNET, ALLOW_*); ACTIVE,
   // HAS_RESOLVER, HAS_PROXY and CAPS_WARNING are the loader's to add.
@@ -53,5 +57,24 @@ struct SandboxKnobs {
 };
 
 SandboxKnobs kernelKnobs(const Policy& policy);
+
+// ---- name-based allow rules (docs/dns.md): kernel entries made from DNS answers ----
+struct NameRuleEntry {
+  IpAddress addr;
+  uint8_t proto = EGRESSD_PROTO_ANY;
+  uint16_t port = 0;    // 0 = every port
+  uint32_t ruleId = 0;  // as compileKernelRules numbers the rule (allow[i] -> i + 1)
+
+  bool operator==(const NameRuleEntry&) const = default;
+  auto operator<=>(const NameRuleEntry&) const = default;
+};
+// The name-based rules among `allow` (those with a host), in order.
+std::vector<AllowRule> nameRules(const Policy& policy);
+// The entries `rules` (name-based) yield for `name` (normalized) resolving to `addr`: one
+// per matching rule, protocol and port.
+std::vector<NameRuleEntry> nameRuleEntries(const std::vector<AllowRule>& rules,
+                                           std::string_view name, const IpAddress& addr);
+// The first name-based rule whose glob matches `name`, or nullptr.
+const AllowRule* matchNameRule(const std::vector<AllowRule>& rules, std::string_view name);
 
 }  // namespace egressd::policy

@@ -609,6 +609,9 @@ HostPolicy HostPolicy::fromPolicy(const Policy& policy) {
         host.cidr, "deniedHosts[" + std::to_string(host.index) + "] " + host.cidr.toString()});
   }
   for (const AllowRule& rule : policy.allow) {
+    if (rule.host) {
+      continue;  // name-based: its addresses are in the kernel only while resolved
+    }
     compiled->allowCidrs.push_back(
         AllowCidr{rule.cidr, rule.ports, rule.protocol, allowRuleName(rule)});
   }

@@ -430,11 +430,12 @@ Protocol Parser::protocol(const Field& field) const {
 
 AllowRule Parser::allowRule(const Field& field, size_t index) const {
   const auto items = entries(field);
-  rejectUnknownKeys(field, items, {"cidr", "ports", "protocol"});
+  rejectUnknownKeys(field, items, {"cidr", "host", "ports", "protocol"});
   AllowRule rule;
   rule.index = index;
   rule.pos = field.pos;
   bool hasCidr = false;
+  bool hasHost = false;
   for (const auto& [key, value] : items) {
     const std::string name = key.node.Scalar();
     if (name == "cidr") {
@@ -445,14 +446,24 @@ AllowRule Parser::allowRule(const Field& field, size_t index) const {
       }
       rule.cidr = *cidr;
       hasCidr = true;
+    } else if (name == "host") {
+      // A name-based rule (docs/dns.md): the addresses egressd's resolver answers for it.
+      if (looksLikeIpOrCidr(scalar(value, "a host name or glob"))) {
+        fail(value, "an address belongs in 'cidr'; 'host' takes a host name or glob");
+      }
+      rule.host = hostGlob(value);
+      hasHost = true;
     } else if (name == "ports") {
       rule.ports = portList(value);
     } else if (name == "protocol") {
       rule.protocol = protocol(value);
     }
   }
-  if (!hasCidr) {
-    fail(field, "missing required key 'cidr'");
+  if (hasCidr && hasHost) {
+    fail(field, "write either 'cidr' or 'host', not both");
+  }
+  if (!hasCidr && !hasHost) {
+    fail(field, "missing required key 'cidr' (or 'host' for a name-based rule)");
   }
   return rule;
 }
@@ -460,7 +471,8 @@ AllowRule Parser::allowRule(const Field& field, size_t index) const {
 // dns: {upstream, deniedAnswer, limits}; `resolver` is the old spelling of `upstream`.
 DnsPolicy Parser::dns(const Field& field) const {
   const auto items = entries(field);
-  rejectUnknownKeys(field, items, {"upstream", "resolver", "deniedAnswer", "limits"});
+  rejectUnknownKeys(field, items,
+                    {"upstream", "resolver", "deniedAnswer", "limits", "nameRuleGrace"});
   DnsPolicy dns;
   bool hasUpstream = false;
   for (const auto& [key, value] : items) {
@@ -483,6 +495,8 @@ DnsPolicy Parser::dns(const Field& field) const {
       }
     } else if (name == "limits") {
       dns.limits = dnsLimits(value);
+    } else if (name == "nameRuleGrace") {
+      dns.nameRuleGraceSeconds = static_cast<uint32_t>(integer(value, 0, 86400));
     }
   }
   return dns;

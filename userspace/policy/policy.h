@@ -63,10 +63,13 @@ struct PortRange {
   uint16_t last = 0;  // inclusive; equal to first for a single port
 };
 
-// One `allow` entry: non-HTTP traffic permitted in the kernel.
+// One `allow` entry: non-HTTP traffic permitted in the kernel, to a CIDR or (`host`, a
+// name-based rule, docs/dns.md) to the addresses egressd's resolver gives the sandbox for
+// names the glob matches. Exactly one of cidr / host is set.
 struct AllowRule {
   Cidr cidr;
   std::string cidrText;          // as written
+  std::optional<HostGlob> host;  // name-based rule: no static kernel entry
   std::vector<PortRange> ports;  // empty = every port
   Protocol protocol = Protocol::kAny;
   size_t index = 0;
@@ -144,6 +147,9 @@ struct DnsPolicy {
   std::vector<Endpoint> upstream;
   DnsDeniedAnswer deniedAnswer = DnsDeniedAnswer::kNxDomain;  // dns.deniedAnswer
   DnsLimits limits;                                           // dns.limits
+  // dns.nameRuleGrace: seconds a name-based allow rule's addresses stay in the kernel
+  // after their answer's TTL ran out (unless the name is resolved again).
+  uint32_t nameRuleGraceSeconds = 60;
 };
 // ---- end dns ----
 

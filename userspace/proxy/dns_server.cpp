@@ -89,6 +89,13 @@ DnsNameDecision decideDnsName(const SandboxPolicyView& view, std::string_view na
   if (host.allowed()) {
     return {true, host.reason, host.rule};
   }
+  // A name-based allow rule makes its host resolvable (that is how its addresses reach the
+  // kernel), unless deniedHosts names it.
+  if (host.reason != "denied_host") {
+    if (const policy::AllowRule* rule = policy::matchNameRule(view.nameRules, name)) {
+      return {true, "allow_rule", policy::allowRuleName(*rule)};
+    }
+  }
   // The proxy's precedence: a per-host handler binding lets a name through that only the
   // default (internet disabled) denied; deniedHosts and allowedHosts still win.
   if (handlerMayApply(host)) {
@@ -192,10 +199,17 @@ struct Outcome {
   bool limit = false;  // refused by dns.limits: audited once per burst
 };
 
+struct TrackedEntry {
+  std::string name;
+  std::chrono::steady_clock::time_point expires;
+};
+
 struct DnsSandbox {
   std::shared_ptr<SandboxContext> context;
   QueryLimiter limiter;
   std::atomic<size_t> pending{0};
+  // Name-based allow rules' live kernel entries (guarded by `mutex`).
+  std::map<policy::NameRuleEntry, TrackedEntry> nameEntries;
 
   std::mutex mutex;  // the members below
   std::unordered_map<std::string, metrics::Counter*> counters;
@@ -209,6 +223,7 @@ struct DnsSandbox {
 }  // namespace
 
 struct DnsServer::Impl {
+  struct Pending;
   DnsServerConfig config;
   asio::io_context io{1};
   asio::executor_work_guard<asio::io_context::executor_type> guard = asio::make_work_guard(io);
@@ -219,8 +234,122 @@ struct DnsServer::Impl {
     std::vector<std::shared_ptr<udp::socket>> udpSockets;
     std::vector<std::shared_ptr<tcp::acceptor>> acceptors;
   };
-  std::mutex mutex;
+  mutable std::mutex mutex;
   std::map<std::string, Serving> sandboxes;
+  asio::steady_timer sweepTimer{io};
+
+  // Name-based allow rules: the answer's addresses into the kernel, before the answer goes
+  // out. False (and `error`) when the kernel refused them.
+  bool installNameRules(DnsSandbox& sb, const Pending& p, const std::vector<IpAddress>& addrs,
+                        uint32_t ttl, std::string& error) {
+    if (config.nameRules == nullptr || p.view->nameRules.empty() ||
+        (p.q.qtype != dns::kTypeA && p.q.qtype != dns::kTypeAaaa)) {
+      return true;
+    }
+    const auto expires = std::chrono::steady_clock::now() +
+                         std::chrono::seconds(uint64_t{ttl} + p.view->dns.nameRuleGraceSeconds);
+    std::vector<policy::NameRuleEntry> entries;
+    for (const IpAddress& addr : addrs) {
+      for (policy::NameRuleEntry& e : policy::nameRuleEntries(p.view->nameRules, p.name, addr)) {
+        entries.push_back(e);
+      }
+    }
+    if (entries.empty()) {
+      return true;
+    }
+    {
+      std::lock_guard lock(sb.mutex);
+      for (const policy::NameRuleEntry& e : entries) {
+        auto [it, inserted] = sb.nameEntries.try_emplace(e, TrackedEntry{p.name, expires});
+        if (!inserted) {
+          it->second.expires = std::max(it->second.expires, expires);
+          it->second.name = p.name;
+        }
+      }
+    }
+    Status added = config.nameRules->add(sb.context->slot, entries);
+    if (!added.ok()) {
+      error = added.error().message();
+      return false;
+    }
+    return true;
+  }
+
+  // Expired (or no longer matching) name-rule entries out of the kernel; live ones put
+  // back into the live rule generation (a policy swap starts the new one without them).
+  void sweepNameRules() {
+    std::vector<std::shared_ptr<DnsSandbox>> all;
+    {
+      std::lock_guard lock(mutex);
+      for (const auto& [id, serving] : sandboxes) {
+        all.push_back(serving.sandbox);
+      }
+    }
+    const auto now = std::chrono::steady_clock::now();
+    for (const auto& sb : all) {
+      const auto view = sb->context->currentPolicy();
+      std::vector<policy::NameRuleEntry> expired;
+      std::vector<policy::NameRuleEntry> timedOut;  // expired by time, rule still there
+      std::vector<policy::NameRuleEntry> live;
+      {
+        std::lock_guard lock(sb->mutex);
+        for (const auto& [entry, tracked] : sb->nameEntries) {
+          const auto current = policy::nameRuleEntries(view->nameRules, tracked.name, entry.addr);
+          if (std::find(current.begin(), current.end(), entry) == current.end()) {
+            expired.push_back(entry);  // the rule is gone: so is the entry, in use or not
+          } else if (tracked.expires <= now) {
+            timedOut.push_back(entry);
+          }
+        }
+      }
+      // Established connections are left alone: an entry they use stays until they end.
+      std::vector<policy::NameRuleEntry> used;
+      if (!timedOut.empty()) {
+        used = config.nameRules->inUse(*sb->context, timedOut);
+      }
+      {
+        std::lock_guard lock(sb->mutex);
+        for (const policy::NameRuleEntry& e : timedOut) {
+          if (std::find(used.begin(), used.end(), e) == used.end()) {
+            expired.push_back(e);
+          }
+        }
+        for (const policy::NameRuleEntry& e : expired) {
+          sb->nameEntries.erase(e);
+        }
+        for (const auto& [entry, tracked] : sb->nameEntries) {
+          live.push_back(entry);
+        }
+      }
+      if (!expired.empty()) {
+        if (Status st = config.nameRules->remove(sb->context->slot, expired); !st.ok()) {
+          spdlog::warn("sandbox {}: removing expired name-rule entries: {}", sb->context->id,
+                       st.error().message());
+        }
+      }
+      if (!live.empty()) {
+        if (Status st = config.nameRules->add(sb->context->slot, live); !st.ok()) {
+          spdlog::warn("sandbox {}: re-asserting name-rule entries: {}", sb->context->id,
+                       st.error().message());
+        }
+      }
+    }
+  }
+
+  asio::awaitable<void> sweepLoop() {
+    for (;;) {
+      sweepTimer.expires_after(config.nameRuleSweep);
+      auto [ec] = co_await sweepTimer.async_wait(kNoThrow);
+      if (ec) {
+        co_return;
+      }
+      try {
+        sweepNameRules();
+      } catch (const std::exception& e) {
+        spdlog::error("name-rule sweep: {}", e.what());
+      }
+    }
+  }
 
   void count(DnsSandbox& sb, const Outcome& o) {
     if (config.metrics == nullptr) {
@@ -430,6 +559,13 @@ struct DnsServer::Impl {
                   (judged.rule.empty() ? "" : ", " + judged.rule) + ")";
       }
     }
+    if (a.rcode == dns::kRcodeNoError) {
+      std::string error;
+      if (!installNameRules(sb, p, kept, a.ttl, error)) {
+        return local(
+            Outcome{"error", "name_rule_failed", p.decision.rule, error, dns::kRcodeServFail});
+      }
+    }
     if (!dropped.empty()) {
       o.answers = static_cast<uint16_t>(kept.size());
       o.reason = "answer_filtered";
@@ -561,6 +697,9 @@ DnsServer::DnsServer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Result<std::unique_ptr<DnsServer>> DnsServer::start(DnsServerConfig config) {
   auto impl = std::make_unique<Impl>();
   impl->config = config;
+  if (config.nameRules != nullptr) {
+    asio::co_spawn(impl->io, impl->sweepLoop(), asio::detached);
+  }
   impl->thread = startIoThread(impl->io, "DNS server thread");
   return std::unique_ptr<DnsServer>(new DnsServer(std::move(impl)));
 }
@@ -629,6 +768,36 @@ Status DnsServer::addSandbox(std::shared_ptr<SandboxContext> sandbox, DnsSockets
   std::lock_guard lock(impl_->mutex);
   impl_->sandboxes.insert_or_assign(sandbox->id, std::move(serving));
   return okStatus();
+}
+
+std::vector<NameRuleState> DnsServer::nameRuleEntries(const std::string& id) const {
+  std::shared_ptr<DnsSandbox> sb;
+  {
+    std::lock_guard lock(impl_->mutex);
+    auto it = impl_->sandboxes.find(id);
+    if (it == impl_->sandboxes.end()) {
+      return {};
+    }
+    sb = it->second.sandbox;
+  }
+  const auto view = sb->context->currentPolicy();
+  const auto now = std::chrono::steady_clock::now();
+  std::vector<NameRuleState> out;
+  std::lock_guard lock(sb->mutex);
+  for (const auto& [entry, tracked] : sb->nameEntries) {
+    NameRuleState state;
+    state.name = tracked.name;
+    state.entry = entry;
+    for (const policy::AllowRule& rule : view->nameRules) {
+      if (rule.index + 1 == entry.ruleId) {
+        state.rule = policy::allowRuleName(rule);
+      }
+    }
+    state.expiresIn =
+        std::chrono::duration_cast<std::chrono::seconds>(tracked.expires - now).count();
+    out.push_back(std::move(state));
+  }
+  return out;
 }
 
 void DnsServer::removeSandbox(const std::string& id) {

@@ -39,6 +39,8 @@ namespace egressd::proxy {
 // the proxy's precedence: deniedHosts, then allowedHosts / enableInternet, then a per-host
 // handler binding (instance, then policy outboundByHost) for a name only the default denied.
 // reason/rule as in policy::HostDecision ("handler" / "handler NAME" for the last case).
+// A name-based `allow` rule's host is resolvable too unless deniedHosts names it
+// ("allow_rule", rule "allow[i] GLOB tcp/5432").
 struct DnsNameDecision {
   bool allowed = false;
   std::string reason;
@@ -53,6 +55,30 @@ bool isPrivateReverseName(std::string_view name);
 // Query types egressd forwards: A, AAAA, CNAME, HTTPS, SVCB, MX, TXT, SRV.
 bool isForwardedType(uint16_t qtype);
 
+// Where the entries of name-based `allow` rules go: the sandbox's kernel allow maps. The
+// daemon implements it over the pinned maps.
+class NameRuleSink {
+ public:
+  virtual ~NameRuleSink() = default;
+  // Into the sandbox's live rule generation (an entry a static rule already covers for
+  // the same protocol and port is left to that rule).
+  virtual Status add(uint32_t slot, const std::vector<policy::NameRuleEntry>& entries) = 0;
+  // From both of the sandbox's rule generations (only entries of those rule ids).
+  virtual Status remove(uint32_t slot, const std::vector<policy::NameRuleEntry>& entries) = 0;
+  // Which of `entries` an open connection (TCP or connected UDP) of the sandbox still uses:
+  // those stay (the kernel's per-packet backstop would otherwise cut the connection).
+  virtual std::vector<policy::NameRuleEntry> inUse(
+      const SandboxContext& sandbox, const std::vector<policy::NameRuleEntry>& entries) = 0;
+};
+
+// A live name-derived kernel entry, for `egressctl sandbox show`.
+struct NameRuleState {
+  std::string name;  // the name resolved
+  policy::NameRuleEntry entry;
+  std::string rule;       // "allow[0] db.example tcp/5432"
+  int64_t expiresIn = 0;  // seconds from now
+};
+
 struct DnsServerConfig {
   audit::AuditLog* audit = nullptr;      // may be null
   metrics::Registry* metrics = nullptr;  // may be null
@@ -60,6 +86,11 @@ struct DnsServerConfig {
   std::chrono::milliseconds tcpIdleTimeout{10000};
   // Queries of one sandbox waiting for an upstream at once; more are answered SERVFAIL.
   size_t maxPendingPerSandbox = 512;
+  // Name-based allow rules' kernel entries (null: such rules only make names resolvable).
+  NameRuleSink* nameRules = nullptr;
+  // How often expired name-rule entries are removed (and live ones re-asserted in the live
+  // rule generation, which a policy swap replaced).
+  std::chrono::milliseconds nameRuleSweep{500};
 };
 
 class DnsServer {
@@ -74,6 +105,8 @@ class DnsServer {
   Status addSandbox(std::shared_ptr<SandboxContext> sandbox, DnsSockets sockets);
   // Stops serving the sandbox (its sockets close: later queries fail, never go direct).
   void removeSandbox(const std::string& id);
+  // The sandbox's live name-derived kernel entries.
+  std::vector<NameRuleState> nameRuleEntries(const std::string& id) const;
 
   struct Impl;
 

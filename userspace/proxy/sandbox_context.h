@@ -20,6 +20,7 @@
 #include "handlers/host_binding.h"
 #include "handlers/secret_store.h"
 #include "metrics/metrics.h"
+#include "policy/compile.h"
 #include "policy/host_policy.h"
 #include "tls/certificate_authority.h"
 
@@ -64,11 +65,14 @@ struct SandboxPolicyView {
   HandlerBindings handlers{};
   std::map<std::string, policy::SecretSource> secretSources{};  // the policy's `secrets:`
   policy::DnsPolicy dns{};  // the sandbox resolver's answer for denied names and its limits
+  std::vector<policy::AllowRule> nameRules{};  // name-based `allow` rules (policy::nameRules)
 };
 
 struct SandboxContext {
   std::string id;
   uint32_t slot = 0;
+  std::string cgroupPath;  // "" when not known (then no socket of it is looked at)
+  std::string netnsPath;   // "" = the daemon's own netns
   std::atomic<std::shared_ptr<const SandboxPolicyView>> policy;
   std::shared_ptr<dns::Resolver> resolver;
   // The sandbox's interception CA and its minted leaves (null: no interception possible).

@@ -465,7 +465,7 @@ TEST(PolicyErrorTest, StructuralErrors) {
             "t.yaml:2:1: only one YAML document is allowed in a policy file");
   EXPECT_TRUE(parsePolicy("name: x\n---\n", testing::kSource).ok());
   EXPECT_EQ(parseError("name: x\nallow:\n  - { ports: [22] }\n"),
-            "t.yaml:3:5: allow[0]: missing required key 'cidr'");
+            "t.yaml:3:5: allow[0]: missing required key 'cidr' (or 'host' for a name-based rule)");
   EXPECT_EQ(parseError("name: x\nallow: { cidr: 10.0.0.0/8 }\n"),
             "t.yaml:2:8: allow: expected a list of rules {cidr, ports, protocol}");
   EXPECT_EQ(parseError("name: 'bad name'\n"),

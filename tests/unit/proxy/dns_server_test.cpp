@@ -77,6 +77,21 @@ deniedHosts: ["bad.kv.example"]
   EXPECT_EQ(verdict(withInstance, "db.example"), "allow handler [handler kv]");
 }
 
+TEST(DnsNamePolicyTest, NameBasedAllowRulesMakeTheirHostsResolvable) {
+  SandboxPolicyView view = viewOf(R"(name: p
+allowedHosts: ["github.com"]
+deniedHosts: ["bad.db.example"]
+allow: [{ host: "*.db.example", ports: [5432], protocol: tcp }]
+)");
+  view.nameRules = policy::nameRules(*policy::parsePolicy(R"(name: p
+allow: [{ host: "*.db.example", ports: [5432], protocol: tcp }]
+)",
+                                                          "t.yaml"));
+  EXPECT_EQ(verdict(view, "pg.db.example"), "allow allow_rule [allow[0] *.db.example tcp/5432]");
+  EXPECT_EQ(verdict(view, "bad.db.example"), "deny denied_host [deniedHosts[0] bad.db.example]");
+  EXPECT_EQ(verdict(view, "other.example"), "deny not_in_allowed_hosts");
+}
+
 TEST(DnsNamePolicyTest, PrivateReverseNames) {
   for (const char* name :
        {"1.0.0.10.in-addr.arpa", "10.in-addr.arpa", "1.0.0.127.in-addr.arpa",
