@@ -26,6 +26,9 @@ dns:
   limits: { qps: 1000000, burst: 1000000, uniqueNamesPerMinute: 1000000,
             queryBytesPerMinute: 100000000 }
 P
+# The same with a name-based allow rule: every answer also writes the kernel allow map.
+sed 's/^enableInternet: false$/enableInternet: false\nallow: [{ host: bench.test, ports: [5432], protocol: tcp }]/' \
+  "$tmp/policy.yaml" >"$tmp/policy-rule.yaml"
 for _ in $(seq 1 20); do echo "bench.test A"; done >"$tmp/cached.txt"
 for i in $(seq 1 200000); do echo "q$i.bench.test A"; done >"$tmp/unique.txt"
 cat >"$tmp/lat.py" <<'PY'
@@ -52,6 +55,7 @@ print(f"    sequential: p50 {lat[n // 2] / 1000:.1f} us, p99 {lat[n * 99 // 100]
 PY
 perf() { grep -E "Queries per second|Average Latency|Queries lost" | sed 's/^ */    /'; }
 inside() { taskset -c "$cpu" "$egressd" run --policy "$tmp/policy.yaml" -- "$@" 2>/dev/null; }
+insideRule() { taskset -c "$cpu" "$egressd" run --policy "$tmp/policy-rule.yaml" -- "$@" 2>/dev/null; }
 direct() { taskset -c "$cpu" "$@"; }
 echo "direct to dnsmasq, one cached name:";    direct dnsperf -s 198.18.237.2 -d "$tmp/cached.txt" -l 8 -q 50 | perf
 echo "through egressd, one cached name:";      inside dnsperf -s 198.18.237.99 -d "$tmp/cached.txt" -l 8 -q 50 | perf
@@ -59,5 +63,7 @@ echo "direct to dnsmasq, unique names:";       direct dnsperf -s 198.18.237.2 -d
 echo "through egressd, unique names:";         inside dnsperf -s 198.18.237.99 -d "$tmp/unique.txt" -l 5 -q 20 -n 1 | perf
 echo "latency, cached name, direct:";          direct python3 "$tmp/lat.py" 198.18.237.2 bench.test 5000
 echo "latency, cached name, egressd:";         inside python3 "$tmp/lat.py" 198.18.237.99 bench.test 5000
+echo "latency, cached name, egressd + name rule:"; insideRule python3 "$tmp/lat.py" 198.18.237.99 bench.test 5000
+echo "through egressd + name rule, cached name:"; insideRule dnsperf -s 198.18.237.99 -d "$tmp/cached.txt" -l 8 -q 50 | perf
 echo "latency, unique names, direct:";         direct python3 "$tmp/lat.py" 198.18.237.2 "a{i}.bench.test" 5000
 echo "latency, unique names, egressd:";        inside python3 "$tmp/lat.py" 198.18.237.99 "b{i}.bench.test" 5000
