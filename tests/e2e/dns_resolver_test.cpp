@@ -394,5 +394,32 @@ TEST_F(DnsResolverTest, NameRuleExpiryLeavesEstablishedConnectionsAlone) {
   EXPECT_TRUE(refused);
 }
 
+// dns.requireResolved: an IP-literal request is served only to an address the sandbox's
+// resolver answered it for an allowed name.
+TEST_F(DnsResolverTest, RequireResolvedServesOnlyAnsweredAddresses) {
+  ASSERT_OK(httpOrigin());
+  PolicySpec spec;
+  spec.enableInternet = true;
+  spec.proxyPorts = std::vector<int>{kHttpOrigin};
+  spec.dnsExtra = "  requireResolved: true\n";
+  ASSERT_OK_AND_ASSIGN(auto sb, Sandbox::start(spec, SandboxOptions{.auditLog = true}));
+  auto status = [&](int host) {
+    RunResult r = sb->runInside({"curl", "--noproxy", "*", "-s", "-o", "/dev/null", "-w",
+                                 "%{http_code}", "--max-time", "10",
+                                 "http://" + w().ip4(host) + ":" + std::to_string(kHttpOrigin) +
+                                     "/whoami?tag=" + uniqueLabel("rr")});
+    return r.out;
+  };
+  EXPECT_EQ(status(3), "403");
+  auto r = dig(*sb, w().ip4(99), {"+short", "allowed.test"});
+  ASSERT_EQ(r.out, w().ip4(3) + "\n") << r.describe();
+  EXPECT_EQ(status(3), "200");
+  EXPECT_EQ(status(4), "403");  // other.test's address was never answered
+  ASSERT_OK(sb->daemon().waitForAudit([&](const nlohmann::json& a) {
+    return a.value("layer", "") == "proxy" && a.value("reason", "") == "unresolved_address" &&
+           a.value("rule", "") == "dns.requireResolved";
+  }));
+}
+
 }  // namespace
 }  // namespace egressd::e2e

@@ -118,9 +118,13 @@ class PinnedNameRules : public proxy::NameRuleSink {
     if (sandbox.cgroupPath.empty()) {
       return used;
     }
+    // When the sockets cannot be listed, every entry counts as used until the next sweep:
+    // cutting a legitimate connection is the worse mistake, and the entry was a real answer.
     auto ids = sandbox::cgroupTreeIds(sandbox.cgroupPath);
     if (!ids.ok()) {
-      return used;
+      spdlog::warn("sandbox {}: listing its cgroups for name-rule expiry: {}", sandbox.id,
+                   ids.error().message());
+      return entries;
     }
     // Listed, never destroyed: the predicate only looks.
     auto listed =
@@ -139,6 +143,7 @@ class PinnedNameRules : public proxy::NameRuleSink {
     if (!listed.ok()) {
       spdlog::warn("sandbox {}: listing its sockets for name-rule expiry: {}", sandbox.id,
                    listed.error().message());
+      return entries;
     }
     return used;
   }

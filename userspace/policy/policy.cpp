@@ -471,8 +471,9 @@ AllowRule Parser::allowRule(const Field& field, size_t index) const {
 // dns: {upstream, deniedAnswer, limits}; `resolver` is the old spelling of `upstream`.
 DnsPolicy Parser::dns(const Field& field) const {
   const auto items = entries(field);
-  rejectUnknownKeys(field, items,
-                    {"upstream", "resolver", "deniedAnswer", "limits", "nameRuleGrace"});
+  rejectUnknownKeys(
+      field, items,
+      {"upstream", "resolver", "deniedAnswer", "limits", "nameRuleGrace", "requireResolved"});
   DnsPolicy dns;
   bool hasUpstream = false;
   for (const auto& [key, value] : items) {
@@ -495,6 +496,8 @@ DnsPolicy Parser::dns(const Field& field) const {
       }
     } else if (name == "limits") {
       dns.limits = dnsLimits(value);
+    } else if (name == "requireResolved") {
+      dns.requireResolved = boolean(value);
     } else if (name == "nameRuleGrace") {
       dns.nameRuleGraceSeconds = static_cast<uint32_t>(integer(value, 0, 86400));
     }

@@ -150,6 +150,10 @@ struct DnsPolicy {
   // dns.nameRuleGrace: seconds a name-based allow rule's addresses stay in the kernel
   // after their answer's TTL ran out (unless the name is resolved again).
   uint32_t nameRuleGraceSeconds = 60;
+  // dns.requireResolved: the proxy serves an IP-literal Host or a TLS connection without SNI
+  // only to an address this sandbox's resolver answered it (for an allowed name) within
+  // the answer's TTL + nameRuleGrace.
+  bool requireResolved = false;
 };
 // ---- end dns ----
 

@@ -208,6 +208,7 @@ struct DnsSandbox {
   std::shared_ptr<SandboxContext> context;
   QueryLimiter limiter;
   std::atomic<size_t> pending{0};
+  std::atomic<size_t> tcpConnections{0};
   // Name-based allow rules' live kernel entries (guarded by `mutex`).
   std::map<policy::NameRuleEntry, TrackedEntry> nameEntries;
 
@@ -559,6 +560,12 @@ struct DnsServer::Impl {
                   (judged.rule.empty() ? "" : ", " + judged.rule) + ")";
       }
     }
+    if (a.rcode == dns::kRcodeNoError && !kept.empty() &&
+        (q.qtype == dns::kTypeA || q.qtype == dns::kTypeAaaa)) {
+      sb.context->resolved.record(
+          kept, std::chrono::steady_clock::now() +
+                    std::chrono::seconds(uint64_t{a.ttl} + p.view->dns.nameRuleGraceSeconds));
+    }
     if (a.rcode == dns::kRcodeNoError) {
       std::string error;
       if (!installNameRules(sb, p, kept, a.ttl, error)) {
@@ -639,6 +646,10 @@ struct DnsServer::Impl {
   }
 
   asio::awaitable<void> tcpConnection(tcp::socket socket, std::shared_ptr<DnsSandbox> sb) {
+    struct Count {
+      std::atomic<size_t>& n;
+      ~Count() { --n; }
+    } count{sb->tcpConnections};
     try {
       asio::steady_timer deadline(io);
       for (;;) {
@@ -687,6 +698,12 @@ struct DnsServer::Impl {
         co_await pause.async_wait(kNoThrow);
         continue;
       }
+      if (sb->tcpConnections.load() >= config.maxTcpPerSandbox) {
+        asio::error_code ignored;
+        socket.close(ignored);  // a flood of idle connections must not exhaust egressd
+        continue;
+      }
+      ++sb->tcpConnections;
       asio::co_spawn(io, tcpConnection(std::move(socket), sb), asio::detached);
     }
   }

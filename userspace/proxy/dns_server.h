@@ -66,7 +66,8 @@ class NameRuleSink {
   // From both of the sandbox's rule generations (only entries of those rule ids).
   virtual Status remove(uint32_t slot, const std::vector<policy::NameRuleEntry>& entries) = 0;
   // Which of `entries` an open connection (TCP or connected UDP) of the sandbox still uses:
-  // those stay (the kernel's per-packet backstop would otherwise cut the connection).
+  // those stay (the kernel's per-packet backstop would otherwise cut the connection). When
+  // the sockets cannot be listed, all of them (retried at the next sweep).
   virtual std::vector<policy::NameRuleEntry> inUse(
       const SandboxContext& sandbox, const std::vector<policy::NameRuleEntry>& entries) = 0;
 };
@@ -86,6 +87,8 @@ struct DnsServerConfig {
   std::chrono::milliseconds tcpIdleTimeout{10000};
   // Queries of one sandbox waiting for an upstream at once; more are answered SERVFAIL.
   size_t maxPendingPerSandbox = 512;
+  // DNS-over-TCP connections of one sandbox open at once; more are closed at accept.
+  size_t maxTcpPerSandbox = 64;
   // Name-based allow rules' kernel entries (null: such rules only make names resolvable).
   NameRuleSink* nameRules = nullptr;
   // How often expired name-rule entries are removed (and live ones re-asserted in the live

@@ -564,6 +564,7 @@ TEST(PolicyTest, DnsBlock) {
 dns:
   upstream: ["10.0.0.2", "[2001:db8::53]:5353"]
   deniedAnswer: refused
+  requireResolved: true
   limits: { qps: 5, burst: 10, maxNameLength: 100, maxLabelLength: 40,
             uniqueNamesPerMinute: 20, queryBytesPerMinute: 4096 }
 )");
@@ -571,6 +572,7 @@ dns:
   EXPECT_EQ(p.dns.upstream[0].toString(), "10.0.0.2:53");
   EXPECT_EQ(p.dns.upstream[1].toString(), "[2001:db8::53]:5353");
   EXPECT_EQ(p.dns.deniedAnswer, DnsDeniedAnswer::kRefused);
+  EXPECT_TRUE(p.dns.requireResolved);
   EXPECT_EQ(p.dns.limits.qps, 5u);
   EXPECT_EQ(p.dns.limits.burst, 10u);
   EXPECT_EQ(p.dns.limits.maxNameLength, 100u);

@@ -11,6 +11,7 @@
 #include "proxy/dns_limits.h"
 #include "proxy/dns_server.h"
 #include "proxy/sandbox_context.h"
+#include "proxy/upstream_choice.h"
 
 namespace egressd::proxy {
 namespace {
@@ -136,6 +137,30 @@ allow: [{ cidr: 169.254.10.0/24, ports: [8080] }]
   EXPECT_EQ(judge("169.254.169.254"), "deny special_destination");
   EXPECT_EQ(judge("169.254.10.5"), "allow");  // an allow rule names it
   EXPECT_EQ(judge("64:ff9b::1.2.3.4"), "deny embedded_v4_destination");
+}
+
+TEST(DnsNamePolicyTest, RequireResolved) {
+  SandboxPolicyView view =
+      viewOf("name: p\nenableInternet: true\ndns: { requireResolved: true }\n");
+  EXPECT_TRUE(view.dns.requireResolved);
+  ResolvedAddresses answered;
+  const IpAddress a = *IpAddress::parse("192.0.2.1");
+  const IpAddress b = *IpAddress::parse("2001:db8::2");
+  auto refused = requireResolved(view, &answered, a);
+  ASSERT_TRUE(refused.has_value());
+  EXPECT_EQ(refused->reason, "unresolved_address");
+  answered.record({a, b}, std::chrono::steady_clock::now() + std::chrono::seconds(30));
+  EXPECT_FALSE(requireResolved(view, &answered, a).has_value());
+  EXPECT_FALSE(requireResolved(view, &answered, b).has_value());
+  answered.record({b},
+                  std::chrono::steady_clock::now() - std::chrono::seconds(1));  // no shortening
+  EXPECT_TRUE(answered.contains(b));
+  ResolvedAddresses expired;
+  expired.record({a}, std::chrono::steady_clock::now() - std::chrono::seconds(1));
+  EXPECT_FALSE(expired.contains(a));
+  // Off: nothing is checked.
+  view.dns.requireResolved = false;
+  EXPECT_FALSE(requireResolved(view, nullptr, a).has_value());
 }
 
 TEST(DnsLimitsTest, RegisteredDomains) {
