@@ -429,20 +429,30 @@ struct DnsServer::Impl {
 
   // Everything before forwarding, synchronously: parse, limits, type, name policy.
   void judge(DnsSandbox& sb, Pending& p, bool overTcp) {
+    p.view = sb.context->currentPolicy();
+    const policy::DnsLimits& limits = p.view->dns.limits;
+    // Every message takes a token, well-formed or not: a flood is refused before it costs
+    // more than that (and is audited once per burst).
+    const std::string_view limited = sb.limiter.admitQuery(limits);
     auto parsed = dns::parseQuery(p.query);
     if (!parsed.ok()) {
       p.done = true;
-      if (dns::headerUsable(p.query)) {
-        Outcome o{"deny", "malformed_query", "", parsed.error().message(), dns::kRcodeFormErr};
-        audit(sb, nullptr, "", overTcp, o, p.started);
+      if (!dns::headerUsable(p.query)) {
+        return;
+      }
+      Outcome o{"deny", "malformed_query", "", parsed.error().message(), dns::kRcodeFormErr};
+      if (!limited.empty()) {
+        o = Outcome{"deny", std::string(limited), "dns.limits.qps", "", dns::kRcodeRefused};
+        o.limit = true;
+      }
+      audit(sb, nullptr, "", overTcp, o, p.started);
+      if (limited.empty()) {
         p.reply = dns::buildFormErr(p.query);
       }
       return;
     }
     p.q = std::move(*parsed);
     const dns::ParsedQuery& q = p.q;
-    p.view = sb.context->currentPolicy();
-    const policy::DnsLimits& limits = p.view->dns.limits;
     auto local = [&](Outcome o) {
       audit(sb, &q, q.name, overTcp, o, p.started);
       p.reply = dns::buildLocalAnswer(p.query, q, o.rcode);
@@ -453,7 +463,7 @@ struct DnsServer::Impl {
                                 ? dns::kRcodeRefused
                                 : dns::kRcodeNxDomain;
 
-    if (std::string_view limited = sb.limiter.admitQuery(limits); !limited.empty()) {
+    if (!limited.empty()) {
       Outcome o{"deny", std::string(limited), "dns.limits.qps", "", refusedRcode};
       o.limit = true;
       return local(o);
@@ -506,11 +516,11 @@ struct DnsServer::Impl {
       return local(Outcome{"deny", p.decision.reason, p.decision.rule, "", deniedRcode});
     }
     const size_t queryBytes = dns::kHeaderSize + q.nameWireLength + 4;
-    if (std::string_view limited = sb.limiter.admitForward(limits, p.name, queryBytes);
-        !limited.empty()) {
-      Outcome o{"deny", std::string(limited),
-                limited == "unique_names_limited" ? "dns.limits.uniqueNamesPerMinute"
-                                                  : "dns.limits.queryBytesPerMinute",
+    if (std::string_view over = sb.limiter.admitForward(limits, p.name, queryBytes);
+        !over.empty()) {
+      Outcome o{"deny", std::string(over),
+                over == "unique_names_limited" ? "dns.limits.uniqueNamesPerMinute"
+                                               : "dns.limits.queryBytesPerMinute",
                 "registered domain " + registeredDomain(p.name), refusedRcode};
       o.limit = true;
       return local(o);
