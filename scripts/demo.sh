@@ -113,7 +113,7 @@ DEMO_ORIGIN_CA="$tmp/origin-ca.crt" "$egressd" run --policy policy/examples/demo
   --upstream-ca-file "$tmp/origin-ca.crt" --audit-log "$tmp/audit.log" --env DEMO_ORIGIN_CA \
   -- python3 "$tmp/client.py"
 echo
-echo "The audit log (one JSON line per decision; kernel and proxy):"
+echo "The audit log (one JSON line per decision; kernel, DNS and proxy):"
 sed 's/^/  /' "$tmp/audit.log"
 echo
 echo "Outside the sandbox nothing changes: same port 7000 from the host:"
@@ -146,7 +146,7 @@ ctl sandbox create demo1 --policy demo-api --create-cgroup
 inside() { sh -c 'echo $$ >"$0/cgroup.procs" && shift && exec "$@"' "$democg/demo1" _ "$@"; }
 get() {
   local out
-  out=$(inside curl -s -m 5 -w ' [%{http_code}]' "$1" 2>&1 || true)
+  out=$(inside curl -sS -m 5 -w ' [%{http_code}]' "$1" 2>&1 || true)
   printf '  %-32s -> %s\n' "$1" "$(echo "$out" | tr '\n' ' ')"
 }
 echo "The sandbox asks (curl inside the sandbox's cgroup):"
@@ -166,10 +166,11 @@ get http://api.demo.test/
 get http://docs.demo.test/
 ctl sandbox show demo1
 echo
-echo "Its audit lines (handler, decision, reason; the token appears nowhere):"
+echo "Its proxy audit lines (handler, decision, reason; the token appears nowhere):"
 # The audit log is written by a background thread: give it a moment.
-for _ in $(seq 30); do [ "$(wc -l <"$tmp/audit2.log")" -ge 6 ] && break; sleep 0.1; done
-sed 's/^/  /' "$tmp/audit2.log"
+for _ in $(seq 30); do [ "$(grep -c '"layer":"proxy"' "$tmp/audit2.log")" -ge 5 ] && break; sleep 0.1; done
+grep '"layer":"proxy"' "$tmp/audit2.log" | sed 's/^/  /'
+echo "  (and $(grep -c '"layer":"dns"' "$tmp/audit2.log") DNS lines, one per query: other.demo.test was NXDOMAIN until allow-host)"
 grep -q c0ffee "$tmp/audit2.log" "$tmp/daemon.err" && { echo "token leaked into a log"; exit 1; }
 ctl sandbox delete demo1
 rmdir "$democg"

@@ -7,10 +7,12 @@ packages=(
   # build
   build-essential cmake pkg-config clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev
   libyaml-cpp-dev libspdlog-dev libcxxopts-dev nlohmann-json3-dev node-llhttp libasio-dev
-  libidn2-dev
+  libidn2-dev libpsl-dev
   libseccomp-dev libcap-dev libssl-dev libgtest-dev libgmock-dev clang-format git
   # tests and demo: real servers and clients
   iproute2 dnsmasq-base bind9-dnsutils socat curl python3 procps
+  # benchmark: DNS load
+  dnsperf
 )
 
 missing=()

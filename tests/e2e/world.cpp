@@ -207,7 +207,11 @@ std::string policyYaml(const PolicySpec& spec) {
   if (!spec.allow.empty()) {
     y << "allow:\n";
     for (const auto& a : spec.allow) {
-      y << "  - cidr: " << a.cidr << "\n";
+      if (!a.host.empty()) {
+        y << "  - host: \"" << a.host << "\"\n";
+      } else {
+        y << "  - cidr: " << a.cidr << "\n";
+      }
       if (!a.ports.empty()) {
         y << "    ports: [";
         for (size_t i = 0; i < a.ports.size(); ++i) {
@@ -237,8 +241,12 @@ std::string policyYaml(const PolicySpec& spec) {
       resolver = (*w)->resolver4();
     }
   }
-  if (!resolver.empty()) {
-    y << "dns:\n  resolver: \"" << resolver << "\"\n";
+  if (!resolver.empty() || !spec.dnsExtra.empty()) {
+    y << "dns:\n";
+    if (!resolver.empty()) {
+      y << "  upstream: \"" << resolver << "\"\n";
+    }
+    y << spec.dnsExtra;
   }
   if (spec.proxyPorts) {
     y << "proxyPorts: [";

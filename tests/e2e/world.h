@@ -82,6 +82,7 @@ Result<test::TestHttpOrigin*> httpsOrigin();
 
 struct AllowRule {
   std::string cidr;
+  std::string host;        // a name-based rule instead of cidr (docs/dns.md)
   std::vector<int> ports;  // empty: all ports
   std::string protocol;    // "tcp", "udp", "any" or empty (omitted)
 };
@@ -92,7 +93,8 @@ struct PolicySpec {
   std::vector<AllowRule> allow;
   std::vector<std::string> allowedHosts;
   std::vector<std::string> deniedHosts;
-  std::string resolver;  // empty: the world's dnsmasq (198.18.N.2:53)
+  std::string resolver;  // dns.upstream; empty: the world's dnsmasq (198.18.N.2:53)
+  std::string dnsExtra;  // more lines of the dns: block, each indented two spaces
   std::optional<std::vector<int>> proxyPorts;
   std::string extraYaml;  // appended verbatim
 };

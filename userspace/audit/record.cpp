@@ -211,6 +211,11 @@ std::string toJsonLine(const AuditRecord& record, const std::vector<std::string>
   line.numberField("bytes_out", record.bytesOut);
   line.numberField("duration_us", static_cast<long long>(record.duration.count()));
   line.stringField("detail", record.detail);
+  line.stringField("query_type", record.queryType);
+  line.stringField("rcode", record.rcode);
+  if (!record.rcode.empty()) {
+    line.numberField("answers", record.answers);
+  }
   out += "}\n";
   return out;
 }

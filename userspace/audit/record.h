@@ -35,15 +35,20 @@ struct AuditRecord {
   uint64_t bytesOut = 0;  // response bytes to the sandbox
   std::chrono::microseconds duration{0};
   std::string detail;  // free text (kernel: hook, pid, comm; proxy: error text)
+  // layer dns: the query's type ("A", "TYPE 99"), the answer's rcode ("NXDOMAIN") and its
+  // answer-record count (written only when rcode is set).
+  std::string queryType;
+  std::string rcode;
+  uint32_t answers = 0;
 };
 
 // One JSON object on one line, ending with '\n'. Keys in this order: time, sandbox, layer,
 // protocol, orig_dst, upstream, host, method, path, decision, reason, rule, handler, status,
-// bytes_in, bytes_out, duration_us, detail. Empty string fields are omitted; numbers are
-// always present. time is RFC 3339 UTC with microseconds ("2024-05-01T12:34:56.000123Z").
-// Bytes that are not valid UTF-8 become U+FFFD, so every line is valid JSON whatever the
-// sandbox sent. Every occurrence of a non-empty value in `secrets` inside any string field is
-// replaced by "[REDACTED]".
+// bytes_in, bytes_out, duration_us, detail, query_type, rcode, answers. Empty string fields
+// are omitted; numbers are always present (but answers, only there with an rcode). time is RFC 3339
+// UTC with microseconds ("2024-05-01T12:34:56.000123Z"). Bytes that are not valid UTF-8 become
+// U+FFFD, so every line is valid JSON whatever the sandbox sent. Every occurrence of a non-empty
+// value in `secrets` inside any string field is replaced by "[REDACTED]".
 std::string toJsonLine(const AuditRecord& record);
 std::string toJsonLine(const AuditRecord& record, const std::vector<std::string>& secrets);
 

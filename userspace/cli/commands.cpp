@@ -340,6 +340,7 @@ std::string renderDetail(const json& body) {
   row("cgroup:", str(body, "cgroup") + (created ? " (created by egressd)" : ""));
   row("netns:", str(body, "netns").empty() ? "(host)" : str(body, "netns"));
   row("proxy port:", str(body, "proxyPort", "-"));
+  row("resolver port:", str(body, "dnsPort", "-"));
   row("CA certificate:", str(body, "caCert", "-"));
   if (!str(body, "caBundle").empty()) {
     row("CA bundle:", str(body, "caBundle"));
@@ -383,6 +384,20 @@ std::string renderDetail(const json& body) {
     }
   }
   row("kernel counters:", kernel.empty() ? "(none yet)" : kernel);
+  // Name-based allow rules: the addresses the sandbox's DNS answers put in the kernel.
+  const json& names = member(body, "nameRuleEntries");
+  if (names.is_array() && !names.empty()) {
+    bool first = true;
+    for (const json& e : names) {
+      const std::string port = str(e, "port", "0") == "0" ? "*" : str(e, "port");
+      row(first ? "name rules:" : "", str(e, "name") + " -> " + str(e, "address") + " " +
+                                          str(e, "protocol") + "/" + port + " (" + str(e, "rule") +
+                                          ", expires in " + str(e, "expiresInSeconds") + " s)");
+      first = false;
+    }
+  } else {
+    row("name rules:", "(none live)");
+  }
   for (const json& warning : member(body, "warnings")) {
     out << "  warning: " << (warning.is_string() ? warning.get<std::string>() : warning.dump())
         << "\n";

@@ -84,7 +84,7 @@ Result<Armed> armWithPolicy(loader::Enforcer& enforcer, const SandboxOptions& o,
       return std::move(reservation).error().wrap("sandbox " + o.id);
     }
     target = {reservation->addr4(), reservation->addr6(), reservation->port(),
-              reservation->netnsCookie()};
+              reservation->netnsCookie(), reservation->dnsPort()};
     armed.reservation = std::move(*reservation);
   }
   uint32_t extraFlags = capabilityWarningFlags(o.id, cgroupPath);
@@ -118,7 +118,8 @@ std::optional<ProxyTarget> currentProxy(const std::string& pinRoot, const std::s
     return std::nullopt;
   }
   const egressd_sandbox_config& c = **config;
-  return ProxyTarget{c.proxy4, c.proxy6, c.proxy_port, c.netns_cookie};
+  return ProxyTarget{c.proxy4, c.proxy6, c.proxy_port, c.netns_cookie,
+                     (c.flags & EGRESSD_SB_HAS_RESOLVER) != 0 ? c.resolver_port : uint16_t{0}};
 }
 
 }  // namespace egressd::daemon

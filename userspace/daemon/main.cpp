@@ -90,8 +90,8 @@ int main(int argc, char** argv) {
       "metrics", "Prometheus endpoint: unix:/PATH or 127.0.0.1:PORT",
       cxxopts::value<std::string>()->default_value(""))(
       "upstream-resolver",
-      "DNS server egressd resolves upstream hosts with (default: the policy's dns.resolver, "
-      "else /etc/resolv.conf)",
+      "DNS server egressd forwards sandboxes' allowed queries to and resolves upstream hosts "
+      "with (default: the policy's dns.upstream, else /etc/resolv.conf)",
       cxxopts::value<std::string>()->default_value(""))(
       "upstream-ca-file", "PEM bundle trusted for upstream TLS in addition to the system store",
       cxxopts::value<std::string>()->default_value(""))(

@@ -1,5 +1,6 @@
 #include "daemon/proxy_runtime.h"
 
+#include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <spdlog/spdlog.h>
 
@@ -15,12 +16,140 @@
 #include "metrics/server.h"
 #include "policy/cidr.h"
 #include "policy/host_policy.h"
+#include "proxy/dns_server.h"
 #include "proxy/sandbox_context.h"
 #include "proxy/server.h"
+#include "sandbox/socket_reaper.h"
 #include "tls/certificate_authority.h"
 #include "tls/contexts.h"
 
 namespace egressd::daemon {
+
+namespace {
+
+// Name-based allow rules' entries in the pinned allow tries (one /32 or /128 key per
+// address, protocol and port, valued with the rule's id).
+class PinnedNameRules : public proxy::NameRuleSink {
+ public:
+  explicit PinnedNameRules(const loader::PinnedMaps& maps) : maps_(maps) {}
+
+  Status add(uint32_t slot, const std::vector<policy::NameRuleEntry>& entries) override {
+    auto ruleset = maps_.activeRuleset(slot);
+    if (!ruleset.ok()) {
+      return std::move(ruleset).error();
+    }
+    if (!ruleset->has_value()) {
+      return Error(ENOENT, "sandbox slot " + std::to_string(slot) + " has no live rules");
+    }
+    for (const policy::NameRuleEntry& e : entries) {
+      EGRESSD_TRY(write(**ruleset, e));
+    }
+    return okStatus();
+  }
+
+  Status remove(uint32_t slot, const std::vector<policy::NameRuleEntry>& entries) override {
+    for (uint32_t ruleset : {slot * 2, slot * 2 + 1}) {
+      for (const policy::NameRuleEntry& e : entries) {
+        erase(ruleset, e);
+      }
+    }
+    return okStatus();
+  }
+
+ private:
+  template <typename Key>
+  static Key keyOf(uint32_t ruleset, const policy::NameRuleEntry& e) {
+    Key key{};
+    key.prefixlen = EGRESSD_RULE_KEY_FIXED_BITS + 8 * sizeof(key.addr);
+    key.ruleset = ruleset;
+    key.proto = e.proto;
+    key.port = e.port;
+    std::memcpy(key.addr, e.addr.bytes.data(), sizeof(key.addr));
+    return key;
+  }
+
+  template <typename Key>
+  Status writeKey(const char* map, const Key& key, uint32_t ruleId) {
+    const int fd = maps_.fd(map);
+    egressd_rule_value found{};
+    // A static rule already covering this (protocol, port, address) keeps it: the entry
+    // would shadow its rule id, and removing it later would remove the static rule.
+    if (bpf_map_lookup_elem(fd, &key, &found) == 0 && found.rule_id != ruleId) {
+      return okStatus();
+    }
+    const egressd_rule_value value{ruleId, 0};
+    if (bpf_map_update_elem(fd, &key, &value, BPF_ANY) != 0) {
+      return lastSystemError(std::string("add a name-rule entry to ") + map);
+    }
+    return okStatus();
+  }
+
+  template <typename Key>
+  void eraseKey(const char* map, const Key& key, uint32_t ruleId) {
+    const int fd = maps_.fd(map);
+    egressd_rule_value found{};
+    if (bpf_map_lookup_elem(fd, &key, &found) == 0 && found.rule_id == ruleId) {
+      bpf_map_delete_elem(fd, &key);
+    }
+  }
+
+  Status write(uint32_t ruleset, const policy::NameRuleEntry& e) {
+    if (e.addr.isV4()) {
+      return writeKey(EGRESSD_MAP_ALLOW4, keyOf<egressd_rule4_key>(ruleset, e), e.ruleId);
+    }
+    return writeKey(EGRESSD_MAP_ALLOW6, keyOf<egressd_rule6_key>(ruleset, e), e.ruleId);
+  }
+
+  void erase(uint32_t ruleset, const policy::NameRuleEntry& e) {
+    if (e.addr.isV4()) {
+      eraseKey(EGRESSD_MAP_ALLOW4, keyOf<egressd_rule4_key>(ruleset, e), e.ruleId);
+    } else {
+      eraseKey(EGRESSD_MAP_ALLOW6, keyOf<egressd_rule6_key>(ruleset, e), e.ruleId);
+    }
+  }
+
+  const loader::PinnedMaps& maps_;
+
+ public:
+  std::vector<policy::NameRuleEntry> inUse(
+      const proxy::SandboxContext& sandbox,
+      const std::vector<policy::NameRuleEntry>& entries) override {
+    std::vector<policy::NameRuleEntry> used;
+    if (sandbox.cgroupPath.empty()) {
+      return used;
+    }
+    // When the sockets cannot be listed, every entry counts as used until the next sweep:
+    // cutting a legitimate connection is the worse mistake, and the entry was a real answer.
+    auto ids = sandbox::cgroupTreeIds(sandbox.cgroupPath);
+    if (!ids.ok()) {
+      spdlog::warn("sandbox {}: listing its cgroups for name-rule expiry: {}", sandbox.id,
+                   ids.error().message());
+      return entries;
+    }
+    // Listed, never destroyed: the predicate only looks.
+    auto listed =
+        sandbox::destroySockets(sandbox.netnsPath, *ids, [&](const sandbox::SocketInfo& s) {
+          const IpAddress remote = s.unmappedRemote();
+          const uint8_t proto = s.protocol == IPPROTO_UDP ? EGRESSD_PROTO_UDP : EGRESSD_PROTO_TCP;
+          for (const policy::NameRuleEntry& e : entries) {
+            if (e.addr == remote && (e.port == 0 || e.port == s.remotePort) &&
+                (e.proto == EGRESSD_PROTO_ANY || e.proto == proto) &&
+                std::find(used.begin(), used.end(), e) == used.end()) {
+              used.push_back(e);
+            }
+          }
+          return false;
+        });
+    if (!listed.ok()) {
+      spdlog::warn("sandbox {}: listing its sockets for name-rule expiry: {}", sandbox.id,
+                   listed.error().message());
+      return entries;
+    }
+    return used;
+  }
+};
+
+}  // namespace
 
 struct ProxyRuntime::Impl {
   ProxyOptions options;
@@ -30,6 +159,8 @@ struct ProxyRuntime::Impl {
   metrics::Registry registry;
   std::unique_ptr<metrics::MetricsServer> metricsServer;
   std::unique_ptr<proxy::ProxyServer> proxy;
+  std::unique_ptr<PinnedNameRules> nameRules;  // used by dnsServer
+  std::unique_ptr<proxy::DnsServer> dnsServer;
   // Shared by every proxy thread; must outlive the proxy (declared before it is reset).
   tls::SslCtxPtr interceptTls;
   tls::SslCtxPtr upstreamTls;
@@ -54,26 +185,28 @@ struct ProxyRuntime::Impl {
   void auditKernelEvent(const egressd_event& e);
 
   Result<dns::ResolverConfig> resolverFor(const policy::Policy& p) const {
-    std::optional<policy::Endpoint> server = p.resolver;
+    std::vector<policy::Endpoint> servers = p.dns.upstream;
     if (!options.upstreamResolver.empty()) {
       auto parsed = policy::parseEndpoint(options.upstreamResolver, 53);
       if (!parsed.ok()) {
         return std::move(parsed).error().wrap("--upstream-resolver");
       }
-      server = *parsed;
+      servers = {*parsed};
     }
-    if (!server) {
+    if (servers.empty()) {
       auto config = dns::Resolver::fromResolvConf();
       if (config.servers.empty()) {
         return Error(ENOENT,
-                     "no resolver for upstream names: set dns.resolver in the policy, "
+                     "no upstream DNS server: set dns.upstream in the policy, "
                      "--upstream-resolver, or a nameserver in /etc/resolv.conf");
       }
       return config;
     }
     dns::ResolverConfig config;
-    config.servers.emplace_back(dns::toAsioAddress(IpAddress{server->family, server->bytes}),
-                                server->port);
+    for (const policy::Endpoint& server : servers) {
+      config.servers.emplace_back(dns::toAsioAddress(IpAddress{server.family, server.bytes}),
+                                  server.port);
+    }
     return config;
   }
 
@@ -126,6 +259,7 @@ ProxyRuntime::~ProxyRuntime() {
     ring_buffer__consume(impl_->events.get());
   }
   impl_->proxy.reset();
+  impl_->dnsServer.reset();
   impl_->metricsServer.reset();
   // The published CA certificates go with the sandboxes they were for.
   std::vector<std::string> ids;
@@ -189,6 +323,20 @@ Result<std::unique_ptr<ProxyRuntime>> ProxyRuntime::start(const ProxyOptions& op
     spdlog::info("metrics on {}", (*server)->boundAddress());
     impl->metricsServer = std::move(*server);
   }
+  {
+    // The sandboxes' resolver runs with or without the proxy: DNS is never left unanswered
+    // nor sent anywhere else.
+    proxy::DnsServerConfig config;
+    config.audit = impl->audit.get();
+    config.metrics = &impl->registry;
+    impl->nameRules = std::make_unique<PinnedNameRules>(*impl->maps);
+    config.nameRules = impl->nameRules.get();
+    auto server = proxy::DnsServer::start(config);
+    if (!server.ok()) {
+      return std::move(server).error().wrap("DNS server");
+    }
+    impl->dnsServer = std::move(*server);
+  }
   if (options.enabled) {
     proxy::ProxyConfig config;
     config.threads = options.threads;
@@ -245,6 +393,8 @@ Result<std::shared_ptr<const proxy::SandboxPolicyView>> ProxyRuntime::makeView(
   view->secretSources = p.secrets;
   view->http = p.http;
   view->requireSni = policy::requiresSni(p);
+  view->dns = p.dns;
+  view->nameRules = policy::nameRules(p);
   proxy::HandlerBindings& b = view->handlers;
   b.set = std::move(compiled);
   for (const policy::HostHandler& h : p.outboundByHost) {
@@ -267,7 +417,9 @@ Result<std::shared_ptr<const proxy::SandboxPolicyView>> ProxyRuntime::makeView(
 Status ProxyRuntime::addSandbox(const std::string& id, uint32_t slot, const policy::Policy& policy,
                                 std::vector<std::string> ruleNames,
                                 std::optional<proxy::ListenerReservation> listener,
-                                std::shared_ptr<const proxy::SandboxPolicyView> view) {
+                                std::shared_ptr<const proxy::SandboxPolicyView> view,
+                                std::optional<proxy::DnsSockets> dns, std::string cgroupPath,
+                                std::string netnsPath) {
   if (!view) {
     auto made = makeView(policy, nullptr, nullptr);
     if (!made.ok()) {
@@ -278,6 +430,8 @@ Status ProxyRuntime::addSandbox(const std::string& id, uint32_t slot, const poli
   auto sb = std::make_shared<proxy::SandboxContext>();
   sb->id = id;
   sb->slot = slot;
+  sb->cgroupPath = std::move(cgroupPath);
+  sb->netnsPath = std::move(netnsPath);
   sb->secrets = impl_->secrets;
   sb->policy.store(std::move(view));
   auto resolverConfig = impl_->resolverFor(policy);
@@ -318,8 +472,13 @@ Status ProxyRuntime::addSandbox(const std::string& id, uint32_t slot, const poli
     impl_->sandboxes[id] = sb;
     impl_->bySlot[slot] = {id, std::move(ruleNames)};
   }
+  if (dns && dns->port != 0) {
+    if (auto served = impl_->dnsServer->addSandbox(sb, std::move(*dns)); !served.ok()) {
+      return std::move(served).error().wrap("sandbox " + id);
+    }
+  }
   if (!impl_->proxy || !listener) {
-    return okStatus();  // kernel-only mode: events and metrics only
+    return okStatus();  // kernel-only mode: events, metrics and DNS only
   }
   return impl_->proxy->addSandbox(sb, std::move(*listener));
 }
@@ -347,6 +506,7 @@ Status ProxyRuntime::updateView(const std::string& id,
 }
 
 void ProxyRuntime::removeSandbox(const std::string& id) {
+  impl_->dnsServer->removeSandbox(id);
   if (impl_->proxy) {
     impl_->proxy->removeSandbox(id);
     removeSandboxFiles(impl_->options.runDir, id);
@@ -361,6 +521,10 @@ void ProxyRuntime::removeSandbox(const std::string& id) {
   }
   // A deleted sandbox's series would otherwise be scraped (and kept) forever.
   impl_->registry.dropSeries("sandbox", id);
+}
+
+std::vector<proxy::NameRuleState> ProxyRuntime::nameRuleEntries(const std::string& id) const {
+  return impl_->dnsServer->nameRuleEntries(id);
 }
 
 const std::shared_ptr<handlers::SecretStore>& ProxyRuntime::secrets() const {

@@ -15,6 +15,7 @@
 #include "handlers/secret_store.h"
 #include "policy/overrides.h"
 #include "policy/policy.h"
+#include "proxy/dns_server.h"
 #include "proxy/listener_reservation.h"
 #include "proxy/sandbox_context.h"
 
@@ -24,7 +25,7 @@ struct ProxyOptions {
   bool enabled = true;           // false: proxied ports stay reserved, connections refused
   std::string auditLog;          // file path, "-" for stdout, "" for none
   std::string metrics;           // "unix:/path", "127.0.0.1:9464", "" for none
-  std::string upstreamResolver;  // "ip:port"; "" = the policy's dns.resolver, else resolv.conf
+  std::string upstreamResolver;  // "ip:port"; "" = the policy's dns.upstream, else resolv.conf
   unsigned threads = 0;          // 0 = one per CPU
   unsigned headerTimeoutMs = 15000;
   unsigned idleTimeoutMs = 60000;
@@ -49,14 +50,17 @@ class ProxyRuntime {
       const policy::InstanceOverrides* overrides);
 
   // Serves sandbox `id` (kernel slot `slot`) on `listener`, judging requests by `policy`
-  // (or by `view` when given);
+  // (or by `view` when given), and its DNS queries on `dns` (the resolver sockets taken
+  // from the reservation, served also without a proxy);
   // `ruleNames` names the kernel's rule ids in its denial events. Without a proxy
   // (ProxyOptions::enabled false) the listener is dropped by the caller beforehand and
   // only the events and metrics are served.
   Status addSandbox(const std::string& id, uint32_t slot, const policy::Policy& policy,
                     std::vector<std::string> ruleNames,
                     std::optional<proxy::ListenerReservation> listener,
-                    std::shared_ptr<const proxy::SandboxPolicyView> view = nullptr);
+                    std::shared_ptr<const proxy::SandboxPolicyView> view = nullptr,
+                    std::optional<proxy::DnsSockets> dns = std::nullopt,
+                    std::string cgroupPath = "", std::string netnsPath = "");
   // Swaps the sandbox's policy: requests from now on (also on open connections) see it.
   Status updatePolicy(const std::string& id, const policy::Policy& policy,
                       std::vector<std::string> ruleNames);
@@ -68,6 +72,8 @@ class ProxyRuntime {
   // The daemon's secrets (API values and file/env reads), shared by every sandbox.
   const std::shared_ptr<handlers::SecretStore>& secrets() const;
   uint64_t openConnections(const std::string& id) const;
+  // The live kernel entries name-based allow rules made from the sandbox's DNS answers.
+  std::vector<proxy::NameRuleState> nameRuleEntries(const std::string& id) const;
 
   // The sandbox's published CA files (empty paths: no proxy, so no interception CA).
   SandboxCaFiles caFiles(const std::string& id) const;

@@ -144,7 +144,8 @@ int runCommand(const RunOptions& o) {
     return kExitFailure;
   }
   ProxyTarget target{reservation->addr4(), reservation->addr6(), reservation->port(),
-                     reservation->netnsCookie()};
+                     reservation->netnsCookie(), reservation->dnsPort()};
+  proxy::DnsSockets dnsSockets = reservation->takeDnsSockets();
   auto req = buildSandboxRequest(id, cgroup, *policy, target, 0);
   if (!req.ok()) {
     std::cerr << "egressd: " << req.error().message() << "\n";
@@ -173,7 +174,8 @@ int runCommand(const RunOptions& o) {
       listener = std::move(*reservation);
     }
     auto served =
-        (*runtime)->addSandbox(id, **slot, *policy, req->rules.ruleNames, std::move(listener));
+        (*runtime)->addSandbox(id, **slot, *policy, req->rules.ruleNames, std::move(listener),
+                               nullptr, std::move(dnsSockets), cgroup);
     if (!served.ok()) {
       std::cerr << "egressd: " << served.error().message() << "\n";
       return kExitFailure;

@@ -424,11 +424,13 @@ void SandboxManager::reapDeniedSockets(SandboxRecord& record, const Compiled& co
   }
   const policy::HostPolicy& hosts = compiled.view->hosts;
   const uint16_t proxyPort = record.proxy.port;
+  const uint16_t dnsPort = record.proxy.dnsPort;
   auto denied = [&](const sandbox::SocketInfo& s) {
     // Proxied connections (the kernel sent them to the proxy's loopback port) are judged
-    // per request by the proxy; DNS goes to the pinned resolver whatever the rules say.
+    // per request by the proxy; DNS (sent to egressd's resolver port) per query.
     if (s.remotePort == 53 ||
-        (proxyPort != 0 && s.remotePort == proxyPort && isLoopback(s.remote))) {
+        (proxyPort != 0 && s.remotePort == proxyPort && isLoopback(s.remote)) ||
+        (dnsPort != 0 && s.remotePort == dnsPort && isLoopback(s.remote))) {
       return false;
     }
     const auto protocol =
@@ -488,7 +490,8 @@ Status SandboxManager::armNew(SandboxRecord& record, const PolicyEntry& entry) {
     return std::move(armed).error();
   }
   proxy::ListenerReservation& r = *armed->reservation;
-  record.proxy = ProxyTarget{r.addr4(), r.addr6(), r.port(), r.netnsCookie()};
+  record.proxy = ProxyTarget{r.addr4(), r.addr6(), r.port(), r.netnsCookie(), r.dnsPort()};
+  proxy::DnsSockets dnsSockets = r.takeDnsSockets();
   auto maps = loader::PinnedMaps::open(options_.pinRoot);
   if (!maps.ok()) {
     return std::move(maps).error();
@@ -502,7 +505,8 @@ Status SandboxManager::armNew(SandboxRecord& record, const PolicyEntry& entry) {
     listener = std::move(armed->reservation);
   }
   return runtime_->addSandbox(record.id, **slot, compiled->effective, armed->ruleNames,
-                              std::move(listener), compiled->view);
+                              std::move(listener), compiled->view, std::move(dnsSockets),
+                              record.cgroupPath, record.netns);
 }
 
 // --- sandboxes
@@ -760,6 +764,18 @@ nlohmann::json SandboxManager::detailJson(const SandboxRecord& record) const {
     (void)host;
     ref.erase("from");
   }
+  // Name-based allow rules' live kernel entries (from the sandbox's DNS answers).
+  nlohmann::json nameEntries = nlohmann::json::array();
+  for (const proxy::NameRuleState& s : runtime_->nameRuleEntries(record.id)) {
+    nameEntries.push_back({{"name", s.name},
+                           {"address", s.entry.addr.toString()},
+                           {"protocol", s.entry.proto == EGRESSD_PROTO_TCP   ? "tcp"
+                                        : s.entry.proto == EGRESSD_PROTO_UDP ? "udp"
+                                                                             : "any"},
+                           {"port", s.entry.port},
+                           {"rule", s.rule},
+                           {"expiresInSeconds", s.expiresIn}});
+  }
   return {{"id", record.id},
           {"policy", record.policyName},
           {"cgroup", record.cgroupPath},
@@ -768,6 +784,8 @@ nlohmann::json SandboxManager::detailJson(const SandboxRecord& record) const {
           {"caCert", ca.certificate},
           {"caBundle", ca.bundle},
           {"proxyPort", record.proxy.port},
+          {"dnsPort", record.proxy.dnsPort},
+          {"nameRuleEntries", nameEntries},
           {"overrides", overrides},
           {"effective", effective},
           {"warnings", entry != nullptr ? secretFileWarnings(entry->policy, record.id)

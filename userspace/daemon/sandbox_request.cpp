@@ -28,18 +28,13 @@ Result<loader::SandboxRequest> buildSandboxRequest(const std::string& id,
     c.proxy_port = proxy.port;
     c.netns_cookie = proxy.netnsCookie;
   }
-  if (knobs.resolver) {
-    const policy::Endpoint& r = *knobs.resolver;
-    egressd_addr addr = policy::toAbiAddr(r);
-    c.resolver_port = r.port;
-    if (r.family == AF_INET) {
-      // IPv6 sockets reach an IPv4 resolver through its v4-mapped form (TCP and
-      // connected UDP; the kernel refuses that rewrite for unconnected UDP sendmsg6).
-      c.resolver4 = addr;
-      c.resolver6 = addr;
-    } else {
-      c.resolver6 = addr;  // IPv4 sockets cannot reach it: their DNS is denied
-    }
+  if (proxy.dnsPort != 0) {
+    // egressd's resolver listens on 127.0.0.1 and ::1 (in the sandbox's netns), so IPv4
+    // and IPv6 queries each have a target of their own family.
+    c.flags |= EGRESSD_SB_HAS_RESOLVER;
+    c.resolver4 = proxy.addr4;
+    c.resolver6 = proxy.addr6;
+    c.resolver_port = proxy.dnsPort;
   }
   for (size_t i = 0; i < knobs.proxyPorts.size() && i < EGRESSD_MAX_PROXY_PORTS; ++i) {
     c.proxied_ports[i] = knobs.proxyPorts[i];

@@ -15,6 +15,9 @@ struct ProxyTarget {
   egressd_addr addr6{};
   uint16_t port = 0;
   uint64_t netnsCookie = 0;
+  // egressd's resolver for the sandbox: UDP and TCP on the same loopback addresses, the
+  // kernel's target for every DNS query (0 = none: DNS is denied).
+  uint16_t dnsPort = 0;
 };
 
 Result<loader::SandboxRequest> buildSandboxRequest(const std::string& id,

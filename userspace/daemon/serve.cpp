@@ -75,7 +75,8 @@ int serveCommand(const SandboxOptions& o, const ProxyOptions& proxyOptions) {
   std::vector<std::string> ruleNames = armed->ruleNames;
   std::optional<proxy::ListenerReservation> reservation = std::move(armed->reservation);
   ProxyTarget target{reservation->addr4(), reservation->addr6(), reservation->port(),
-                     reservation->netnsCookie()};
+                     reservation->netnsCookie(), reservation->dnsPort()};
+  proxy::DnsSockets dnsSockets = reservation->takeDnsSockets();
 
   auto maps = loader::PinnedMaps::open(o.pinRoot);
   if (!maps.ok()) {
@@ -102,7 +103,8 @@ int serveCommand(const SandboxOptions& o, const ProxyOptions& proxyOptions) {
                  o.id);
   }
   auto served = (*runtime)->addSandbox(o.id, **slot, std::get<Inputs>(inputs).policy, ruleNames,
-                                       std::move(listener));
+                                       std::move(listener), nullptr, std::move(dnsSockets),
+                                       cgroupPath, o.netns);
   if (!served.ok()) {
     std::cerr << "egressd: " << served.error().message() << "\n";
     return kExitFailure;

@@ -79,7 +79,8 @@ std::string lowercaseWithoutDot(std::string name) {
 struct Exchange {
   bool answered = false;
   ParsedAnswer answer;
-  std::string failure;  // when !answered: "timed out after 2000 ms", "connection refused"
+  std::vector<uint8_t> message;  // the answer as received
+  std::string failure;           // when !answered: "timed out after 2000 ms", "connection refused"
 };
 
 Exchange noAnswer(std::string failure) {
@@ -143,6 +144,7 @@ asio::awaitable<Exchange> udpExchange(asio::ip::udp::endpoint server, uint16_t i
     Exchange exchange;
     exchange.answered = true;
     exchange.answer = std::move(parsed).value();
+    exchange.message.assign(buffer.begin(), buffer.begin() + static_cast<std::ptrdiff_t>(length));
     co_return exchange;
   }
 }
@@ -203,6 +205,7 @@ asio::awaitable<Exchange> tcpExchange(asio::ip::udp::endpoint server, uint16_t i
   Exchange exchange;
   exchange.answered = true;
   exchange.answer = std::move(parsed).value();
+  exchange.message = std::move(message);
   co_return exchange;
 }
 
@@ -230,6 +233,63 @@ struct ResolverState {
   ResolverConfig config;
   mutable std::mutex cacheMutex;
   std::unordered_map<std::string, CacheEntry> cache;
+  // forward(): whole answers by "TYPE name", for the sandboxes' own queries.
+  struct ForwardEntry {
+    std::shared_ptr<const std::vector<uint8_t>> message;
+    ParsedAnswer answer;
+    std::chrono::steady_clock::time_point expires;
+  };
+  std::unordered_map<std::string, ForwardEntry> forwardCache;
+
+  bool forwardCached(const std::string& key, Forwarded& out) {
+    const auto now = config.clock();
+    std::lock_guard lock(cacheMutex);
+    auto it = forwardCache.find(key);
+    if (it == forwardCache.end()) {
+      return false;
+    }
+    if (it->second.expires <= now) {
+      forwardCache.erase(it);
+      return false;
+    }
+    out.message = it->second.message;
+    out.answer = it->second.answer;
+    out.cached = true;
+    return true;
+  }
+
+  void storeForward(const std::string& key, const Forwarded& forwarded) {
+    uint32_t ttl = 0;
+    const ParsedAnswer& a = forwarded.answer;
+    if (a.truncated) {
+      return;
+    }
+    if (a.rcode == kRcodeNoError && a.answerCount > 0) {
+      ttl = std::clamp(a.minRecordTtl, config.minTtl, config.maxTtl);
+      if (a.minRecordTtl == 0) {
+        return;  // TTL 0 means "do not cache"
+      }
+    } else if (a.rcode == kRcodeNoError || a.rcode == kRcodeNxDomain) {
+      ttl = config.negativeTtl;
+    }
+    if (ttl == 0 || config.maxCacheEntries == 0) {
+      return;
+    }
+    const auto now = config.clock();
+    std::lock_guard lock(cacheMutex);
+    const size_t limit = config.maxCacheEntries;
+    if (forwardCache.size() >= limit && forwardCache.find(key) == forwardCache.end()) {
+      std::erase_if(forwardCache, [now](const auto& item) { return item.second.expires <= now; });
+      if (forwardCache.size() >= limit) {
+        const size_t keep = limit - std::max<size_t>(1, limit / 10);
+        while (forwardCache.size() > keep) {
+          forwardCache.erase(forwardCache.begin());
+        }
+      }
+    }
+    forwardCache[key] =
+        ForwardEntry{forwarded.message, forwarded.answer, now + std::chrono::seconds(ttl)};
+  }
 
   bool cached(const std::string& key, Lookup& out) {
     const auto now = config.clock();
@@ -330,11 +390,12 @@ const ResolverConfig& Resolver::config() const {
 void Resolver::clearCache() {
   std::lock_guard lock(state_->cacheMutex);
   state_->cache.clear();
+  state_->forwardCache.clear();
 }
 
 size_t Resolver::cacheSize() const {
   std::lock_guard lock(state_->cacheMutex);
-  return state_->cache.size();
+  return state_->cache.size() + state_->forwardCache.size();
 }
 
 namespace {
@@ -451,6 +512,65 @@ asio::awaitable<Result<std::vector<IpAddress>>> resolveWith(
 }
 
 }  // namespace
+
+namespace {
+
+asio::awaitable<Result<Forwarded>> forwardWith(std::shared_ptr<detail::ResolverState> state,
+                                               std::string name, uint16_t qtype) {
+  try {
+    if (buildQuery(0, name, qtype).empty()) {
+      co_return Error(EINVAL, "cannot query \"" + name + "\": not a valid name");
+    }
+    const std::string key = typeName(qtype) + " " + name;
+    Forwarded out;
+    if (state->forwardCached(key, out)) {
+      co_return out;
+    }
+    const ResolverConfig& config = state->config;
+    if (config.servers.empty()) {
+      co_return Error(ENXIO, "no DNS servers configured to resolve " + name);
+    }
+    std::string lastFailure;
+    std::optional<Forwarded> serverError;  // SERVFAIL/REFUSED/...: relayed if nothing better
+    for (int attempt = 0; attempt < config.attempts; ++attempt) {
+      for (const auto& server : config.servers) {
+        Exchange exchange =
+            co_await udpExchange(server, randomQueryId(), name, qtype, config.timeout);
+        if (exchange.answered && exchange.answer.truncated) {
+          exchange = co_await tcpExchange(server, randomQueryId(), name, qtype, config.timeout);
+        }
+        if (!exchange.answered) {
+          lastFailure = endpointText(server) + ": " + exchange.failure;
+          continue;
+        }
+        Forwarded answered;
+        answered.answer = std::move(exchange.answer);
+        answered.message =
+            std::make_shared<const std::vector<uint8_t>>(std::move(exchange.message));
+        answered.server = endpointText(server);
+        if (answered.answer.rcode == kRcodeNoError || answered.answer.rcode == kRcodeNxDomain) {
+          state->storeForward(key, answered);
+          co_return answered;
+        }
+        serverError = std::move(answered);
+      }
+    }
+    if (serverError) {
+      co_return std::move(*serverError);
+    }
+    co_return Error(ETIMEDOUT, "no answer after " + std::to_string(config.attempts) +
+                                   (config.attempts == 1 ? " attempt" : " attempts") + " for " +
+                                   name + " " + typeName(qtype) + " (" + lastFailure + ")");
+  } catch (const std::exception& e) {
+    co_return Error(EIO, "forwarding " + name + ": " + e.what());
+  }
+}
+
+}  // namespace
+
+asio::awaitable<Result<Forwarded>> Resolver::forward(std::string name, uint16_t qtype) {
+  return forwardWith(state_, lowercaseWithoutDot(std::move(name)), qtype);
+}
 
 asio::awaitable<Result<std::vector<IpAddress>>> Resolver::resolve(std::string name) {
   // Not a coroutine itself: the state is copied into the coroutine's frame right here.

@@ -21,6 +21,7 @@
 
 #include "common/ip_address.h"
 #include "common/result.h"
+#include "dns/message.h"
 
 namespace egressd::dns {
 
@@ -39,6 +40,14 @@ struct ResolverConfig {
 // Conversions between egressd's and Asio's address types (v4-mapped -> IPv4).
 IpAddress fromAsioAddress(const asio::ip::address& address);
 asio::ip::address toAsioAddress(const IpAddress& address);
+
+// forward()'s result: an upstream's whole answer to egressd's own query for the question.
+struct Forwarded {
+  std::shared_ptr<const std::vector<uint8_t>> message;  // as the upstream sent it
+  ParsedAnswer answer;  // rcode, TC, addresses (A/AAAA, along the CNAME chain), TTLs
+  bool cached = false;
+  std::string server;  // "198.18.3.2:53" ("" from the cache)
+};
 
 namespace detail {
 struct ResolverState;  // config and cache, shared with every resolve() in progress
@@ -67,6 +76,14 @@ class Resolver {
   //   EINVAL    a name that cannot be put in a query; ENXIO: no servers configured
   // Never throws. Concurrent resolves of one uncached name each query the server.
   asio::awaitable<Result<std::vector<IpAddress>>> resolve(std::string name);
+
+  // One question of any type, for a sandbox's resolver (proxy/dns_server.h): egressd's own
+  // query (fresh id and port, RD, no EDNS) to the servers in order; the first NOERROR or
+  // NXDOMAIN answer is returned whole (and cached for its smallest record TTL, clamped, or
+  // negativeTtl), else the last other rcode (SERVFAIL, REFUSED: not cached). TC answers
+  // are retried over TCP. `name` as buildQuery takes it. Errors: EINVAL (a name that
+  // cannot be put in a query), ENXIO (no servers), ETIMEDOUT (no server answered).
+  asio::awaitable<Result<Forwarded>> forward(std::string name, uint16_t qtype);
 
   // The "nameserver" lines of a resolv.conf (IPv4 or IPv6, port 53; at most 3, as glibc
   // reads them; link-local addresses with a %zone are skipped) and its "options timeout:N

@@ -8,6 +8,8 @@
 #include <set>
 #include <type_traits>
 
+#include "policy/host_policy.h"
+
 namespace egressd::policy {
 
 namespace {
@@ -72,7 +74,8 @@ std::string allowRuleName(const AllowRule& rule) {
   if (ports.empty()) {
     ports = "*";
   }
-  return "allow[" + std::to_string(rule.index) + "] " + rule.cidr.toString() + " " +
+  return "allow[" + std::to_string(rule.index) + "] " +
+         (rule.host ? rule.host->pattern : rule.cidr.toString()) + " " +
          std::string(protocolName(rule.protocol)) + "/" + ports;
 }
 
@@ -95,6 +98,9 @@ Result<KernelRules> compileKernelRules(const Policy& policy) {
   for (const AllowRule& rule : policy.allow) {
     const auto id = static_cast<uint32_t>(rules.ruleNames.size());
     rules.ruleNames.push_back(allowRuleName(rule));
+    if (rule.host) {
+      continue;  // name-based: egressd's resolver adds its addresses (nameRuleEntries)
+    }
     const uint8_t proto = abiProto(rule.protocol);
     if (rule.ports.empty()) {
       addAllow(rule.cidr, proto, 0, id);
@@ -142,9 +148,6 @@ uint32_t SandboxKnobs::sandboxFlags() const {
   if (enableInternet) {
     flags |= EGRESSD_SB_ENABLE_INTERNET;
   }
-  if (resolver) {
-    flags |= EGRESSD_SB_HAS_RESOLVER;
-  }
   if (allowPing) {
     flags |= EGRESSD_SB_ALLOW_PING;
   }
@@ -154,18 +157,69 @@ uint32_t SandboxKnobs::sandboxFlags() const {
   if (allowOtherL4) {
     flags |= EGRESSD_SB_ALLOW_OTHER_L4;
   }
-  return flags;
+  return flags | nameRuleShapes;
 }
 
 SandboxKnobs kernelKnobs(const Policy& policy) {
   SandboxKnobs knobs;
   knobs.enableInternet = policy.enableInternet;
   knobs.proxyPorts = policy.proxyPorts;
-  knobs.resolver = policy.resolver;
   knobs.allowPing = policy.sockets.ping;
   knobs.allowRaw = policy.sockets.raw;
   knobs.allowOtherL4 = policy.sockets.other;
+  for (const AllowRule& rule : policy.allow) {
+    if (!rule.host) {
+      continue;
+    }
+    const bool anyProto = rule.protocol == Protocol::kAny;
+    const bool anyPort = rule.ports.empty();
+    knobs.nameRuleShapes |=
+        anyProto ? (anyPort ? EGRESSD_SB_HAS_ALLOW_ANY : EGRESSD_SB_HAS_ALLOW_PORT)
+                 : (anyPort ? EGRESSD_SB_HAS_ALLOW_PROTO : EGRESSD_SB_HAS_ALLOW_PROTO_PORT);
+  }
   return knobs;
+}
+
+std::vector<AllowRule> nameRules(const Policy& policy) {
+  std::vector<AllowRule> out;
+  for (const AllowRule& rule : policy.allow) {
+    if (rule.host) {
+      out.push_back(rule);
+    }
+  }
+  return out;
+}
+
+const AllowRule* matchNameRule(const std::vector<AllowRule>& rules, std::string_view name) {
+  for (const AllowRule& rule : rules) {
+    if (rule.host && hostGlobMatches(rule.host->pattern, name)) {
+      return &rule;
+    }
+  }
+  return nullptr;
+}
+
+std::vector<NameRuleEntry> nameRuleEntries(const std::vector<AllowRule>& rules,
+                                           std::string_view name, const IpAddress& addr) {
+  std::vector<NameRuleEntry> out;
+  for (const AllowRule& rule : rules) {
+    if (!rule.host || !hostGlobMatches(rule.host->pattern, name)) {
+      continue;
+    }
+    // compileKernelRules gives every `allow` entry one id, in order, before anything else.
+    const auto id = static_cast<uint32_t>(rule.index + 1);
+    const uint8_t proto = abiProto(rule.protocol);
+    if (rule.ports.empty()) {
+      out.push_back(NameRuleEntry{addr, proto, 0, id});
+      continue;
+    }
+    for (const PortRange& range : rule.ports) {
+      for (unsigned port = range.first; port <= range.last; ++port) {
+        out.push_back(NameRuleEntry{addr, proto, static_cast<uint16_t>(port), id});
+      }
+    }
+  }
+  return out;
 }
 
 }  // namespace egressd::policy

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "bpf/abi.h"
+#include "common/ip_address.h"
 #include "common/result.h"
 #include "policy/cidr.h"
 #include "policy/policy.h"
@@ -43,16 +44,37 @@ std::string allowRuleName(const AllowRule& rule);
 struct SandboxKnobs {
   bool enableInternet = false;
   std::vector<uint16_t> proxyPorts;  // host byte order, at most EGRESSD_MAX_PROXY_PORTS
-  std::optional<Endpoint> resolver;
   bool allowPing = false;
   bool allowRaw = false;
   bool allowOtherL4 = false;
+  // EGRESSD_SB_HAS_ALLOW_* shapes of the name-based allow rules: their entries come and go
+  // at runtime, so the lookups they need are switched on with the policy.
+  uint32_t nameRuleShapes = 0;
 
-  // The EGRESSD_SB_* bits these knobs decide (ENABLE_INTERNET, HAS_RESOLVER, ALLOW_*);
-  // ACTIVE, HAS_PROXY and CAPS_WARNING are the loader's to add.
+  // The EGRESSD_SB_* bits these knobs decide (ENABLE_INTERNET, ALLOW_*); ACTIVE,
+  // HAS_RESOLVER, HAS_PROXY and CAPS_WARNING are the loader's to add.
   uint32_t sandboxFlags() const;
 };
 
 SandboxKnobs kernelKnobs(const Policy& policy);
+
+// ---- name-based allow rules (docs/dns.md): kernel entries made from DNS answers ----
+struct NameRuleEntry {
+  IpAddress addr;
+  uint8_t proto = EGRESSD_PROTO_ANY;
+  uint16_t port = 0;    // 0 = every port
+  uint32_t ruleId = 0;  // as compileKernelRules numbers the rule (allow[i] -> i + 1)
+
+  bool operator==(const NameRuleEntry&) const = default;
+  auto operator<=>(const NameRuleEntry&) const = default;
+};
+// The name-based rules among `allow` (those with a host), in order.
+std::vector<AllowRule> nameRules(const Policy& policy);
+// The entries `rules` (name-based) yield for `name` (normalized) resolving to `addr`: one
+// per matching rule, protocol and port.
+std::vector<NameRuleEntry> nameRuleEntries(const std::vector<AllowRule>& rules,
+                                           std::string_view name, const IpAddress& addr);
+// The first name-based rule whose glob matches `name`, or nullptr.
+const AllowRule* matchNameRule(const std::vector<AllowRule>& rules, std::string_view name);
 
 }  // namespace egressd::policy

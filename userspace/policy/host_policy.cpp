@@ -610,6 +610,9 @@ HostPolicy HostPolicy::fromPolicy(const Policy& policy) {
         host.cidr, "deniedHosts[" + std::to_string(host.index) + "] " + host.cidr.toString()});
   }
   for (const AllowRule& rule : policy.allow) {
+    if (rule.host) {
+      continue;  // name-based: its addresses are in the kernel only while resolved
+    }
     compiled->allowCidrs.push_back(
         AllowCidr{rule.cidr, rule.ports, rule.protocol, allowRuleName(rule)});
   }
@@ -752,6 +755,29 @@ HostDecision HostPolicy::judgeResolvedAddress(const IpAddress& addr, uint16_t po
       break;
   }
   return nameDecision;
+}
+
+HostDecision HostPolicy::judgeAnswerAddress(const IpAddress& addr) const {
+  const Compiled& c = *compiled_;
+  if (addr.family != AF_INET && addr.family != AF_INET6) {
+    return makeDecision(HostVerdict::kDeny, "invalid_host", "", false);
+  }
+  if (const DenyCidr* deny = c.matchDeny(addr)) {
+    return makeDecision(HostVerdict::kDeny, "denied_cidr", deny->rule, false);
+  }
+  const AddressClass addressClass = classifyAddress(addr);
+  if (addressClass == AddressClass::kSpecial || addressClass == AddressClass::kEmbeddedV4) {
+    const bool covered =
+        std::any_of(c.allowCidrs.begin(), c.allowCidrs.end(),
+                    [&addr](const AllowCidr& a) { return cidrContains(a.cidr, addr); });
+    if (!covered) {
+      return makeDecision(HostVerdict::kDeny,
+                          addressClass == AddressClass::kSpecial ? "special_destination"
+                                                                 : "embedded_v4_destination",
+                          "", false);
+    }
+  }
+  return makeDecision(HostVerdict::kAllow, "allowed", "", false);
 }
 
 }  // namespace egressd::policy

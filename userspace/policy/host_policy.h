@@ -115,6 +115,12 @@ class HostPolicy {
   // lists the port (TCP or any protocol). A rule for every port does not name the port.
   // nullopt also when a deniedHosts CIDR covers the address.
   std::optional<std::string> explicitAddressRule(const IpAddress& addr, uint16_t port) const;
+  // For each address in a DNS answer egressd's resolver relays to a sandbox (docs/dns.md):
+  // refuses ("denied_cidr", "special_destination", "embedded_v4_destination") an address in
+  // a deniedHosts CIDR, and a special or embedded-IPv4 one that no allow CIDR covers (for
+  // any port or protocol); private addresses pass (the kernel judges connects to them).
+  // Allowed: reason "allowed".
+  HostDecision judgeAnswerAddress(const IpAddress& addr) const;
 
   bool enableInternet() const;
   // Whether allowedHosts was written, which makes names it does not match denied.

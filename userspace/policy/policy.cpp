@@ -170,7 +170,9 @@ class Parser {
   std::vector<PortRange> portList(const Field& field) const;
   PortRange portRange(const Field& field) const;
   Protocol protocol(const Field& field) const;
-  std::optional<Endpoint> dns(const Field& field) const;
+  DnsPolicy dns(const Field& field) const;
+  std::vector<Endpoint> dnsUpstream(const Field& field) const;
+  DnsLimits dnsLimits(const Field& field) const;
   SocketPermissions sockets(const Field& field) const;
   std::map<std::string, SecretSource> secrets(const Field& field) const;
   std::vector<HostHandler> outboundByHost(const Field& field) const;
@@ -433,11 +435,12 @@ Protocol Parser::protocol(const Field& field) const {
 
 AllowRule Parser::allowRule(const Field& field, size_t index) const {
   const auto items = entries(field);
-  rejectUnknownKeys(field, items, {"cidr", "ports", "protocol"});
+  rejectUnknownKeys(field, items, {"cidr", "host", "ports", "protocol"});
   AllowRule rule;
   rule.index = index;
   rule.pos = field.pos;
   bool hasCidr = false;
+  bool hasHost = false;
   for (const auto& [key, value] : items) {
     const std::string name = key.node.Scalar();
     if (name == "cidr") {
@@ -448,31 +451,111 @@ AllowRule Parser::allowRule(const Field& field, size_t index) const {
       }
       rule.cidr = *cidr;
       hasCidr = true;
+    } else if (name == "host") {
+      // A name-based rule (docs/dns.md): the addresses egressd's resolver answers for it.
+      if (looksLikeIpOrCidr(scalar(value, "a host name or glob"))) {
+        fail(value, "an address belongs in 'cidr'; 'host' takes a host name or glob");
+      }
+      rule.host = hostGlob(value);
+      hasHost = true;
     } else if (name == "ports") {
       rule.ports = portList(value);
     } else if (name == "protocol") {
       rule.protocol = protocol(value);
     }
   }
-  if (!hasCidr) {
-    fail(field, "missing required key 'cidr'");
+  if (hasCidr && hasHost) {
+    fail(field, "write either 'cidr' or 'host', not both");
+  }
+  if (!hasCidr && !hasHost) {
+    fail(field, "missing required key 'cidr' (or 'host' for a name-based rule)");
   }
   return rule;
 }
 
-std::optional<Endpoint> Parser::dns(const Field& field) const {
+// dns: {upstream, deniedAnswer, limits}; `resolver` is the old spelling of `upstream`.
+DnsPolicy Parser::dns(const Field& field) const {
   const auto items = entries(field);
-  rejectUnknownKeys(field, items, {"resolver"});
-  std::optional<Endpoint> resolver;
+  rejectUnknownKeys(
+      field, items,
+      {"upstream", "resolver", "deniedAnswer", "limits", "nameRuleGrace", "requireResolved"});
+  DnsPolicy dns;
+  bool hasUpstream = false;
   for (const auto& [key, value] : items) {
-    const std::string text = scalar(value, "an address like 127.0.0.53:53");
+    const std::string name = key.node.Scalar();
+    if (name == "upstream" || name == "resolver") {
+      if (hasUpstream) {
+        fail(key.pos, field.path,
+             "'resolver' is the old spelling of 'upstream': write only one of them");
+      }
+      hasUpstream = true;
+      dns.upstream = dnsUpstream(value);
+    } else if (name == "deniedAnswer") {
+      const std::string answer = lower(scalar(value, "nxdomain or refused"));
+      if (answer == "nxdomain") {
+        dns.deniedAnswer = DnsDeniedAnswer::kNxDomain;
+      } else if (answer == "refused") {
+        dns.deniedAnswer = DnsDeniedAnswer::kRefused;
+      } else {
+        fail(value, "expected nxdomain or refused, got " + quote(answer));
+      }
+    } else if (name == "limits") {
+      dns.limits = dnsLimits(value);
+    } else if (name == "requireResolved") {
+      dns.requireResolved = boolean(value);
+    } else if (name == "nameRuleGrace") {
+      dns.nameRuleGraceSeconds = static_cast<uint32_t>(integer(value, 0, 86400));
+    }
+  }
+  return dns;
+}
+
+// One address ("127.0.0.53:53", "[::1]", "10.0.0.2") or a list of them.
+std::vector<Endpoint> Parser::dnsUpstream(const Field& field) const {
+  std::vector<Field> items;
+  if (field.node.IsSequence()) {
+    items = elements(field, "addresses like 127.0.0.53:53");
+    if (items.empty()) {
+      fail(field, "expected at least one address like 127.0.0.53:53");
+    }
+  } else {
+    items.push_back(field);
+  }
+  std::vector<Endpoint> upstream;
+  for (const Field& item : items) {
+    const std::string text = scalar(item, "an address like 127.0.0.53:53");
     auto endpoint = parseEndpoint(text, kDnsPort);
     if (!endpoint.ok()) {
-      fail(value, endpoint.error().message());
+      fail(item, endpoint.error().message());
     }
-    resolver = *endpoint;
+    upstream.push_back(*endpoint);
   }
-  return resolver;
+  return upstream;
+}
+
+DnsLimits Parser::dnsLimits(const Field& field) const {
+  const auto items = entries(field);
+  rejectUnknownKeys(field, items,
+                    {"qps", "burst", "maxNameLength", "maxLabelLength", "uniqueNamesPerMinute",
+                     "queryBytesPerMinute"});
+  DnsLimits limits;
+  for (const auto& [key, value] : items) {
+    const std::string name = key.node.Scalar();
+    if (name == "qps") {
+      limits.qps = static_cast<uint32_t>(integer(value, 1, 1000000));
+    } else if (name == "burst") {
+      limits.burst = static_cast<uint32_t>(integer(value, 1, 1000000));
+    } else if (name == "maxNameLength") {
+      limits.maxNameLength = static_cast<uint32_t>(integer(value, 1, 253));
+    } else if (name == "maxLabelLength") {
+      limits.maxLabelLength = static_cast<uint32_t>(integer(value, 1, 63));
+    } else if (name == "uniqueNamesPerMinute") {
+      limits.uniqueNamesPerMinute = static_cast<uint32_t>(integer(value, 1, 1000000));
+    } else if (name == "queryBytesPerMinute") {
+      limits.queryBytesPerMinute = static_cast<uint32_t>(integer(value, 64, 100000000));
+    }
+  }
+  return limits;
 }
 
 SocketPermissions Parser::sockets(const Field& field) const {
@@ -868,7 +951,7 @@ Policy Parser::parse(std::string_view text) {
         policy.allow.push_back(allowRule(entry, index++));
       }
     } else if (name == "dns") {
-      policy.resolver = dns(value);
+      policy.dns = dns(value);
     } else if (name == "sockets") {
       policy.sockets = sockets(value);
     } else if (name == "denyStatus") {

@@ -63,10 +63,13 @@ struct PortRange {
   uint16_t last = 0;  // inclusive; equal to first for a single port
 };
 
-// One `allow` entry: non-HTTP traffic permitted in the kernel.
+// One `allow` entry: non-HTTP traffic permitted in the kernel, to a CIDR or (`host`, a
+// name-based rule, docs/dns.md) to the addresses egressd's resolver gives the sandbox for
+// names the glob matches. Exactly one of cidr / host is set.
 struct AllowRule {
   Cidr cidr;
   std::string cidrText;          // as written
+  std::optional<HostGlob> host;  // name-based rule: no static kernel entry
   std::vector<PortRange> ports;  // empty = every port
   Protocol protocol = Protocol::kAny;
   size_t index = 0;
@@ -141,6 +144,38 @@ struct TlsRules {
   std::optional<bool> requireSni;
 };
 
+// ---- dns: the pinned resolver egressd runs for each sandbox (docs/dns.md) ----
+// Per-sandbox exfiltration limits; the defaults are far above what a package manager or a
+// browser does, and far below what a DNS tunnel needs.
+struct DnsLimits {
+  uint32_t qps = 100;                         // sustained queries per second
+  uint32_t burst = 500;                       // queries above qps absorbed at once
+  uint32_t maxNameLength = 200;               // characters, without the trailing dot
+  uint32_t maxLabelLength = 63;               // characters of one label
+  uint32_t uniqueNamesPerMinute = 200;        // distinct forwarded names per registered domain
+  uint32_t queryBytesPerMinute = 128 * 1024;  // bytes of forwarded queries
+
+  bool operator==(const DnsLimits&) const = default;
+};
+
+enum class DnsDeniedAnswer { kNxDomain, kRefused };
+
+struct DnsPolicy {
+  // dns.upstream (old spelling dns.resolver): where egressd forwards allowed queries, in
+  // order. Empty: the daemon's --upstream-resolver, else /etc/resolv.conf.
+  std::vector<Endpoint> upstream;
+  DnsDeniedAnswer deniedAnswer = DnsDeniedAnswer::kNxDomain;  // dns.deniedAnswer
+  DnsLimits limits;                                           // dns.limits
+  // dns.nameRuleGrace: seconds a name-based allow rule's addresses stay in the kernel
+  // after their answer's TTL ran out (unless the name is resolved again).
+  uint32_t nameRuleGraceSeconds = 60;
+  // dns.requireResolved: the proxy serves an IP-literal Host or a TLS connection without SNI
+  // only to an address this sandbox's resolver answered it (for an allowed name) within
+  // the answer's TTL + nameRuleGrace.
+  bool requireResolved = false;
+};
+// ---- end dns ----
+
 struct Policy {
   std::string sourceName;  // file path (or the name given to parsePolicy)
   std::string name;
@@ -150,7 +185,7 @@ struct Policy {
   HostList allowedHosts;
   HostList deniedHosts;
   std::vector<AllowRule> allow;
-  std::optional<Endpoint> resolver;  // dns.resolver
+  DnsPolicy dns;
   SocketPermissions sockets;
   int denyStatus = kDefaultDenyStatus;
   std::map<std::string, SecretSource> secrets;

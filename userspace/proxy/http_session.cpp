@@ -734,8 +734,8 @@ asio::awaitable<bool> HttpSession<Stream>::handleRequest() {
       target.addrs = std::move(*resolved);
     }
   } else {
-    UpstreamChoice choice =
-        co_await resolveUpstream(*view, *sandbox_->resolver, *host, port, decision);
+    UpstreamChoice choice = co_await resolveUpstream(*view, *sandbox_->resolver, *host, port,
+                                                     decision, &sandbox_->resolved);
     out.decision = choice.decision;
     out.reason = std::move(choice.reason);
     out.rule = std::move(choice.rule);

@@ -18,8 +18,8 @@ namespace {
 
 constexpr int kBindAttempts = 32;
 
-Result<UniqueFd> boundSocket(int family, uint16_t port) {
-  UniqueFd fd(::socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0));
+Result<UniqueFd> boundSocket(int family, uint16_t port, int type = SOCK_STREAM) {
+  UniqueFd fd(::socket(family, type | SOCK_CLOEXEC, 0));
   if (!fd) {
     return lastSystemError("create proxy reservation socket");
   }
@@ -43,6 +43,45 @@ Result<UniqueFd> boundSocket(int family, uint16_t port) {
     }
   }
   return fd;
+}
+
+uint16_t boundPort(int fd) {
+  sockaddr_in bound{};
+  socklen_t len = sizeof(bound);
+  if (::getsockname(fd, reinterpret_cast<sockaddr*>(&bound), &len) != 0) {
+    return 0;
+  }
+  return ntohs(bound.sin_port);
+}
+
+// UDP and TCP on 127.0.0.1 and ::1, one port for all four.
+Result<DnsSockets> reserveDns() {
+  Error last(EADDRINUSE, "no attempt made");
+  for (int attempt = 0; attempt < kBindAttempts; ++attempt) {
+    auto udp4 = boundSocket(AF_INET, 0, SOCK_DGRAM);
+    if (!udp4.ok()) {
+      return std::move(udp4).error();
+    }
+    const uint16_t port = boundPort(udp4->get());
+    if (port == 0) {
+      return lastSystemError("getsockname of the resolver reservation");
+    }
+    auto udp6 = boundSocket(AF_INET6, port, SOCK_DGRAM);
+    auto tcp4 = udp6.ok() ? boundSocket(AF_INET, port) : Result<UniqueFd>(udp6.error());
+    auto tcp6 = tcp4.ok() ? boundSocket(AF_INET6, port) : Result<UniqueFd>(tcp4.error());
+    if (!tcp6.ok()) {
+      last = std::move(tcp6).error();
+      continue;  // taken for one of them; try another port
+    }
+    DnsSockets dns;
+    dns.udp4 = std::move(*udp4);
+    dns.udp6 = std::move(*udp6);
+    dns.tcp4 = std::move(*tcp4);
+    dns.tcp6 = std::move(*tcp6);
+    dns.port = port;
+    return dns;
+  }
+  return last.wrap("reserving a loopback port free for UDP and TCP on 127.0.0.1 and ::1");
 }
 
 }  // namespace
@@ -77,6 +116,11 @@ Result<ListenerReservation> ListenerReservation::reserve(const std::string& netn
     if (::getsockopt(r.fd4_.get(), SOL_SOCKET, SO_NETNS_COOKIE, &r.netnsCookie_, &cookieLen) != 0) {
       return lastSystemError("read the network namespace cookie (SO_NETNS_COOKIE, Linux 5.14+)");
     }
+    auto dns = reserveDns();
+    if (!dns.ok()) {
+      return std::move(dns).error().wrap("reserving the resolver port");
+    }
+    r.dns_ = std::move(*dns);
     return r;
   }
   return last.wrap("reserving a loopback port free on both 127.0.0.1 and ::1");

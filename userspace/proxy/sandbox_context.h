@@ -3,7 +3,9 @@
 // that picks its upstream addresses, and its metric series.
 #pragma once
 
+#include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -20,6 +22,7 @@
 #include "handlers/host_binding.h"
 #include "handlers/secret_store.h"
 #include "metrics/metrics.h"
+#include "policy/compile.h"
 #include "policy/host_policy.h"
 #include "tls/certificate_authority.h"
 
@@ -65,11 +68,46 @@ struct SandboxPolicyView {
   std::map<std::string, policy::SecretSource> secretSources{};  // the policy's `secrets:`
   policy::HttpRules http{};  // the policy's `http:` (docs/security.md)
   bool requireSni = false;   // policy::requiresSni()
+  policy::DnsPolicy dns{};  // the sandbox resolver's answer for denied names and its limits
+  std::vector<policy::AllowRule> nameRules{};  // name-based `allow` rules (policy::nameRules)
+};
+
+// The addresses a sandbox's resolver answered it (for allowed names), with when each stops
+// counting: what dns.requireResolved checks IP-literal and no-SNI connections against.
+class ResolvedAddresses {
+ public:
+  void record(const std::vector<IpAddress>& addrs, std::chrono::steady_clock::time_point until) {
+    const auto now = std::chrono::steady_clock::now();
+    std::lock_guard lock(mutex_);
+    if (until_.size() >= kMaxEntries) {
+      std::erase_if(until_, [now](const auto& item) { return item.second <= now; });
+      if (until_.size() >= kMaxEntries) {
+        until_.clear();  // a flood of distinct answers: forget rather than grow
+      }
+    }
+    for (const IpAddress& a : addrs) {
+      auto& entry = until_[a];
+      entry = std::max(entry, until);
+    }
+  }
+  bool contains(const IpAddress& addr) const {
+    const auto now = std::chrono::steady_clock::now();
+    std::lock_guard lock(mutex_);
+    auto it = until_.find(addr);
+    return it != until_.end() && it->second > now;
+  }
+
+ private:
+  static constexpr size_t kMaxEntries = 65536;
+  mutable std::mutex mutex_;
+  std::unordered_map<IpAddress, std::chrono::steady_clock::time_point, IpAddressHash> until_;
 };
 
 struct SandboxContext {
   std::string id;
   uint32_t slot = 0;
+  std::string cgroupPath;  // "" when not known (then no socket of it is looked at)
+  std::string netnsPath;   // "" = the daemon's own netns
   std::atomic<std::shared_ptr<const SandboxPolicyView>> policy;
   std::shared_ptr<dns::Resolver> resolver;
   // The sandbox's interception CA and its minted leaves (null: no interception possible).
@@ -78,6 +116,7 @@ struct SandboxContext {
   // file/env sources resolve).
   std::shared_ptr<handlers::SecretStore> secrets;
   std::atomic<uint64_t> openConnections{0};
+  ResolvedAddresses resolved;  // filled by the DNS server, read by dns.requireResolved
 
   // Per-sandbox series, resolved once (see metrics::Registry).
   metrics::Histogram* requestDuration = nullptr;

@@ -299,7 +299,8 @@ asio::awaitable<std::optional<Interception>> TlsGate::run() {
   // Passthrough: judged here, once, for the whole connection.
   std::vector<IpAddress> addrs;
   if (name) {
-    UpstreamChoice choice = co_await chooseUpstream(*view, *sandbox_->resolver, *name, orig_.port);
+    UpstreamChoice choice =
+        co_await chooseUpstream(*view, *sandbox_->resolver, *name, orig_.port, &sandbox_->resolved);
     out.decision = choice.decision;
     out.reason = std::move(choice.reason);
     out.rule = std::move(choice.rule);
@@ -310,7 +311,14 @@ asio::awaitable<std::optional<Interception>> TlsGate::run() {
     out.decision = decision.allowed() ? "allow" : "deny";
     out.reason = decision.reason;
     out.rule = decision.rule;
-    if (decision.allowed()) {
+    auto unresolved =
+        decision.allowed() ? requireResolved(*view, &sandbox_->resolved, orig_.addr) : std::nullopt;
+    if (unresolved) {
+      out.decision = unresolved->decision;
+      out.reason = unresolved->reason;
+      out.rule = unresolved->rule;
+      out.detail = unresolved->detail;
+    } else if (decision.allowed()) {
       addrs.push_back(orig_.addr);
     }
   }

@@ -38,8 +38,24 @@ asio::awaitable<ConnectOutcome> connectFirst(asio::ip::tcp::socket& socket,
 
 asio::awaitable<UpstreamChoice> chooseUpstream(const SandboxPolicyView& view,
                                                dns::Resolver& resolver,
-                                               const policy::NormalizedHost& host, uint16_t port) {
-  co_return co_await resolveUpstream(view, resolver, host, port, view.hosts.decide(host, port));
+                                               const policy::NormalizedHost& host, uint16_t port,
+                                               const ResolvedAddresses* resolved) {
+  co_return co_await resolveUpstream(view, resolver, host, port, view.hosts.decide(host, port),
+                                     resolved);
+}
+
+std::optional<UpstreamChoice> requireResolved(const SandboxPolicyView& view,
+                                              const ResolvedAddresses* resolved,
+                                              const IpAddress& addr) {
+  if (!view.dns.requireResolved || (resolved != nullptr && resolved->contains(addr))) {
+    return std::nullopt;
+  }
+  UpstreamChoice choice;
+  choice.decision = "deny";
+  choice.reason = "unresolved_address";
+  choice.rule = "dns.requireResolved";
+  choice.detail = addr.toString() + " was not answered to this sandbox for an allowed name";
+  return choice;
 }
 
 policy::HostDecision handlerDecision(const policy::NormalizedHost& host,
@@ -71,7 +87,8 @@ policy::HostDecision handlerDecision(const policy::NormalizedHost& host,
 asio::awaitable<UpstreamChoice> resolveUpstream(const SandboxPolicyView& view,
                                                 dns::Resolver& resolver,
                                                 const policy::NormalizedHost& host, uint16_t port,
-                                                const policy::HostDecision& decision) {
+                                                const policy::HostDecision& decision,
+                                                const ResolvedAddresses* answered) {
   UpstreamChoice choice;
   choice.reason = decision.reason;
   choice.rule = decision.rule;
@@ -80,6 +97,9 @@ asio::awaitable<UpstreamChoice> resolveUpstream(const SandboxPolicyView& view,
     co_return choice;
   }
   if (host.ip) {
+    if (auto refused = requireResolved(view, answered, *host.ip)) {
+      co_return std::move(*refused);
+    }
     choice.addrs.push_back(*host.ip);
     co_return choice;
   }

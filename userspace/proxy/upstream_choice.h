@@ -39,9 +39,17 @@ asio::awaitable<ConnectOutcome> connectFirst(asio::ip::tcp::socket& socket,
                                              const std::vector<IpAddress>& addrs, uint16_t port,
                                              const bool& timedOut);
 
+// `resolved` (may be null): the sandbox's answered addresses, for dns.requireResolved.
 asio::awaitable<UpstreamChoice> chooseUpstream(const SandboxPolicyView& view,
                                                dns::Resolver& resolver,
-                                               const policy::NormalizedHost& host, uint16_t port);
+                                               const policy::NormalizedHost& host, uint16_t port,
+                                               const ResolvedAddresses* resolved = nullptr);
+
+// dns.requireResolved: a deny choice ("unresolved_address") when the policy asks for it and
+// `addr` is not among the addresses the sandbox's resolver answered it; nullopt otherwise.
+std::optional<UpstreamChoice> requireResolved(const SandboxPolicyView& view,
+                                              const ResolvedAddresses* resolved,
+                                              const IpAddress& addr);
 
 // chooseUpstream() with the host decision already made (`decision`, e.g. one a handler
 // made): denied -> deny; an IP literal -> that address; a name -> its resolved addresses
@@ -49,7 +57,8 @@ asio::awaitable<UpstreamChoice> chooseUpstream(const SandboxPolicyView& view,
 asio::awaitable<UpstreamChoice> resolveUpstream(const SandboxPolicyView& view,
                                                 dns::Resolver& resolver,
                                                 const policy::NormalizedHost& host, uint16_t port,
-                                                const policy::HostDecision& decision);
+                                                const policy::HostDecision& decision,
+                                                const ResolvedAddresses* resolved = nullptr);
 
 // Whether a handler bound to a host may run for it (design.md precedence): when the host
 // policy allows the host, or denies it only by default (`internet_disabled`, precedence 6,

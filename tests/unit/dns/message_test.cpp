@@ -4,6 +4,8 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -323,7 +325,153 @@ TEST(MessageNamesTest, RcodeAndTypeNames) {
   EXPECT_EQ(rcodeName(kRcodeServFail), "SERVFAIL");
   EXPECT_EQ(rcodeName(9), "RCODE 9");
   EXPECT_EQ(typeName(kTypeAaaa), "AAAA");
-  EXPECT_EQ(typeName(65), "TYPE 65");
+  EXPECT_EQ(typeName(65), "HTTPS");
+  EXPECT_EQ(typeName(99), "TYPE 99");
+}
+
+}  // namespace
+}  // namespace egressd::dns
+
+namespace egressd::dns {
+namespace {
+
+// A sandbox's query as dig sends it: RD, one question, optionally an OPT record.
+std::vector<uint8_t> clientQuery(uint16_t id, const std::string& name, uint16_t qtype,
+                                 std::optional<uint16_t> ednsSize = std::nullopt) {
+  std::vector<uint8_t> q = buildQuery(id, name, qtype);
+  if (q.empty()) {
+    // buildQuery refuses names longer than 253 characters: encode them by hand.
+    q = {static_cast<uint8_t>(id >> 8), static_cast<uint8_t>(id), 1, 0, 0, 1, 0, 0, 0, 0, 0, 0};
+    testing::appendName(q, name);
+    q.insert(q.end(), {static_cast<uint8_t>(qtype >> 8), static_cast<uint8_t>(qtype), 0, 1});
+  }
+  if (ednsSize) {
+    q[11] = 1;
+    q.insert(q.end(), {0, 0, 41, static_cast<uint8_t>(*ednsSize >> 8),
+                       static_cast<uint8_t>(*ednsSize), 0, 0, 0, 0, 0, 0});
+  }
+  return q;
+}
+
+TEST(QueryTest, ParsesAQuestionWithEdns) {
+  auto q = parseQuery(clientQuery(0xbeef, "WWW.Example.TEST.", kTypeAaaa, 4096));
+  ASSERT_TRUE(q.ok()) << q.error().message();
+  EXPECT_EQ(q->id, 0xbeef);
+  EXPECT_TRUE(q->recursionDesired);
+  EXPECT_EQ(q->name, "www.example.test");
+  EXPECT_EQ(q->qtype, kTypeAaaa);
+  EXPECT_EQ(q->qclass, kClassIn);
+  EXPECT_EQ(q->nameWireLength, 18u);
+  EXPECT_EQ(q->longestLabel, 7u);
+  EXPECT_TRUE(q->hasEdns);
+  EXPECT_EQ(maxUdpAnswer(*q), 1232u);  // clamped
+  auto plain = parseQuery(clientQuery(1, "a.test", kTypeA));
+  ASSERT_TRUE(plain.ok());
+  EXPECT_EQ(maxUdpAnswer(*plain), 512u);
+  // A label with a dot or a NUL in it is escaped, never two labels.
+  std::vector<uint8_t> odd = {0,   1,   1, 0, 0,   1,   0,   0,   0, 0, 0, 0, 3,
+                              'a', '.', 0, 4, 't', 'e', 's', 't', 0, 0, 1, 0, 1};
+  auto escaped = parseQuery(odd);
+  ASSERT_TRUE(escaped.ok());
+  EXPECT_EQ(escaped->name, "a\\046\\000.test");
+}
+
+TEST(QueryTest, RefusesWhatIsNotOneQuestion) {
+  std::vector<uint8_t> q = clientQuery(1, "a.test", kTypeA);
+  EXPECT_FALSE(parseQuery(std::vector<uint8_t>(q.begin(), q.begin() + 11)).ok());
+  EXPECT_FALSE(headerUsable(std::vector<uint8_t>(q.begin(), q.begin() + 11)));
+  auto response = q;
+  response[2] |= 0x80;
+  EXPECT_FALSE(parseQuery(response).ok());
+  EXPECT_FALSE(headerUsable(response));
+  auto two = q;
+  two[5] = 2;
+  EXPECT_FALSE(parseQuery(two).ok());
+  EXPECT_TRUE(headerUsable(two));
+  auto formErr = buildFormErr(two);
+  ASSERT_EQ(formErr.size(), kHeaderSize);
+  EXPECT_EQ(formErr[3] & 0xf, kRcodeFormErr);
+  EXPECT_EQ(formErr[0], 0);
+  EXPECT_EQ(formErr[1], 1);
+  auto compressed = q;
+  compressed[12] = 0xc0;
+  EXPECT_FALSE(parseQuery(compressed).ok());
+  auto withAnswer = q;
+  withAnswer[7] = 1;
+  EXPECT_FALSE(parseQuery(withAnswer).ok());
+  auto truncated = q;
+  truncated.pop_back();
+  EXPECT_FALSE(parseQuery(truncated).ok());
+}
+
+TEST(QueryTest, LocalAnswersEchoTheQuestion) {
+  const std::vector<uint8_t> query = clientQuery(0x4242, "Denied.Test", kTypeA, 1232);
+  auto q = parseQuery(query);
+  ASSERT_TRUE(q.ok());
+  const std::vector<uint8_t> a = buildLocalAnswer(query, *q, kRcodeNxDomain);
+  ASSERT_EQ(a.size(), q->questionEnd);  // no OPT, no records
+  EXPECT_EQ(a[0], 0x42);
+  EXPECT_EQ(a[2], 0x81);  // QR, RD
+  EXPECT_EQ(a[3], 0x80 | kRcodeNxDomain);
+  EXPECT_EQ(a[5], 1);
+  EXPECT_EQ(a[11], 0);
+  EXPECT_TRUE(std::equal(a.begin() + 12, a.end(), query.begin() + 12));
+  // It parses as a response to the question (the case the client asked in).
+  auto parsed = parseResponse(a, 0x4242, "denied.test", kTypeA);
+  ASSERT_TRUE(parsed.ok()) << parsed.error().message();
+  EXPECT_EQ(parsed->rcode, kRcodeNxDomain);
+}
+
+TEST(QueryTest, RelayedAnswersTakeTheClientsIdAndCase) {
+  const std::vector<uint8_t> query = clientQuery(0x0102, "WwW.Example.Test", kTypeA);
+  auto q = parseQuery(query);
+  ASSERT_TRUE(q.ok());
+  Response upstream = responseFor("www.example.test", kTypeA,
+                                  {Rr{"www.example.test", kTypeA, 30, aRdata("192.0.2.7")}});
+  upstream.id = 0x9999;
+  auto relayed = relayAnswer(encode(upstream), query, *q, 512);
+  ASSERT_TRUE(relayed.ok()) << relayed.error().message();
+  EXPECT_EQ((*relayed)[0], 0x01);
+  EXPECT_EQ((*relayed)[1], 0x02);
+  EXPECT_TRUE(std::equal(relayed->begin() + 12,
+                         relayed->begin() + static_cast<std::ptrdiff_t>(q->questionEnd),
+                         query.begin() + 12));
+  auto parsed = parseResponse(*relayed, 0x0102, "www.example.test", kTypeA);
+  ASSERT_TRUE(parsed.ok());
+  ASSERT_EQ(parsed->addresses.size(), 1u);
+  EXPECT_EQ(parsed->addresses[0].toString(), "192.0.2.7");
+  // Too big for the client's UDP size: the question alone, with TC.
+  auto small = relayAnswer(encode(upstream), query, *q, 40);
+  ASSERT_TRUE(small.ok());
+  EXPECT_EQ(small->size(), q->questionEnd);
+  EXPECT_NE((*small)[2] & 0x02, 0);
+  // An answer to another question is not relayed.
+  auto other = relayAnswer(encode(responseFor("www.example.tesu", kTypeA)), query, *q, 512);
+  EXPECT_FALSE(other.ok());
+}
+
+TEST(QueryTest, AddressAnswersCarryOnlyTheQuestionsFamily) {
+  const std::vector<uint8_t> query = clientQuery(7, "a.test", kTypeAaaa);
+  auto q = parseQuery(query);
+  ASSERT_TRUE(q.ok());
+  auto a = buildAddressAnswer(
+      query, *q, {*IpAddress::parse("192.0.2.1"), *IpAddress::parse("2001:db8::5")}, 42);
+  auto parsed = parseResponse(a, 7, "a.test", kTypeAaaa);
+  ASSERT_TRUE(parsed.ok()) << parsed.error().message();
+  ASSERT_EQ(parsed->addresses.size(), 1u);
+  EXPECT_EQ(parsed->addresses[0].toString(), "2001:db8::5");
+  EXPECT_EQ(parsed->ttl, 42u);
+  EXPECT_EQ(parsed->answerCount, 1u);
+}
+
+TEST(QueryTest, MinRecordTtlCoversEveryType) {
+  Response r = responseFor(
+      "t.test", kTypeTxt,
+      {Rr{"t.test", kTypeTxt, 90, {3, 'a', 'b', 'c'}}, Rr{"t.test", kTypeTxt, 30, {1, 'x'}}});
+  ParsedAnswer a = parseOk(encode(r), "t.test", kTypeTxt);
+  EXPECT_EQ(a.minRecordTtl, 30u);
+  EXPECT_EQ(a.answerCount, 2u);
+  EXPECT_TRUE(a.addresses.empty());
 }
 
 }  // namespace

@@ -243,7 +243,6 @@ TEST(KnobsTest, DefaultsAndFlags) {
   const SandboxKnobs defaults = kernelKnobs(parseOk("name: x\n"));
   EXPECT_FALSE(defaults.enableInternet);
   EXPECT_EQ(defaults.proxyPorts, (std::vector<uint16_t>{80, 443}));
-  EXPECT_FALSE(defaults.resolver.has_value());
   EXPECT_FALSE(defaults.allowPing);
   EXPECT_FALSE(defaults.allowRaw);
   EXPECT_FALSE(defaults.allowOtherL4);
@@ -257,16 +256,12 @@ sockets: { ping: true, raw: true, other: true }
 )"));
   EXPECT_TRUE(knobs.enableInternet);
   EXPECT_EQ(knobs.proxyPorts, (std::vector<uint16_t>{8080, 443}));
-  ASSERT_TRUE(knobs.resolver.has_value());
-  EXPECT_EQ(knobs.resolver->port, 5353);
-  EXPECT_EQ(knobs.resolver->toString(), "10.0.0.2:5353");
   EXPECT_TRUE(knobs.allowPing);
   EXPECT_TRUE(knobs.allowRaw);
   EXPECT_TRUE(knobs.allowOtherL4);
   EXPECT_EQ(knobs.sandboxFlags(),
-            static_cast<uint32_t>(EGRESSD_SB_ENABLE_INTERNET | EGRESSD_SB_HAS_RESOLVER |
-                                  EGRESSD_SB_ALLOW_PING | EGRESSD_SB_ALLOW_RAW |
-                                  EGRESSD_SB_ALLOW_OTHER_L4));
+            static_cast<uint32_t>(EGRESSD_SB_ENABLE_INTERNET | EGRESSD_SB_ALLOW_PING |
+                                  EGRESSD_SB_ALLOW_RAW | EGRESSD_SB_ALLOW_OTHER_L4));
   const SandboxKnobs pingOnly = kernelKnobs(parseOk("name: x\nsockets: { ping: true }\n"));
   EXPECT_EQ(pingOnly.sandboxFlags(), static_cast<uint32_t>(EGRESSD_SB_ALLOW_PING));
 }
@@ -282,6 +277,58 @@ TEST(CompileTest, ExamplesCompile) {
                                            policy->deniedHosts.cidrs.size())
         << name;
   }
+}
+
+TEST(NameRuleTest, HostRulesMakeNoStaticEntriesButKeepTheirIds) {
+  const Policy p = parseOk(R"(name: x
+allow:
+  - { host: "*.db.example", ports: [5432, "6000-6001"], protocol: tcp }
+  - { cidr: 10.0.0.0/8, ports: [22] }
+  - { host: cache.example }
+)");
+  auto rules = compileKernelRules(p);
+  ASSERT_TRUE(rules.ok()) << rules.error().message();
+  EXPECT_EQ(rules->allow4.size(), 1u);  // the CIDR rule only
+  ASSERT_EQ(rules->ruleNames.size(), 4u);
+  EXPECT_EQ(rules->ruleNames[1], "allow[0] *.db.example tcp/5432,6000-6001");
+  EXPECT_EQ(rules->ruleNames[2], "allow[1] 10.0.0.0/8 any/22");
+  EXPECT_EQ(rules->ruleNames[3], "allow[2] cache.example any/*");
+  EXPECT_EQ(rules->allow4[0].second.rule_id, 2u);
+
+  const std::vector<AllowRule> named = nameRules(p);
+  ASSERT_EQ(named.size(), 2u);
+  const IpAddress addr = *IpAddress::parse("192.0.2.10");
+  auto entries = nameRuleEntries(named, "pg.db.example", addr);
+  ASSERT_EQ(entries.size(), 3u);
+  EXPECT_EQ(entries[0], (NameRuleEntry{addr, EGRESSD_PROTO_TCP, 5432, 1}));
+  EXPECT_EQ(entries[2], (NameRuleEntry{addr, EGRESSD_PROTO_TCP, 6001, 1}));
+  entries = nameRuleEntries(named, "cache.example", addr);
+  ASSERT_EQ(entries.size(), 1u);
+  EXPECT_EQ(entries[0], (NameRuleEntry{addr, EGRESSD_PROTO_ANY, 0, 3}));
+  EXPECT_TRUE(nameRuleEntries(named, "db.example", addr).empty());
+  EXPECT_EQ(matchNameRule(named, "a.db.example"), &named[0]);
+  EXPECT_EQ(matchNameRule(named, "other.example"), nullptr);
+
+  // The lookups their entries need are on from the start.
+  EXPECT_EQ(
+      kernelKnobs(p).sandboxFlags() & (EGRESSD_SB_HAS_ALLOW_PROTO_PORT | EGRESSD_SB_HAS_ALLOW_ANY),
+      static_cast<uint32_t>(EGRESSD_SB_HAS_ALLOW_PROTO_PORT | EGRESSD_SB_HAS_ALLOW_ANY));
+  EXPECT_EQ(p.dns.nameRuleGraceSeconds, 60u);
+}
+
+TEST(NameRuleTest, ParseErrors) {
+  auto error = [](const std::string& yaml) {
+    auto p = parsePolicy(yaml, "t.yaml");
+    return p.ok() ? std::string("ok") : p.error().message();
+  };
+  EXPECT_NE(error("name: x\nallow: [{ host: a.example, cidr: 10.0.0.0/8 }]\n")
+                .find("either 'cidr' or 'host'"),
+            std::string::npos);
+  EXPECT_NE(error("name: x\nallow: [{ host: 10.0.0.1 }]\n").find("belongs in 'cidr'"),
+            std::string::npos);
+  EXPECT_NE(error("name: x\nallow: [{ ports: [1] }]\n").find("missing required key 'cidr'"),
+            std::string::npos);
+  EXPECT_EQ(error("name: x\ndns: { nameRuleGrace: 5 }\n"), "ok");
 }
 
 }  // namespace

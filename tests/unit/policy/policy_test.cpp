@@ -74,8 +74,8 @@ TEST(PolicyTest, ParsesDesignExample) {
   EXPECT_EQ(p.allow[0].ports[0].last, 5432);
   EXPECT_EQ(p.allow[0].pos.line, 8);
 
-  ASSERT_TRUE(p.resolver.has_value());
-  EXPECT_EQ(p.resolver->toString(), "127.0.0.53:53");
+  ASSERT_EQ(p.dns.upstream.size(), 1u);
+  EXPECT_EQ(p.dns.upstream[0].toString(), "127.0.0.53:53");
 
   ASSERT_EQ(p.secrets.count("GITHUB_TOKEN"), 1u);
   EXPECT_EQ(p.secrets.at("GITHUB_TOKEN").kind, SecretSource::Kind::kFile);
@@ -114,7 +114,9 @@ TEST(PolicyTest, DefaultsForMinimalPolicy) {
   EXPECT_TRUE(p.allowedHosts.empty());
   EXPECT_FALSE(p.deniedHosts.present);
   EXPECT_TRUE(p.allow.empty());
-  EXPECT_FALSE(p.resolver.has_value());
+  EXPECT_TRUE(p.dns.upstream.empty());
+  EXPECT_EQ(p.dns.deniedAnswer, DnsDeniedAnswer::kNxDomain);
+  EXPECT_EQ(p.dns.limits, DnsLimits{});
   EXPECT_FALSE(p.sockets.ping);
   EXPECT_FALSE(p.sockets.raw);
   EXPECT_FALSE(p.sockets.other);
@@ -205,8 +207,8 @@ secrets:
   ASSERT_EQ(p.interceptHttps.hosts.size(), 2u);
   EXPECT_EQ(p.interceptHttps.hosts[1].pattern, "api.example.com");
   EXPECT_TRUE(p.proxyPorts.empty());
-  ASSERT_TRUE(p.resolver.has_value());
-  EXPECT_EQ(p.resolver->toString(), "[::1]:53");
+  ASSERT_EQ(p.dns.upstream.size(), 1u);
+  EXPECT_EQ(p.dns.upstream[0].toString(), "[::1]:53");
   EXPECT_TRUE(p.sockets.ping);
   EXPECT_FALSE(p.sockets.raw);
   EXPECT_TRUE(p.sockets.other);
@@ -280,7 +282,7 @@ TEST(PolicyTest, AgentDefaultExampleIsTheDesignExample) {
   EXPECT_EQ(file->allow.size(), inline_.allow.size());
   EXPECT_EQ(file->allowedHosts.cidrs.size(), inline_.allowedHosts.cidrs.size());
   EXPECT_EQ(file->outboundHandlers.size(), inline_.outboundHandlers.size());
-  EXPECT_EQ(file->resolver, inline_.resolver);
+  EXPECT_EQ(file->dns.upstream, inline_.dns.upstream);
   // Loading records where the secret lives and must not try to read it.
   EXPECT_EQ(file->secrets.at("GITHUB_TOKEN").value, "/etc/egressd/secrets/github");
 }
@@ -291,7 +293,7 @@ TEST(PolicyTest, LockedDownAndOpenInternetExamples) {
   EXPECT_FALSE(locked->enableInternet);
   EXPECT_TRUE(locked->allow.empty());
   EXPECT_TRUE(locked->allowedHosts.empty());
-  EXPECT_TRUE(locked->resolver.has_value());
+  EXPECT_FALSE(locked->dns.upstream.empty());
 
   auto open = loadPolicyFile(std::string(EGRESSD_POLICY_EXAMPLES_DIR) + "/open-internet.yaml");
   ASSERT_TRUE(open.ok()) << open.error().message();
@@ -464,7 +466,7 @@ TEST(PolicyErrorTest, StructuralErrors) {
             "t.yaml:2:1: only one YAML document is allowed in a policy file");
   EXPECT_TRUE(parsePolicy("name: x\n---\n", testing::kSource).ok());
   EXPECT_EQ(parseError("name: x\nallow:\n  - { ports: [22] }\n"),
-            "t.yaml:3:5: allow[0]: missing required key 'cidr'");
+            "t.yaml:3:5: allow[0]: missing required key 'cidr' (or 'host' for a name-based rule)");
   EXPECT_EQ(parseError("name: x\nallow: { cidr: 10.0.0.0/8 }\n"),
             "t.yaml:2:8: allow: expected a list of rules {cidr, ports, protocol}");
   EXPECT_EQ(parseError("name: 'bad name'\n"),
@@ -556,6 +558,48 @@ TEST(HostGlobTest, Normalize) {
   EXPECT_FALSE(normalizeHostGlob(std::string(64, 'a') + ".com").ok());
   EXPECT_TRUE(normalizeHostGlob(std::string(63, 'a') + ".com").ok());
   EXPECT_FALSE(normalizeHostGlob(std::string(250, 'a') + ".com").ok());
+}
+
+TEST(PolicyTest, DnsBlock) {
+  const Policy p = parseOk(R"(name: x
+dns:
+  upstream: ["10.0.0.2", "[2001:db8::53]:5353"]
+  deniedAnswer: refused
+  requireResolved: true
+  limits: { qps: 5, burst: 10, maxNameLength: 100, maxLabelLength: 40,
+            uniqueNamesPerMinute: 20, queryBytesPerMinute: 4096 }
+)");
+  ASSERT_EQ(p.dns.upstream.size(), 2u);
+  EXPECT_EQ(p.dns.upstream[0].toString(), "10.0.0.2:53");
+  EXPECT_EQ(p.dns.upstream[1].toString(), "[2001:db8::53]:5353");
+  EXPECT_EQ(p.dns.deniedAnswer, DnsDeniedAnswer::kRefused);
+  EXPECT_TRUE(p.dns.requireResolved);
+  EXPECT_EQ(p.dns.limits.qps, 5u);
+  EXPECT_EQ(p.dns.limits.burst, 10u);
+  EXPECT_EQ(p.dns.limits.maxNameLength, 100u);
+  EXPECT_EQ(p.dns.limits.maxLabelLength, 40u);
+  EXPECT_EQ(p.dns.limits.uniqueNamesPerMinute, 20u);
+  EXPECT_EQ(p.dns.limits.queryBytesPerMinute, 4096u);
+
+  // The old spelling still works, alone.
+  const Policy old = parseOk("name: x\ndns: { resolver: 127.0.0.53 }\n");
+  ASSERT_EQ(old.dns.upstream.size(), 1u);
+  EXPECT_EQ(old.dns.upstream[0].toString(), "127.0.0.53:53");
+}
+
+TEST(PolicyTest, DnsBlockErrors) {
+  auto expectError = [](const std::string& yaml, const std::string& needle) {
+    const std::string message = parseError(yaml);
+    EXPECT_NE(message.find("t.yaml:2:"), std::string::npos) << message;
+    EXPECT_NE(message.find(needle), std::string::npos) << message;
+  };
+  expectError("name: x\ndns: { resolver: 1.1.1.1, upstream: 1.1.1.1 }\n", "write only one of them");
+  expectError("name: x\ndns: { deniedAnswer: servfail }\n", "expected nxdomain or refused");
+  expectError("name: x\ndns: { limits: { qps: 0 } }\n", "expected an integer in 1..1000000");
+  expectError("name: x\ndns: { limits: { maxLabelLength: 64 } }\n", "1..63");
+  expectError("name: x\ndns: { limits: { maxQps: 3 } }\n", "unknown key 'maxQps'");
+  expectError("name: x\ndns: { upstream: [] }\n", "at least one address");
+  expectError("name: x\ndns: { upstream: not-an-address }\n", "dns.upstream");
 }
 
 }  // namespace
