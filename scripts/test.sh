@@ -9,7 +9,7 @@ if [ "$(id -u)" -ne 0 ]; then
   exit 1
 fi
 scripts/install-deps.sh
-cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo
+cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DEGRESSD_BUILD_TESTS=ON
 cmake --build build -j"$(nproc)"
 # e2e tests share the machine's cgroup tree and bpffs: run serially.
 ctest --test-dir build --output-on-failure --timeout 300

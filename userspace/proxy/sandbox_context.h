@@ -68,7 +68,7 @@ struct SandboxPolicyView {
   std::map<std::string, policy::SecretSource> secretSources{};  // the policy's `secrets:`
   policy::HttpRules http{};  // the policy's `http:` (docs/security.md)
   bool requireSni = false;   // policy::requiresSni()
-  policy::DnsPolicy dns{};  // the sandbox resolver's answer for denied names and its limits
+  policy::DnsPolicy dns{};   // the sandbox resolver's answer for denied names and its limits
   std::vector<policy::AllowRule> nameRules{};  // name-based `allow` rules (policy::nameRules)
 };
 
