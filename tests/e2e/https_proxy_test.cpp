@@ -1436,5 +1436,49 @@ TEST_F(HttpsProxyTest, InterceptedUpgradeToAnotherProtocolIsRefused) {
   EXPECT_EQ(a.value("status", 0), 403) << a;
 }
 
+// DNS over HTTPS is HTTPS: a real DoH client (curl --doh-url) asking a resolver whose name
+// the policy denies gets nowhere, even when the sandbox knows the resolver's address
+// (--resolve) — refused by SNI under passthrough, 403 per request under interception. The
+// same client reaches an allowed DoH host (the control: the origin logs its /dns-query).
+TEST_F(HttpsProxyTest, DnsOverHttpsFollowsTheHostPolicy) {
+  const std::string port = std::to_string(kHttpsGood);
+  auto dohCurl = [&](Sandbox& sb, const std::string& dohHost, const std::string& ip,
+                     const std::string& cafile, const std::string& tag) {
+    // The DoH answer would name lookup.allowed.test; the DoH request is all that matters.
+    return sb.runInside({"curl", "--noproxy", "*", "-sS", "--max-time", "10", "--cacert", cafile,
+                         "--resolve", dohHost + ":" + port + ":" + ip, "--doh-url",
+                         "https://" + dohHost + ":" + port + "/dns-query?tag=" + tag,
+                         "http://lookup.allowed.test/"},
+                        "", milliseconds(20000));
+  };
+  for (bool intercept : {false, true}) {
+    SCOPED_TRACE(intercept ? "interception" : "passthrough");
+    PolicySpec s = spec();
+    s.allowedHosts = {"allowed.test", "*.allowed.test"};
+    s.deniedHosts = {"*.other.test"};
+    if (intercept) {
+      s = intercepting(s);
+    }
+    ASSERT_OK_AND_ASSIGN(auto sb, start(s));
+    const std::string cafile = intercept ? sandboxCa(*sb) : ca_->caCertFile();
+
+    const std::string denied = label("doh-denied");
+    const std::string deniedHost = "doh.other.test";
+    RunResult r = dohCurl(*sb, deniedHost, w().ip4(4), cafile, denied);
+    EXPECT_NE(r.exitCode, 0) << r.describe();
+    EXPECT_TRUE(requestsWith(denied).empty()) << joined(requestsWith(denied));
+    ASSERT_OK_AND_ASSIGN(
+        json a, sb->daemon().waitForAudit(
+                    auditWith({{"protocol", intercept ? "https" : "tls"}, {"host", deniedHost}})));
+    EXPECT_EQ(a.value("decision", ""), "deny") << a;
+    EXPECT_EQ(a.value("reason", ""), "denied_host") << a;
+
+    const std::string allowed = label("doh-allowed");
+    r = dohCurl(*sb, "doh.allowed.test", w().ip4(3), cafile, allowed);
+    // (curl asks for A and AAAA: one POST each.)
+    EXPECT_FALSE(requestsWith(allowed).empty()) << r.describe() << "\n" << origin_->log();
+  }
+}
+
 }  // namespace
 }  // namespace egressd::e2e
