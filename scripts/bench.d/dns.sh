@@ -54,8 +54,9 @@ lat.sort()
 print(f"    sequential: p50 {lat[n // 2] / 1000:.1f} us, p99 {lat[n * 99 // 100] / 1000:.1f} us")
 PY
 perf() { grep -E "Queries per second|Average Latency|Queries lost" | sed 's/^ */    /'; }
-inside() { taskset -c "$cpu" "$egressd" run --policy "$tmp/policy.yaml" -- "$@" 2>/dev/null; }
-insideRule() { taskset -c "$cpu" "$egressd" run --policy "$tmp/policy-rule.yaml" -- "$@" 2>/dev/null; }
+# --user root: the clients read their inputs from the root-only scratch directory.
+inside() { taskset -c "$cpu" "$egressd" run --user root --policy "$tmp/policy.yaml" -- "$@" 2>/dev/null; }
+insideRule() { taskset -c "$cpu" "$egressd" run --user root --policy "$tmp/policy-rule.yaml" -- "$@" 2>/dev/null; }
 direct() { taskset -c "$cpu" "$@"; }
 echo "direct to dnsmasq, one cached name:";    direct dnsperf -s 198.18.237.2 -d "$tmp/cached.txt" -l 8 -q 50 | perf
 echo "through egressd, one cached name:";      inside dnsperf -s 198.18.237.99 -d "$tmp/cached.txt" -l 8 -q 50 | perf
