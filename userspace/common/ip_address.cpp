@@ -97,21 +97,10 @@ std::string IpAddress::toString() const {
 }
 
 std::string IpAddress::toString(uint16_t port) const {
-  // Appended in place: GCC 12 at -O3 reports a false -Wrestrict (PR 105651) inside
-  // `"[" + std::string&&`, which inlines a self-overlapping memcpy it cannot prove safe.
-  const bool v6 = family == AF_INET6;
-  std::string out;
-  out.reserve(INET6_ADDRSTRLEN + 8);
-  if (v6) {
-    out.push_back('[');
+  if (family == AF_INET6) {
+    return "[" + toString() + "]:" + std::to_string(port);
   }
-  out.append(toString());
-  if (v6) {
-    out.push_back(']');
-  }
-  out.push_back(':');
-  out.append(std::to_string(port));
-  return out;
+  return toString() + ":" + std::to_string(port);
 }
 
 socklen_t IpAddress::toSockaddr(uint16_t port, sockaddr_storage& out) const {

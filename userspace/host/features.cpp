@@ -167,12 +167,6 @@ Feature probeIoUring() {
   return f;
 }
 
-Feature probeIpv6() {
-  return classifyIpv6(pathExists("/proc/sys/net/ipv6"),
-                      readOptional("/proc/sys/net/ipv6/conf/lo/disable_ipv6"),
-                      readOptional("/proc/sys/net/ipv6/conf/default/disable_ipv6"));
-}
-
 Feature probeBtf() {
   struct stat st {};
   if (::stat("/sys/kernel/btf/vmlinux", &st) != 0) {
@@ -218,10 +212,19 @@ std::string Feature::describe() const {
 }
 
 const std::vector<std::string_view>& featureNames() {
-  static const std::vector<std::string_view> names = {
-      kKernelVersion, kCgroup2,        kCgroup2NsDelegate, kBpffs,
-      kBtfVmlinux,    kIoUring,        kIa32Emulation,     kX32Abi,
-      kIpv6,          kPingGroupRange, kUnprivilegedUserns};
+  static const std::vector<std::string_view> names = {kKernelVersion,
+                                                      kCgroup2,
+                                                      kCgroup2NsDelegate,
+                                                      kBpffs,
+                                                      kBtfVmlinux,
+                                                      kIoUring,
+                                                      kIa32Emulation,
+                                                      kX32Abi,
+                                                      kIpv6,
+                                                      kIpv6Loopback,
+                                                      kTcpFastOpen,
+                                                      kPingGroupRange,
+                                                      kUnprivilegedUserns};
   return names;
 }
 
@@ -250,7 +253,15 @@ Feature probeFeature(std::string_view name) {
                           readOptional("/proc/sys/kernel/apparmor_restrict_unprivileged_userns"));
   }
   if (name == kIpv6) {
-    return probeIpv6();
+    return classifyIpv6(pathExists("/proc/sys/net/ipv6"),
+                        readOptional("/proc/sys/net/ipv6/conf/default/disable_ipv6"));
+  }
+  if (name == kIpv6Loopback) {
+    return classifyIpv6Loopback(pathExists("/proc/sys/net/ipv6"),
+                                readOptional("/proc/sys/net/ipv6/conf/lo/disable_ipv6"));
+  }
+  if (name == kTcpFastOpen) {
+    return classifyTcpFastOpen(readOptional("/proc/sys/net/ipv4/tcp_fastopen"));
   }
   if (name == kBtfVmlinux) {
     return probeBtf();
@@ -413,22 +424,48 @@ Feature classifyUserns(const std::optional<std::string>& maxUserNamespaces,
               "user.max_user_namespaces=" + std::to_string(*max));
 }
 
-Feature classifyIpv6(bool ipv6SysctlsExist, const std::optional<std::string>& loDisable,
-                     const std::optional<std::string>& defaultDisable) {
+Feature classifyIpv6(bool ipv6SysctlsExist, const std::optional<std::string>& defaultDisable) {
   if (!ipv6SysctlsExist) {
     return make(kIpv6, FeatureStatus::kMissing,
                 "no /proc/sys/net/ipv6: IPv6 disabled at boot (ipv6.disable=1) or not built");
   }
-  if (loDisable.has_value() && parseInteger(*loDisable) == 1) {
-    return make(kIpv6, FeatureStatus::kMissing,
-                "net.ipv6.conf.lo.disable_ipv6=1 (net.ipv6.conf.all.disable_ipv6 was set): no ::1");
-  }
   if (defaultDisable.has_value() && parseInteger(*defaultDisable) == 1) {
     return make(kIpv6, FeatureStatus::kOk,
-                "on lo; net.ipv6.conf.default.disable_ipv6=1, so new interfaces start without "
-                "IPv6 (the e2e tests enable it on their own veths)");
+                "in the kernel; net.ipv6.conf.default.disable_ipv6=1, so new interfaces start "
+                "without IPv6 (the e2e tests enable it on their own veths)");
   }
-  return make(kIpv6, FeatureStatus::kOk, "enabled");
+  return make(kIpv6, FeatureStatus::kOk, "in the kernel, on for new interfaces");
+}
+
+Feature classifyIpv6Loopback(bool ipv6SysctlsExist, const std::optional<std::string>& loDisable) {
+  if (!ipv6SysctlsExist) {
+    return make(kIpv6Loopback, FeatureStatus::kMissing,
+                "no IPv6 in the kernel (ipv6.disable=1 or not built): no ::1");
+  }
+  if (!loDisable.has_value()) {
+    return make(kIpv6Loopback, FeatureStatus::kUnknown, "net.ipv6.conf.lo.disable_ipv6 unreadable");
+  }
+  if (parseInteger(*loDisable) == 1) {
+    return make(kIpv6Loopback, FeatureStatus::kMissing,
+                "net.ipv6.conf.lo.disable_ipv6=1 (e.g. net.ipv6.conf.all.disable_ipv6=1): no ::1");
+  }
+  return make(kIpv6Loopback, FeatureStatus::kOk, "::1 on lo");
+}
+
+Feature classifyTcpFastOpen(const std::optional<std::string>& sysctl) {
+  if (!sysctl.has_value()) {
+    return make(kTcpFastOpen, FeatureStatus::kUnknown, "net.ipv4.tcp_fastopen unreadable");
+  }
+  auto v = parseInteger(*sysctl);
+  if (!v.has_value()) {
+    return make(kTcpFastOpen, FeatureStatus::kUnknown, "net.ipv4.tcp_fastopen='" + *sysctl + "'");
+  }
+  std::string setting = "net.ipv4.tcp_fastopen=" + std::to_string(*v);
+  if ((*v & 1) == 0) {
+    return make(kTcpFastOpen, FeatureStatus::kMissing,
+                setting + ": client TCP Fast Open off (sendto MSG_FASTOPEN fails EOPNOTSUPP)");
+  }
+  return make(kTcpFastOpen, FeatureStatus::kOk, setting + " (client on)");
 }
 
 Feature classifyPingGroupRange(const std::optional<std::string>& sysctl) {

@@ -46,6 +46,8 @@ inline constexpr std::string_view kBpffs = "bpffs";
 inline constexpr std::string_view kIoUring = "io_uring";
 inline constexpr std::string_view kUnprivilegedUserns = "unprivileged_userns";
 inline constexpr std::string_view kIpv6 = "ipv6";
+inline constexpr std::string_view kIpv6Loopback = "ipv6_loopback";
+inline constexpr std::string_view kTcpFastOpen = "tcp_fastopen";
 inline constexpr std::string_view kBtfVmlinux = "btf_vmlinux";
 inline constexpr std::string_view kKernelVersion = "kernel_version";
 inline constexpr std::string_view kPingGroupRange = "ping_group_range";
@@ -85,9 +87,13 @@ Feature classifyUserns(const std::optional<std::string>& maxUserNamespaces,
                        const std::optional<std::string>& unprivilegedClone,
                        const std::optional<std::string>& apparmorRestrict);
 
-// IPv6 from /proc/sys/net/ipv6 existing, and the disable_ipv6 sysctls of lo and default.
-Feature classifyIpv6(bool ipv6SysctlsExist, const std::optional<std::string>& loDisable,
-                     const std::optional<std::string>& defaultDisable);
+// IPv6 in the kernel (/proc/sys/net/ipv6 exists) and net.ipv6.conf.default.disable_ipv6.
+Feature classifyIpv6(bool ipv6SysctlsExist, const std::optional<std::string>& defaultDisable);
+// ::1 on lo: net.ipv6.conf.lo.disable_ipv6 (writing all.disable_ipv6=1 also sets it).
+Feature classifyIpv6Loopback(bool ipv6SysctlsExist, const std::optional<std::string>& loDisable);
+
+// net.ipv4.tcp_fastopen of this netns: bit 0 (1) enables the client side.
+Feature classifyTcpFastOpen(const std::optional<std::string>& sysctl);
 
 // net.ipv4.ping_group_range: "LOW HIGH"; closed when LOW > HIGH (the default "1 0").
 Feature classifyPingGroupRange(const std::optional<std::string>& sysctl);

@@ -146,17 +146,33 @@ TEST(HostFeaturesTest, UnprivilegedUserNamespaces) {
 }
 
 TEST(HostFeaturesTest, Ipv6) {
-  EXPECT_EQ(classifyIpv6(true, std::string("0"), std::string("0")).detail, "enabled");
-  EXPECT_EQ(classifyIpv6(true, std::string("0"), std::string("0")).status, FeatureStatus::kOk);
-  Feature bootOff = classifyIpv6(false, std::nullopt, std::nullopt);
+  Feature on = classifyIpv6(true, std::string("0"));
+  EXPECT_EQ(on.status, FeatureStatus::kOk);
+  Feature bootOff = classifyIpv6(false, std::nullopt);
   EXPECT_EQ(bootOff.status, FeatureStatus::kMissing);
   EXPECT_TRUE(contains(bootOff.detail, "ipv6.disable=1")) << bootOff.detail;
-  Feature allOff = classifyIpv6(true, std::string("1"), std::string("1"));
-  EXPECT_EQ(allOff.status, FeatureStatus::kMissing);
-  EXPECT_TRUE(contains(allOff.detail, "no ::1")) << allOff.detail;
-  Feature defaultOff = classifyIpv6(true, std::string("0"), std::string("1"));
+  Feature defaultOff = classifyIpv6(true, std::string("1"));
   EXPECT_EQ(defaultOff.status, FeatureStatus::kOk);
   EXPECT_TRUE(contains(defaultOff.detail, "default.disable_ipv6=1")) << defaultOff.detail;
+}
+
+TEST(HostFeaturesTest, Ipv6Loopback) {
+  EXPECT_EQ(classifyIpv6Loopback(true, std::string("0")).status, FeatureStatus::kOk);
+  Feature allOff = classifyIpv6Loopback(true, std::string("1"));
+  EXPECT_EQ(allOff.status, FeatureStatus::kMissing);
+  EXPECT_TRUE(contains(allOff.detail, "no ::1")) << allOff.detail;
+  EXPECT_EQ(classifyIpv6Loopback(false, std::nullopt).status, FeatureStatus::kMissing);
+  EXPECT_EQ(classifyIpv6Loopback(true, std::nullopt).status, FeatureStatus::kUnknown);
+}
+
+TEST(HostFeaturesTest, TcpFastOpen) {
+  EXPECT_EQ(classifyTcpFastOpen(std::string("1")).status, FeatureStatus::kOk);
+  EXPECT_EQ(classifyTcpFastOpen(std::string("3")).status, FeatureStatus::kOk);
+  Feature serverOnly = classifyTcpFastOpen(std::string("2"));
+  EXPECT_EQ(serverOnly.status, FeatureStatus::kMissing);
+  EXPECT_TRUE(contains(serverOnly.detail, "net.ipv4.tcp_fastopen=2")) << serverOnly.detail;
+  EXPECT_EQ(classifyTcpFastOpen(std::string("0")).status, FeatureStatus::kMissing);
+  EXPECT_EQ(classifyTcpFastOpen(std::string("on")).status, FeatureStatus::kUnknown);
 }
 
 TEST(HostFeaturesTest, PingGroupRange) {
