@@ -70,10 +70,16 @@ const sandbox::MountEntry* cgroup2Entry(const std::vector<sandbox::MountEntry>& 
 #if defined(__x86_64__)
 // Child: one foreign-ABI getpid, reported through the exit code (see classifyAbiProbe).
 // Only async-signal-safe calls: the caller may be multi-threaded.
+void exitOnFault(int) {
+  ::_exit(kAbiProbeFault);
+}
+
 [[noreturn]] void abiProbeChild(bool int80) {
+  struct sigaction fault {};
+  fault.sa_handler = exitOnFault;
+  ::sigaction(SIGSEGV, &fault, nullptr);
   struct sigaction dfl {};
   dfl.sa_handler = SIG_DFL;
-  ::sigaction(SIGSEGV, &dfl, nullptr);
   ::sigaction(SIGSYS, &dfl, nullptr);
   struct rlimit noCore {};
   ::setrlimit(RLIMIT_CORE, &noCore);
@@ -299,17 +305,21 @@ Feature classifyAbiProbe(std::string_view name, int waitStatus) {
           std::string(what) + " returns ENOSYS" +
               (ia32 ? "" : ": kernel without x32 (CONFIG_X86_X32_ABI off or syscall.x32=n)"));
     }
-    return make(name, FeatureStatus::kUnknown,
-                std::string(what) + ": probe exited with " + std::to_string(code));
+    if (code != kAbiProbeFault) {
+      return make(name, FeatureStatus::kUnknown,
+                  std::string(what) + ": probe exited with " + std::to_string(code));
+    }
+  }
+  const bool fault =
+      WIFEXITED(waitStatus) || (WIFSIGNALED(waitStatus) && WTERMSIG(waitStatus) == SIGSEGV);
+  if (fault) {
+    return make(name, FeatureStatus::kMissing,
+                std::string(what) + (ia32 ? " faults (SIGSEGV): kernel without IA32 emulation "
+                                            "(CONFIG_IA32_EMULATION off, or ia32_emulation=0)"
+                                          : " faults (SIGSEGV)"));
   }
   if (WIFSIGNALED(waitStatus)) {
     int sig = WTERMSIG(waitStatus);
-    if (sig == SIGSEGV) {
-      return make(name, FeatureStatus::kMissing,
-                  std::string(what) + (ia32 ? " faults (SIGSEGV): kernel without IA32 emulation "
-                                              "(CONFIG_IA32_EMULATION off, or ia32_emulation=0)"
-                                            : " faults (SIGSEGV)"));
-    }
     if (sig == SIGSYS) {
       return make(name, FeatureStatus::kMissing,
                   std::string(what) + " is killed by a seccomp filter on this process (SIGSYS)");
@@ -348,8 +358,8 @@ Feature classifyNsDelegate(const std::vector<sandbox::MountEntry>& mounts) {
   }
   return make(kCgroup2NsDelegate, FeatureStatus::kMissing,
               cg2->mountPoint +
-                  " lacks nsdelegate: the kernel does not stop migrations out of a cgroup "
-                  "namespace (egressd run shows its command a cgroup2 mount of its own cgroup)");
+                  " lacks nsdelegate (egressd run confines its command's cgroup "
+                  "view itself)");
 }
 
 Feature classifyBpffs(const std::vector<sandbox::MountEntry>& mounts,

@@ -66,9 +66,11 @@ std::vector<Feature> probeAll();
 
 // Outcome of the child that ran one foreign-ABI getpid (a wait status from waitpid):
 // exit 0 = the syscall ran and returned the pid; exit kAbiProbeEnosys = ENOSYS;
-// SIGSEGV = no such entry point (int 0x80 without IA32 emulation); SIGSYS = a seccomp
-// filter on the probing process itself.
+// exit kAbiProbeFault or SIGSEGV = no such entry point (int 0x80 without IA32 emulation;
+// the child catches the SIGSEGV so the kernel logs no "general protection fault" line for
+// every daemon start); SIGSYS = a seccomp filter on the probing process itself.
 inline constexpr int kAbiProbeEnosys = 2;
+inline constexpr int kAbiProbeFault = 3;
 Feature classifyAbiProbe(std::string_view name, int waitStatus);
 
 // cgroup2 mount and hybrid/unified layout from the mount table.

@@ -55,6 +55,10 @@ TEST(HostFeaturesTest, Ia32ProbeOutcomes) {
   Feature off = classifyAbiProbe(kIa32Emulation, killedBy(SIGSEGV));
   EXPECT_EQ(off.status, FeatureStatus::kMissing);
   EXPECT_TRUE(contains(off.detail, "IA32 emulation")) << off.detail;
+  // The child catches the fault itself (no kernel log line per probe).
+  Feature caught = classifyAbiProbe(kIa32Emulation, exited(kAbiProbeFault));
+  EXPECT_EQ(caught.status, FeatureStatus::kMissing);
+  EXPECT_EQ(caught.detail, off.detail);
   Feature filtered = classifyAbiProbe(kIa32Emulation, killedBy(SIGSYS));
   EXPECT_EQ(filtered.status, FeatureStatus::kMissing);
   EXPECT_TRUE(contains(filtered.detail, "seccomp")) << filtered.detail;
