@@ -4,6 +4,9 @@
 // One place for them: the daemon logs every result at startup, the tests skip on a missing
 // feature with the probe's detail as the reason, and `egressd verify` reports them.
 //
+// BPF program types and helpers are not here: loader::probeKernelFeatures() checks them
+// with libbpf right before loading (and refuses partial enforcement).
+//
 // Each probe has a stable name (snake_case; scripts may match on it), a status and a
 // human detail. The parsing parts are separate pure functions so both branches of each
 // are unit-tested on any host.
