@@ -124,7 +124,8 @@ int runCommand(const RunOptions& o) {
         {"GIT_SSL_CAINFO", ca.bundle},
         {"NODE_EXTRA_CA_CERTS", ca.certificate},
         {"EGRESSD_CA_CERT", ca.certificate}};
-    for (const auto& [name, value] : trust) {
+    for (const auto& [key, value] : trust) {
+      const std::string& name = key;  // clang 14 cannot capture a structured binding
       std::erase_if(spawn.env, [&name](const std::string& e) {
         return e.size() > name.size() && e.compare(0, name.size(), name) == 0 &&
                e[name.size()] == '=';
