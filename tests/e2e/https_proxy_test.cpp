@@ -732,7 +732,7 @@ TEST_F(HttpsProxyTest, LargeBodiesArriveIntactInBothModes) {
     // The audit counts the bytes: per connection (passthrough) or per request (interception).
     const uint64_t big = kBytes;
     auto over = [&](const char* key) {
-      return [key, big, intercept](const json& a) {
+      return [key, intercept](const json& a) {  // big: a constant, not captured
         return a.value("protocol", "") == (intercept ? "https" : "tls") &&
                a.value(key, uint64_t{0}) >= big;
       };

@@ -14,6 +14,7 @@
 
 #include "cgroup.h"
 #include "common/fs.h"
+#include "host_features.h"
 #include "servers.h"
 #include "temp_dir.h"
 #include "test_util.h"
@@ -118,12 +119,16 @@ TEST_F(RunCommandTest, RefusesPacketSocketsAndIoUring) {
       << r.describe();
   // Outside `egressd run` both work (root), so the refusals are egressd's.
   EXPECT_PROBE_OK(probeHost({"packet"}));
+  // With io_uring off in the kernel its EPERM would be the kernel's, not egressd's.
+  EGRESSD_SKIP_UNLESS_HOST_FEATURE(host::kIoUring);
   EXPECT_PROBE_OK(probeHost({"uring-connect", w().ip4(3), kA}));
 }
 
 // --allow-io-uring lifts the seccomp refusal, not the kernel's judgement: io_uring's
 // connect still goes through cgroup/connect4.
 TEST_F(RunCommandTest, AllowIoUringStillJudgesItsConnects) {
+  // The command runs without CAP_SYS_ADMIN: it needs kernel.io_uring_disabled=0.
+  EGRESSD_SKIP_UNLESS_HOST_FEATURE(host::kIoUring);
   const std::vector<std::string> allow{"--allow-io-uring"};
   auto r = runEgressd(probe({"uring-connect", w().ip4(3), kA}), allow);
   EXPECT_EQ(r.exitCode, 0) << r.describe();

@@ -5,6 +5,8 @@
 #include <sstream>
 #include <thread>
 
+#include "host_features.h"
+
 namespace egressd::e2e {
 namespace {
 
@@ -354,6 +356,9 @@ void E2eTest::SetUp() {
   if (::geteuid() != 0) {
     GTEST_SKIP() << "e2e tests need root";
   }
+  // The world gives every namespace and veth IPv6 addresses (and enables IPv6 on its own
+  // veths when the host's default is off); only a kernel without IPv6 stops it.
+  EGRESSD_SKIP_UNLESS_HOST_FEATURE(host::kIpv6);
   auto w = world();
   ASSERT_TRUE(w.ok()) << "test world: " << w.error().message();
   world_ = *w;

@@ -8,6 +8,7 @@
 
 #include "cgroup.h"
 #include "common/fs.h"
+#include "host_features.h"
 #include "names.h"
 #include "netns.h"
 #include "process.h"
@@ -70,6 +71,11 @@ void SuiteEnvironment::SetUp() {
   if (::geteuid() != 0) {
     GTEST_SKIP() << "e2e tests need root (cgroups, netns, BPF)";
   }
+  // Without these no e2e test can load or attach egressd's programs (the BPF object
+  // carries CO-RE relocations, which libbpf resolves against the kernel's BTF).
+  EGRESSD_SKIP_UNLESS_HOST_FEATURE(host::kKernelVersion);
+  EGRESSD_SKIP_UNLESS_HOST_FEATURE(host::kCgroup2);
+  EGRESSD_SKIP_UNLESS_HOST_FEATURE(host::kBtfVmlinux);
   auto root = cgroup2Root();
   ASSERT_TRUE(root.ok()) << root.error().message();
   auto bpffs = ensureBpffs();

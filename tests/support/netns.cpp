@@ -10,6 +10,7 @@
 #include <cstdio>
 #include <sstream>
 
+#include "common/fs.h"
 #include "common/unique_fd.h"
 #include "names.h"
 #include "process.h"
@@ -125,6 +126,25 @@ Status deleteNetns(const std::string& name) {
 
 // ---- VethPair ----
 
+namespace {
+
+// net.ipv6.conf.default.disable_ipv6=1 on the host (also set by all.disable_ipv6=1, and
+// carried into new namespaces by net.core.devconf_inherit_init_net) would leave a new veth
+// without IPv6, and the world's IPv6 addresses could not be added. The setting lives on the
+// test's own device and goes away with it: nothing of the host's to restore.
+Status enableIpv6On(const std::string& netns, const std::string& dev) {
+  if (!pathExists("/proc/sys/net/ipv6")) {
+    return okStatus();  // no IPv6 in the kernel: E2eTest skips before using the world
+  }
+  std::vector<std::string> argv{"sysctl", "-q", "-w", "net.ipv6.conf." + dev + ".disable_ipv6=0"};
+  if (!netns.empty()) {
+    argv.insert(argv.begin(), {"ip", "netns", "exec", netns});
+  }
+  return runChecked(argv);
+}
+
+}  // namespace
+
 Result<VethPair> VethPair::create(const std::string& hostName, const std::string& peerName,
                                   const std::string& peerNetns, const std::string& hostNetns) {
   if (hostName.size() > 15 || peerName.size() > 15) {
@@ -136,7 +156,10 @@ Result<VethPair> VethPair::create(const std::string& hostName, const std::string
     rest.push_back(peerNetns);
   }
   EGRESSD_TRY(runChecked(ipArgs(hostNetns, rest)));
-  return VethPair(hostName, peerName, hostNetns);
+  VethPair pair(hostName, peerName, hostNetns);
+  EGRESSD_TRY(enableIpv6On(hostNetns, hostName));
+  EGRESSD_TRY(enableIpv6On(peerNetns, peerName));
+  return pair;
 }
 
 VethPair::VethPair(VethPair&& other) noexcept

@@ -21,7 +21,7 @@ class TestServers {
                                    const std::vector<std::string>& tcp,
                                    const std::vector<std::string>& udp);
   TestServers(TestServers&&) = default;
-  TestServers& operator=(TestServers&&) = default;
+  TestServers& operator=(TestServers&&) = delete;  // TempDir is not assignable
   ~TestServers() = default;
 
   // Lines "tcp ADDR:PORT" / "udp ADDR:PORT" of the bound sockets, in argument order.
@@ -80,7 +80,7 @@ class TestHttpOrigin {
                                       const std::vector<std::string>& endpoints,
                                       const std::vector<TlsEndpoint>& tls = {});
   TestHttpOrigin(TestHttpOrigin&&) = default;
-  TestHttpOrigin& operator=(TestHttpOrigin&&) = default;
+  TestHttpOrigin& operator=(TestHttpOrigin&&) = delete;  // TempDir is not assignable
 
   // "http LOCAL" lines of the listening sockets, in argument order ("https LOCAL" after).
   const std::vector<std::string>& bound() const { return bound_; }

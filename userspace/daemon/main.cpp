@@ -12,6 +12,7 @@
 
 #include "bpf/abi.h"
 #include "daemon/commands.h"
+#include "host/features.h"
 
 namespace {
 
@@ -22,6 +23,17 @@ void setLogLevel(const std::string& level) {
   spdlog::set_default_logger(spdlog::stderr_color_mt("egressd"));
   spdlog::set_pattern("egressd %^%l%$: %v");
   spdlog::set_level(spdlog::level::from_str(level));
+}
+
+// One line per host feature probe (host/features.h): what this kernel and host offer
+// egressd, so a report from the field says which features it ran with.
+void logHostFeatures(spdlog::level::level_enum level) {
+  if (!spdlog::should_log(level)) {
+    return;
+  }
+  for (const auto& feature : egressd::host::probeAll()) {
+    spdlog::log(level, "host feature {}", feature.describe());
+  }
 }
 
 }  // namespace
@@ -164,6 +176,7 @@ int main(int argc, char** argv) {
                                                   args["policy-dir"].as<std::string>(),
                                                   args["cgroup-parent"].as<std::string>(),
                                                   args.count("persist-secrets") != 0U};
+    logHostFeatures(spdlog::level::info);
     return egressd::daemon::controlDaemonCommand(control, proxy);
   }
   if (sub.empty() || sub == "daemon" || sub == "apply") {
@@ -180,6 +193,7 @@ int main(int argc, char** argv) {
       nofile.rlim_cur = nofile.rlim_max;
       ::setrlimit(RLIMIT_NOFILE, &nofile);
     }
+    logHostFeatures(spdlog::level::info);
     return egressd::daemon::serveCommand(sandbox, proxy);
   }
   if (sub == "detach") {
@@ -208,6 +222,8 @@ int main(int argc, char** argv) {
     if (args.count("env-file") != 0U) {
       run.envFiles = args["env-file"].as<std::vector<std::string>>();
     }
+    // The command's terminal is egressd run's stderr too: only with --log-level debug.
+    logHostFeatures(spdlog::level::debug);
     return egressd::daemon::runCommand(run);
   }
   std::cerr << "egressd: unknown command '" << sub << "'\n" << options.help() << "\n";

@@ -35,6 +35,14 @@ constexpr uint32_t kTcpStates =
 // A connected UDP socket reports TCP_ESTABLISHED; an unconnected one TCP_CLOSE.
 constexpr uint32_t kUdpStates = 1u << TCP_ESTABLISHED;
 
+// NLMSG_OK, spelled out: the macro compares the __u32 nlmsg_len with the int length, which
+// clang reports (-Wsign-compare) where GCC stays silent. `len` stays signed: NLMSG_NEXT may
+// take it below zero after the last, unpadded message, which must end the loop.
+bool nlmsgOk(const nlmsghdr* h, int len) {
+  return len >= static_cast<int>(sizeof(nlmsghdr)) && h->nlmsg_len >= sizeof(nlmsghdr) &&
+         h->nlmsg_len <= static_cast<unsigned>(len);
+}
+
 // The kernel sizes a dump's messages by the reader's buffer, up to 32 KiB; twice that
 // leaves no room for truncation.
 constexpr size_t kReceiveBufferBytes = 64 * 1024;
@@ -110,7 +118,7 @@ class SockDiag {
         return std::move(n).error();
       }
       int len = static_cast<int>(*n);
-      for (auto* h = reinterpret_cast<nlmsghdr*>(buffer_.get()); NLMSG_OK(h, len);
+      for (auto* h = reinterpret_cast<nlmsghdr*>(buffer_.get()); nlmsgOk(h, len);
            h = NLMSG_NEXT(h, len)) {
         if (h->nlmsg_seq != seq) {
           continue;  // a late answer to an earlier request
@@ -162,7 +170,7 @@ class SockDiag {
         return std::move(n).error();
       }
       int len = static_cast<int>(*n);
-      for (auto* h = reinterpret_cast<nlmsghdr*>(buffer_.get()); NLMSG_OK(h, len);
+      for (auto* h = reinterpret_cast<nlmsghdr*>(buffer_.get()); nlmsgOk(h, len);
            h = NLMSG_NEXT(h, len)) {
         if (h->nlmsg_seq != seq || h->nlmsg_type != NLMSG_ERROR) {
           continue;
