@@ -139,6 +139,52 @@ std::string canonicalQueryName(std::string_view name) {
   return out;
 }
 
+// The ipv4hint (key 4) and ipv6hint (key 6) addresses of the SVCB/HTTPS RDATA in
+// [start, end): SvcPriority, TargetName (RFC 9460 forbids compressing it, but reading a
+// pointer is harmless), then key/length/value parameters.
+Result<std::vector<IpAddress>> readSvcbHints(std::span<const uint8_t> msg, size_t start,
+                                             size_t end) {
+  std::vector<IpAddress> hints;
+  if (start + 2 > end) {
+    return malformed("SVCB record without SvcPriority");
+  }
+  std::string target;
+  auto afterTarget = readName(msg, start + 2, target);
+  if (!afterTarget.ok()) {
+    return std::move(afterTarget).error();
+  }
+  size_t pos = *afterTarget;
+  while (pos < end) {
+    if (pos + 4 > end) {
+      return malformed("SVCB parameter runs past its record");
+    }
+    const uint16_t key = read16(msg, pos);
+    const size_t length = read16(msg, pos + 2);
+    const size_t value = pos + 4;
+    if (value + length > end) {
+      return malformed("SVCB parameter value runs past its record");
+    }
+    const size_t width = key == 4 ? 4 : key == 6 ? 16 : 0;
+    if (width != 0) {
+      if (length == 0 || length % width != 0) {
+        return malformed("SVCB address hint of " + std::to_string(length) + " bytes");
+      }
+      for (size_t at = value; at < value + length; at += width) {
+        if (width == 4) {
+          hints.push_back(IpAddress::v4(msg[at], msg[at + 1], msg[at + 2], msg[at + 3]));
+        } else {
+          sockaddr_in6 in6{};
+          in6.sin6_family = AF_INET6;
+          std::memcpy(in6.sin6_addr.s6_addr, msg.data() + at, 16);
+          hints.push_back(IpAddress::fromSockaddr(reinterpret_cast<const sockaddr*>(&in6)));
+        }
+      }
+    }
+    pos = value + length;
+  }
+  return hints;
+}
+
 struct Record {
   std::string owner;
   uint16_t type = 0;
@@ -343,6 +389,18 @@ Result<ParsedAnswer> parseResponse(std::span<const uint8_t> msg, uint16_t id, st
       in6.sin6_family = AF_INET6;
       std::memcpy(in6.sin6_addr.s6_addr, msg.data() + dataStart, 16);
       record.address = IpAddress::fromSockaddr(reinterpret_cast<const sockaddr*>(&in6));
+    } else if (record.type == kTypeSvcb || record.type == kTypeHttps) {
+      auto hints = readSvcbHints(msg, dataStart, pos);
+      if (!hints.ok()) {
+        return std::move(hints).error();
+      }
+      for (const IpAddress& hint : *hints) {
+        if (std::find(answer.hintAddresses.begin(), answer.hintAddresses.end(), hint) ==
+            answer.hintAddresses.end()) {
+          answer.hintAddresses.push_back(hint);
+        }
+      }
+      continue;
     } else {
       continue;  // other types (RRSIG, ...) are not ours to interpret
     }

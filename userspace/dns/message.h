@@ -61,6 +61,10 @@ struct ParsedAnswer {
   // answers of any type.
   uint32_t minRecordTtl = 0;
   uint16_t answerCount = 0;  // ANCOUNT
+  // ipv4hint/ipv6hint addresses of every SVCB/HTTPS record in the answer section (RFC 9460
+  // section 7.3): a client may connect to them without asking for A/AAAA, so they are judged
+  // like addresses. Parsed for any query type; duplicates kept out.
+  std::vector<IpAddress> hintAddresses;
 };
 
 // Checks that `msg` answers our query: id, QR=1, opcode QUERY, exactly one question equal

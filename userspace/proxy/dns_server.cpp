@@ -570,6 +570,19 @@ struct DnsServer::Impl {
                   (judged.rule.empty() ? "" : ", " + judged.rule) + ")";
       }
     }
+    // SVCB/HTTPS address hints are addresses too: one the policy refuses takes the records
+    // out (an empty NOERROR answer; the client falls back to A/AAAA, filtered above).
+    for (const IpAddress& hint : a.hintAddresses) {
+      const policy::HostDecision judged = p.view->hosts.judgeAnswerAddress(hint);
+      if (!judged.allowed()) {
+        o.answers = 0;
+        o.reason = "answer_filtered";
+        o.detail = "dropped the SVCB/HTTPS records: hint " + hint.toString() + " (" +
+                   judged.reason + (judged.rule.empty() ? "" : ", " + judged.rule) + ")";
+        audit(sb, &q, p.name, overTcp, o, p.started);
+        return dns::buildLocalAnswer(p.query, q, dns::kRcodeNoError);
+      }
+    }
     if (a.rcode == dns::kRcodeNoError && !kept.empty() &&
         (q.qtype == dns::kTypeA || q.qtype == dns::kTypeAaaa)) {
       sb.context->resolved.record(
