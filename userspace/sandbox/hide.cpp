@@ -321,8 +321,10 @@ Result<HidePlan> planHiding(const std::vector<std::string>& secretPaths,
     keepDirs.emplace_back(*dir, &k);
   }
   for (const auto& [dir, dirPlan] : planner.dirs()) {
-    const bool covered = std::any_of(keepDirs.begin(), keepDirs.end(),
-                                     [&dir](const auto& k) { return isUnder(dir, k.first); });
+    const std::string& secretDir = dir;  // clang 14 cannot capture a structured binding
+    const bool covered = std::any_of(keepDirs.begin(), keepDirs.end(), [&secretDir](const auto& k) {
+      return isUnder(secretDir, k.first);
+    });
     if (covered) {
       continue;
     }
