@@ -221,6 +221,42 @@ struct Lookup {
   std::string error;
 };
 
+namespace {
+
+// Both caches: a live entry of `key` (an expired one is erased), and a bounded insert.
+template <typename Map>
+const typename Map::mapped_type* findLive(Map& map, const std::string& key,
+                                          std::chrono::steady_clock::time_point now) {
+  auto it = map.find(key);
+  if (it == map.end()) {
+    return nullptr;
+  }
+  if (it->second.expires <= now) {
+    map.erase(it);
+    return nullptr;
+  }
+  return &it->second;
+}
+
+template <typename Map>
+void insertBounded(Map& map, const std::string& key, typename Map::mapped_type entry,
+                   std::chrono::steady_clock::time_point now, size_t limit) {
+  if (map.size() >= limit && map.find(key) == map.end()) {
+    std::erase_if(map, [now](const auto& item) { return item.second.expires <= now; });
+    if (map.size() >= limit) {
+      // Still full of live entries (a flood of distinct names): drop an arbitrary tenth
+      // rather than grow without bound or evict one entry per insert.
+      const size_t keep = limit - std::max<size_t>(1, limit / 10);
+      while (map.size() > keep) {
+        map.erase(map.begin());
+      }
+    }
+  }
+  map[key] = std::move(entry);
+}
+
+}  // namespace
+
 // Everything a resolve() needs; shared with every resolve() in progress.
 namespace detail {
 struct ResolverState {
@@ -244,16 +280,12 @@ struct ResolverState {
   bool forwardCached(const std::string& key, Forwarded& out) {
     const auto now = config.clock();
     std::lock_guard lock(cacheMutex);
-    auto it = forwardCache.find(key);
-    if (it == forwardCache.end()) {
+    const ForwardEntry* entry = findLive(forwardCache, key, now);
+    if (entry == nullptr) {
       return false;
     }
-    if (it->second.expires <= now) {
-      forwardCache.erase(it);
-      return false;
-    }
-    out.message = it->second.message;
-    out.answer = it->second.answer;
+    out.message = entry->message;
+    out.answer = entry->answer;
     out.cached = true;
     return true;
   }
@@ -277,33 +309,21 @@ struct ResolverState {
     }
     const auto now = config.clock();
     std::lock_guard lock(cacheMutex);
-    const size_t limit = config.maxCacheEntries;
-    if (forwardCache.size() >= limit && forwardCache.find(key) == forwardCache.end()) {
-      std::erase_if(forwardCache, [now](const auto& item) { return item.second.expires <= now; });
-      if (forwardCache.size() >= limit) {
-        const size_t keep = limit - std::max<size_t>(1, limit / 10);
-        while (forwardCache.size() > keep) {
-          forwardCache.erase(forwardCache.begin());
-        }
-      }
-    }
-    forwardCache[key] =
-        ForwardEntry{forwarded.message, forwarded.answer, now + std::chrono::seconds(ttl)};
+    insertBounded(
+        forwardCache, key,
+        ForwardEntry{forwarded.message, forwarded.answer, now + std::chrono::seconds(ttl)}, now,
+        config.maxCacheEntries);
   }
 
   bool cached(const std::string& key, Lookup& out) {
     const auto now = config.clock();
     std::lock_guard lock(cacheMutex);
-    auto it = cache.find(key);
-    if (it == cache.end()) {
+    const CacheEntry* entry = findLive(cache, key, now);
+    if (entry == nullptr) {
       return false;
     }
-    if (it->second.expires <= now) {
-      cache.erase(it);
-      return false;
-    }
-    out.outcome = it->second.outcome;
-    out.addresses = it->second.addresses;
+    out.outcome = entry->outcome;
+    out.addresses = entry->addresses;
     return true;
   }
 
@@ -327,19 +347,7 @@ struct ResolverState {
     CacheEntry entry{lookup.addresses, lookup.outcome, now + std::chrono::seconds(ttl)};
 
     std::lock_guard lock(cacheMutex);
-    const size_t limit = config.maxCacheEntries;
-    if (cache.size() >= limit && cache.find(key) == cache.end()) {
-      std::erase_if(cache, [now](const auto& item) { return item.second.expires <= now; });
-      if (cache.size() >= limit) {
-        // Still full of live entries (a flood of distinct names): drop an arbitrary tenth
-        // rather than grow without bound or evict one entry per insert.
-        const size_t keep = limit - std::max<size_t>(1, limit / 10);
-        while (cache.size() > keep) {
-          cache.erase(cache.begin());
-        }
-      }
-    }
-    cache[key] = std::move(entry);
+    insertBounded(cache, key, std::move(entry), now, config.maxCacheEntries);
   }
 };
 }  // namespace detail
