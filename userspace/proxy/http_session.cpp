@@ -2,6 +2,7 @@
 
 #include <type_traits>
 
+#include "common/ascii.h"
 #include "proxy/pipe.h"
 #include "proxy/request_rules.h"
 #include "proxy/stream_ops.h"
@@ -531,10 +532,7 @@ asio::awaitable<bool> HttpSession<Stream>::handleRequest() {
   Outcome out;
   // h2c would switch the connection to a protocol the proxy cannot judge per request.
   if (head.upgrade && !head.upgradeProtocol.empty()) {
-    std::string proto = head.upgradeProtocol;
-    for (char& c : proto) {
-      c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    }
+    const std::string proto = toLowerAscii(head.upgradeProtocol);
     if (proto.find("h2c") != std::string::npos) {
       co_await rejectMalformed(400, "Upgrade: h2c is not supported (HTTP/2 over cleartext)");
       co_return false;
