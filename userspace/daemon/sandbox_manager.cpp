@@ -363,7 +363,7 @@ Result<SandboxManager::Compiled> SandboxManager::compile(const SandboxRecord& re
   if (!request.ok()) {
     return Error(EINVAL, request.error().message());
   }
-  auto view = ProxyRuntime::makeView(*effective, entry.handlers, &record.overrides);
+  auto view = proxy::makePolicyView(*effective, entry.handlers, &record.overrides);
   if (!view.ok()) {
     return Error(kInvalidPolicy, view.error().message());
   }
