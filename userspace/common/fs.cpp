@@ -49,7 +49,8 @@ Status writeFile(const std::string& path, const std::string& content) {
 }
 
 Status writeFileAtomic(const std::string& path, const std::string& content, int mode) {
-  std::string tmp = path + ".tmp." + std::to_string(::getpid());
+  // The pid keeps two processes writing the same file (daemon and CLI) off each other's temp.
+  const std::string tmp = path + ".tmp." + std::to_string(::getpid());
   {
     UniqueFd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode));
     if (!fd) {
@@ -78,6 +79,18 @@ Status writeFileAtomic(const std::string& path, const std::string& content, int 
     int err = errno;
     ::unlink(tmp.c_str());
     return systemError(err, "rename " + tmp + " to " + path);
+  }
+  // Without syncing the directory a crash can lose the rename itself: after reboot the old
+  // file (or none) is back although the call reported success.
+  const auto slash = path.find_last_of('/');
+  const std::string dir =
+      slash == std::string::npos ? "." : (slash == 0 ? "/" : path.substr(0, slash));
+  UniqueFd dirFd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!dirFd) {
+    return lastSystemError("open directory " + dir + " to sync the rename of " + path);
+  }
+  if (::fsync(dirFd.get()) != 0) {
+    return lastSystemError("fsync directory " + dir + " after renaming " + path);
   }
   return okStatus();
 }

@@ -6,6 +6,8 @@
 #include <stdexcept>
 #include <utility>
 
+#include "common/ascii.h"
+
 namespace egressd::control {
 
 namespace {
@@ -65,19 +67,6 @@ Error missing(std::string_view key, std::string_view what) {
 Error wrongType(std::string_view key, std::string_view what, const nlohmann::json& value) {
   return Error(EINVAL, "field " + quoted(key) + " must be " + std::string(what) + ", not " +
                            describe(value));
-}
-
-int hexValue(char c) {
-  if (c >= '0' && c <= '9') {
-    return c - '0';
-  }
-  if (c >= 'a' && c <= 'f') {
-    return c - 'a' + 10;
-  }
-  if (c >= 'A' && c <= 'F') {
-    return c - 'A' + 10;
-  }
-  return -1;
 }
 
 std::vector<std::string_view> splitPath(std::string_view path) {
@@ -276,8 +265,8 @@ Result<std::string> percentDecode(std::string_view text, bool plusIsSpace) {
       out += c;
       continue;
     }
-    const int hi = i + 2 < text.size() ? hexValue(text[i + 1]) : -1;
-    const int lo = i + 2 < text.size() ? hexValue(text[i + 2]) : -1;
+    const int hi = i + 2 < text.size() ? hexDigitValue(text[i + 1]) : -1;
+    const int lo = i + 2 < text.size() ? hexDigitValue(text[i + 2]) : -1;
     if (hi < 0 || lo < 0) {
       return Error(EINVAL, "bad percent-encoding at offset " + std::to_string(i) +
                                " (expected %XX with two hex digits)");

@@ -19,6 +19,7 @@
 #include "common/fs.h"
 #include "common/io_thread.h"
 #include "common/unique_fd.h"
+#include "common/unix_socket.h"
 #include "control/wire.h"
 #include "http/http.h"
 
@@ -369,67 +370,21 @@ Result<std::unique_ptr<ControlServer>> ControlServer::start(const std::string& s
   if (!router) {
     return Error(EINVAL, "control server on " + socketPath + ": no router");
   }
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  if (socketPath.empty() || socketPath.size() >= sizeof(addr.sun_path)) {
-    return Error(ENAMETOOLONG, "control socket path '" + socketPath + "' must be 1 to " +
-                                   std::to_string(sizeof(addr.sun_path) - 1) + " bytes long");
-  }
-  socketPath.copy(addr.sun_path, socketPath.size());
-  const auto* sa = reinterpret_cast<const sockaddr*>(&addr);
-  const socklen_t len = sizeof(addr);
-
   std::string dir = std::filesystem::path(socketPath).parent_path().string();
   EGRESSD_TRY(checkSocketDirectory(dir.empty() ? "." : dir));
-
-  struct stat st {};
-  if (::lstat(socketPath.c_str(), &st) == 0) {
-    if (!S_ISSOCK(st.st_mode)) {
-      return Error(EEXIST, "control socket path " + socketPath +
-                               " exists and is not a socket; refusing to replace it");
-    }
-    UniqueFd probe(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
-    if (!probe) {
-      return lastSystemError("create a socket to probe " + socketPath);
-    }
-    if (::connect(probe.get(), sa, len) == 0) {
+  auto listening = listenOnUnixSocket(socketPath, "control socket", kListenBacklog);
+  if (!listening.ok()) {
+    if (listening.error().code() == EADDRINUSE) {
       return Error(EADDRINUSE, "another egressd already serves " + socketPath);
     }
-    // Nobody accepts on it: left behind by a daemon that did not exit cleanly.
-    if (::unlink(socketPath.c_str()) != 0 && errno != ENOENT) {
-      return lastSystemError("remove stale control socket " + socketPath);
-    }
+    return listening.error();
   }
-
-  UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  if (!fd) {
-    return lastSystemError("create control socket");
-  }
-  // umask makes the file 0600 from its first moment; the chmod after makes sure of it
-  // whatever the umask did. Nobody can connect before listen() anyway.
-  const mode_t oldMask = ::umask(0177);
-  const int bound = ::bind(fd.get(), sa, len);
-  const int bindErrno = errno;
-  ::umask(oldMask);
-  if (bound != 0) {
-    return systemError(bindErrno, "bind control socket " + socketPath);
-  }
-  auto fail = [&](const std::string& what) {
-    Error err = lastSystemError(what);
+  UniqueFd fd = std::move(listening.value());
+  struct stat st {};
+  if (::lstat(socketPath.c_str(), &st) != 0) {
+    Error err = lastSystemError("stat control socket " + socketPath);
     ::unlink(socketPath.c_str());
     return err;
-  };
-  if (::chown(socketPath.c_str(), ::geteuid(), ::getegid()) != 0) {
-    return fail("chown control socket " + socketPath);
-  }
-  if (::chmod(socketPath.c_str(), 0600) != 0) {
-    return fail("chmod 0600 control socket " + socketPath);
-  }
-  if (::lstat(socketPath.c_str(), &st) != 0) {
-    return fail("stat control socket " + socketPath);
-  }
-  if (::listen(fd.get(), kListenBacklog) != 0) {
-    return fail("listen on control socket " + socketPath);
   }
 
   auto impl = std::make_unique<Impl>();

@@ -367,53 +367,6 @@ Result<std::unique_ptr<ProxyRuntime>> ProxyRuntime::start(const ProxyOptions& op
   return std::unique_ptr<ProxyRuntime>(new ProxyRuntime(std::move(impl)));
 }
 
-namespace {
-
-handlers::HostBinding bindingOf(std::string pattern, const policy::HandlerRef& ref) {
-  return handlers::HostBinding{std::move(pattern), ref.handler, ref.params};
-}
-
-}  // namespace
-
-Result<std::shared_ptr<const proxy::SandboxPolicyView>> ProxyRuntime::makeView(
-    const policy::Policy& p, std::shared_ptr<const handlers::HandlerSet> compiled,
-    const policy::InstanceOverrides* overrides) {
-  if (!compiled) {
-    auto made = handlers::HandlerSet::compile(p);
-    if (!made.ok()) {
-      return std::move(made).error();
-    }
-    compiled = std::move(*made);
-  }
-  auto view = std::make_shared<proxy::SandboxPolicyView>();
-  view->policyName = p.name;
-  view->hosts = policy::HostPolicy::fromPolicy(p);
-  view->intercept = proxy::InterceptSelection::fromPolicy(p.interceptHttps);
-  view->denyStatus = p.denyStatus;
-  view->secretSources = p.secrets;
-  view->http = p.http;
-  view->requireSni = policy::requiresSni(p);
-  view->dns = p.dns;
-  view->nameRules = policy::nameRules(p);
-  proxy::HandlerBindings& b = view->handlers;
-  b.set = std::move(compiled);
-  for (const policy::HostHandler& h : p.outboundByHost) {
-    b.policyByHost.push_back(bindingOf(h.host.pattern, h.ref));
-  }
-  if (p.outbound) {
-    b.policyOutbound = bindingOf("*", *p.outbound);
-  }
-  if (overrides != nullptr) {
-    for (const auto& [pattern, ref] : overrides->outboundByHost) {
-      b.instanceByHost.push_back(bindingOf(pattern, ref));
-    }
-    if (overrides->outbound) {
-      b.instanceOutbound = bindingOf("*", *overrides->outbound);
-    }
-  }
-  return std::shared_ptr<const proxy::SandboxPolicyView>(std::move(view));
-}
-
 Status ProxyRuntime::addSandbox(const std::string& id, uint32_t slot, const policy::Policy& policy,
                                 std::vector<std::string> ruleNames,
                                 std::optional<proxy::ListenerReservation> listener,
@@ -421,7 +374,7 @@ Status ProxyRuntime::addSandbox(const std::string& id, uint32_t slot, const poli
                                 std::optional<proxy::DnsSockets> dns, std::string cgroupPath,
                                 std::string netnsPath) {
   if (!view) {
-    auto made = makeView(policy, nullptr, nullptr);
+    auto made = proxy::makePolicyView(policy);
     if (!made.ok()) {
       return std::move(made).error().wrap("sandbox " + id);
     }
@@ -485,7 +438,7 @@ Status ProxyRuntime::addSandbox(const std::string& id, uint32_t slot, const poli
 
 Status ProxyRuntime::updatePolicy(const std::string& id, const policy::Policy& policy,
                                   std::vector<std::string> ruleNames) {
-  auto view = makeView(policy, nullptr, nullptr);
+  auto view = proxy::makePolicyView(policy);
   if (!view.ok()) {
     return std::move(view).error().wrap("sandbox " + id);
   }

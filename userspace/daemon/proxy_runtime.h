@@ -42,13 +42,6 @@ class ProxyRuntime {
                                                      const std::string& pinRoot);
   ~ProxyRuntime();
 
-  // What the proxy judges a sandbox's requests by: the effective policy (instance host
-  // lists already merged), its compiled handlers (null: compiled from `effective`) and the
-  // instance's handler overrides (null: none).
-  static Result<std::shared_ptr<const proxy::SandboxPolicyView>> makeView(
-      const policy::Policy& effective, std::shared_ptr<const handlers::HandlerSet> handlers,
-      const policy::InstanceOverrides* overrides);
-
   // Serves sandbox `id` (kernel slot `slot`) on `listener`, judging requests by `policy`
   // (or by `view` when given), and its DNS queries on `dns` (the resolver sockets taken
   // from the reservation, served also without a proxy);

@@ -81,39 +81,6 @@ bool isLoopback(const IpAddress& a) {
   return std::equal(a.bytes.begin(), a.bytes.begin() + 12, kMappedPrefix) && a.bytes[12] == 127;
 }
 
-// Writes `text` to `path` so a reader (or a crash) sees the old file or the new one whole.
-Status writeFileAtomically(const std::string& path, const std::string& text, mode_t mode) {
-  const std::string tmp = path + ".tmp";
-  UniqueFd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode));
-  if (!fd) {
-    return lastSystemError("create " + tmp);
-  }
-  size_t done = 0;
-  while (done < text.size()) {
-    ssize_t n = ::write(fd.get(), text.data() + done, text.size() - done);
-    if (n < 0) {
-      if (errno == EINTR) {
-        continue;
-      }
-      return lastSystemError("write " + tmp);
-    }
-    done += static_cast<size_t>(n);
-  }
-  if (::fsync(fd.get()) != 0) {
-    return lastSystemError("fsync " + tmp);
-  }
-  fd.reset();
-  if (::rename(tmp.c_str(), path.c_str()) != 0) {
-    return lastSystemError("rename " + tmp + " to " + path);
-  }
-  const std::string dir = std::filesystem::path(path).parent_path().string();
-  UniqueFd dirFd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-  if (dirFd) {
-    ::fsync(dirFd.get());
-  }
-  return okStatus();
-}
-
 Result<std::shared_ptr<const handlers::HandlerSet>> compileHandlers(const policy::Policy& p) {
   auto compiled = handlers::HandlerSet::compile(p);
   if (!compiled.ok()) {
@@ -396,7 +363,7 @@ Result<SandboxManager::Compiled> SandboxManager::compile(const SandboxRecord& re
   if (!request.ok()) {
     return Error(EINVAL, request.error().message());
   }
-  auto view = ProxyRuntime::makeView(*effective, entry.handlers, &record.overrides);
+  auto view = proxy::makePolicyView(*effective, entry.handlers, &record.overrides);
   if (!view.ok()) {
     return Error(kInvalidPolicy, view.error().message());
   }
@@ -1086,8 +1053,7 @@ Status SandboxManager::saveState() const {
                           {"sandboxes", sandboxes},
                           {"secrets", secrets}};
   // 0600: with --persist-secrets it holds secret values.
-  auto written =
-      writeFileAtomically(options_.stateDir + "/" + kStateFile, state.dump(2) + "\n", 0600);
+  auto written = writeFileAtomic(options_.stateDir + "/" + kStateFile, state.dump(2) + "\n", 0600);
   if (!written.ok()) {
     return std::move(written).error().wrap("saving daemon state");
   }

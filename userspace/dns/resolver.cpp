@@ -29,6 +29,7 @@
 #include <asio/use_awaitable.hpp>
 #include <asio/write.hpp>
 
+#include "common/ascii.h"
 #include "dns/message.h"
 
 namespace egressd::dns {
@@ -64,11 +65,7 @@ std::string endpointText(const asio::ip::udp::endpoint& endpoint) {
 }
 
 std::string lowercaseWithoutDot(std::string name) {
-  for (char& c : name) {
-    if (c >= 'A' && c <= 'Z') {
-      c = static_cast<char>(c - 'A' + 'a');
-    }
-  }
+  name = toLowerAscii(name);
   if (!name.empty() && name.back() == '.') {
     name.pop_back();
   }

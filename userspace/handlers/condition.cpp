@@ -1,25 +1,13 @@
 #include "handlers/condition.h"
 
 #include <cerrno>
+#include "common/ascii.h"
 #include "handlers/text.h"
 
 namespace egressd::handlers {
 namespace {
 
 using nlohmann::json;
-
-int hexValue(char c) {
-  if (c >= '0' && c <= '9') {
-    return c - '0';
-  }
-  if (c >= 'a' && c <= 'f') {
-    return c - 'a' + 10;
-  }
-  if (c >= 'A' && c <= 'F') {
-    return c - 'A' + 10;
-  }
-  return -1;
-}
 
 bool isUnreserved(char c) {
   return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
@@ -165,8 +153,8 @@ std::string normalizePathForMatching(std::string_view path) {
   std::string decoded;
   decoded.reserve(path.size());
   for (size_t i = 0; i < path.size(); ++i) {
-    const int high = i + 2 < path.size() && path[i] == '%' ? hexValue(path[i + 1]) : -1;
-    const int low = high >= 0 ? hexValue(path[i + 2]) : -1;
+    const int high = i + 2 < path.size() && path[i] == '%' ? hexDigitValue(path[i + 1]) : -1;
+    const int low = high >= 0 ? hexDigitValue(path[i + 2]) : -1;
     if (high < 0 || low < 0) {
       decoded += path[i];
       continue;

@@ -2,6 +2,7 @@
 
 #include <cerrno>
 
+#include "common/ascii.h"
 #include "http/chars.h"
 
 namespace egressd::http {
@@ -69,7 +70,7 @@ Result<uint16_t> parsePort(std::string_view digits, std::string_view whole) {
 bool fieldNameMatches(std::string_view name, std::string_view pattern) {
   auto fold = [](char c) {
     c = c == '_' ? '-' : c;
-    return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c;
+    return lowerAscii(c);
   };
   const bool prefix = !pattern.empty() && pattern.back() == '*';
   if (prefix) {

@@ -19,6 +19,7 @@
 #include "common/fs.h"
 #include "common/io_thread.h"
 #include "common/unique_fd.h"
+#include "common/unix_socket.h"
 
 namespace egressd::metrics {
 
@@ -195,60 +196,12 @@ asio::awaitable<void> acceptLoop(Acceptor& acceptor, const Registry& registry) {
   }
 }
 
-// bind, chmod 0600, then listen: until listen() no one can connect, so there is no window in
-// which the socket is reachable with the umask's looser mode.
 Result<UniqueFd> listenUnix(const std::string& path) {
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  if (path.size() >= sizeof(addr.sun_path)) {
-    return Error(ENAMETOOLONG, "metrics socket path " + path + " is longer than " +
-                                   std::to_string(sizeof(addr.sun_path) - 1) + " bytes");
-  }
-  path.copy(addr.sun_path, path.size());
-  const auto* sa = reinterpret_cast<const sockaddr*>(&addr);
-  const socklen_t len = sizeof(addr);
-
   size_t slash = path.rfind('/');
   if (slash != std::string::npos && slash > 0 && !pathExists(path.substr(0, slash))) {
     EGRESSD_TRY(makeDirs(path.substr(0, slash), 0755));
   }
-
-  struct stat st {};
-  if (::lstat(path.c_str(), &st) == 0) {
-    if (!S_ISSOCK(st.st_mode)) {
-      return Error(EEXIST, "metrics socket path " + path +
-                               " exists and is not a socket; refusing to replace it");
-    }
-    UniqueFd probe(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
-    if (!probe) {
-      return lastSystemError("create a socket to probe " + path);
-    }
-    if (::connect(probe.get(), sa, len) == 0) {
-      return Error(EADDRINUSE, "metrics socket " + path + " is in use by another process");
-    }
-    if (::unlink(path.c_str()) != 0 && errno != ENOENT) {
-      return lastSystemError("remove stale metrics socket " + path);
-    }
-  }
-
-  UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  if (!fd) {
-    return lastSystemError("create metrics socket");
-  }
-  if (::bind(fd.get(), sa, len) != 0) {
-    return lastSystemError("bind metrics socket " + path);
-  }
-  if (::chmod(path.c_str(), 0600) != 0) {
-    Error err = lastSystemError("chmod 0600 metrics socket " + path);
-    ::unlink(path.c_str());
-    return err;
-  }
-  if (::listen(fd.get(), kListenBacklog) != 0) {
-    Error err = lastSystemError("listen on metrics socket " + path);
-    ::unlink(path.c_str());
-    return err;
-  }
-  return fd;
+  return listenOnUnixSocket(path, "metrics socket", kListenBacklog);
 }
 
 }  // namespace

@@ -56,10 +56,6 @@ bool isHexDigit(char c) {
   return isDigit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
 }
 
-bool isHostChar(char c) {
-  return (c >= 'a' && c <= 'z') || isDigit(c) || c == '-' || c == '.' || c == '_';
-}
-
 std::string_view trimWhitespace(std::string_view text) {
   while (!text.empty() && (text.front() == ' ' || text.front() == '\t')) {
     text.remove_prefix(1);
@@ -120,39 +116,6 @@ Result<std::string> toAsciiName(std::string_view text, std::string_view whole) {
   std::string ascii(output);
   idn2_free(output);
   return ascii;
-}
-
-// Lowercases, drops one trailing dot and checks the LDH(+'_') syntax and lengths.
-Result<std::string> checkName(std::string name, std::string_view whole) {
-  for (char& c : name) {
-    c = lowerAscii(c);
-  }
-  if (!name.empty() && name.back() == '.') {
-    name.pop_back();
-  }
-  if (name.empty()) {
-    return invalidHost("empty host name in " + quote(whole));
-  }
-  if (name.size() > kMaxNameLength) {
-    return invalidHost("host name " + quote(whole) + " is longer than 253 characters");
-  }
-  size_t labelStart = 0;
-  for (size_t i = 0; i <= name.size(); ++i) {
-    if (i == name.size() || name[i] == '.') {
-      const size_t length = i - labelStart;
-      if (length == 0) {
-        return invalidHost("empty label in host " + quote(whole));
-      }
-      if (length > kMaxLabelLength) {
-        return invalidHost("a label of host " + quote(whole) + " is longer than 63 characters");
-      }
-      labelStart = i + 1;
-    } else if (!isHostChar(name[i])) {
-      return invalidHost("invalid character in host " + quote(whole) +
-                         " (allowed: letters, digits, '-', '.', '_')");
-    }
-  }
-  return name;
 }
 
 // ---- glob matching -------------------------------------------------------------------
@@ -434,6 +397,53 @@ HostDecision makeDecision(HostVerdict verdict, std::string_view reason, std::str
 
 // ---- public functions ------------------------------------------------------------------
 
+Result<std::string> checkHostSyntax(std::string name, std::string_view whole, HostSyntax syntax) {
+  const bool glob = syntax == HostSyntax::kGlob;
+  const std::string what = glob ? "host glob " : "host ";
+  for (char& c : name) {
+    c = lowerAscii(c);
+  }
+  if (!name.empty() && name.back() == '.') {
+    name.pop_back();
+  }
+  if (name.empty()) {
+    return invalidHost(glob ? std::string("empty host name")
+                            : "empty host name in " + quote(whole));
+  }
+  if (name.size() > kMaxNameLength) {
+    return invalidHost("host name " + quote(whole) + " is longer than 253 characters");
+  }
+  size_t labelStart = 0;
+  for (size_t i = 0; i <= name.size(); ++i) {
+    if (i == name.size() || name[i] == '.') {
+      const std::string_view label(name.data() + labelStart, i - labelStart);
+      if (label.empty()) {
+        return invalidHost("empty label in " + what + quote(whole));
+      }
+      // A glob label with a star stands for labels of any length.
+      const bool starred = glob && label.find('*') != std::string_view::npos;
+      if (label.size() > kMaxLabelLength && !starred) {
+        return invalidHost("a label of " + what + quote(whole) + " is longer than 63 characters");
+      }
+      labelStart = i + 1;
+      continue;
+    }
+    const char c = name[i];
+    const bool ldh = (c >= 'a' && c <= 'z') || isDigit(c) || c == '-';
+    if (ldh || (glob ? c == '*' : c == '_')) {
+      continue;
+    }
+    std::string reason = "invalid character in " + what + quote(whole) +
+                         (glob ? " (allowed: letters, digits, '-', '.', '*')"
+                               : " (allowed: letters, digits, '-', '.', '_')");
+    if (glob && static_cast<unsigned char>(c) >= 0x80) {
+      reason += "; write internationalized names in their xn-- form";
+    }
+    return invalidHost(reason);
+  }
+  return name;
+}
+
 Result<NormalizedHost> normalizeHost(std::string_view text) {
   const std::string_view whole = text;
   text = trimWhitespace(text);
@@ -523,7 +533,7 @@ Result<NormalizedHost> normalizeHost(std::string_view text) {
       return host;
     }
   }
-  auto checked = checkName(std::move(name), whole);
+  auto checked = checkHostSyntax(std::move(name), whole, HostSyntax::kName);
   if (!checked.ok()) {
     return std::move(checked).error();
   }

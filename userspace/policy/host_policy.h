@@ -30,6 +30,13 @@ struct NormalizedHost {
   std::optional<uint16_t> port;  // from "host:port"
 };
 
+// The one host-name syntax check, for request hosts (kName: letters, digits, '-', '.', '_')
+// and policy globs (kGlob: letters, digits, '-', '.', '*'; a starred label has no length
+// limit): lowercases, drops one trailing dot, checks characters, labels and lengths. `whole`
+// is what errors quote.
+enum class HostSyntax { kName, kGlob };
+Result<std::string> checkHostSyntax(std::string name, std::string_view whole, HostSyntax syntax);
+
 // Host header / SNI / authority -> normalized. Fails (EINVAL; the proxy answers 400) on:
 // empty input, a bad port, characters outside letters, digits, '-', '.', '_' (after IDN
 // conversion), an empty label, a label over 63 or a name over 253 characters, unbalanced

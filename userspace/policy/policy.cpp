@@ -19,6 +19,7 @@
 #include <utility>
 #include <vector>
 
+#include "common/ascii.h"
 #include "common/fs.h"
 #include "policy/host_policy.h"
 
@@ -30,9 +31,6 @@ namespace {
 // exponentially ("billion laughs") or refer to themselves, which yaml-cpp accepts.
 constexpr int kMaxJsonDepth = 32;
 constexpr size_t kMaxJsonNodes = 100000;
-// RFC 1035 limits, so a glob that can never match a real name is caught at load time.
-constexpr size_t kMaxHostLength = 253;
-constexpr size_t kMaxLabelLength = 63;
 
 struct PolicyError {
   Error error;
@@ -58,13 +56,6 @@ std::string quote(std::string_view text) {
   return "\"" + std::string(text) + "\"";
 }
 
-std::string lower(std::string_view text) {
-  std::string out(text);
-  std::transform(out.begin(), out.end(), out.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return out;
-}
-
 size_t editDistance(std::string_view a, std::string_view b) {
   std::vector<size_t> row(b.size() + 1);
   for (size_t j = 0; j <= b.size(); ++j) {
@@ -85,12 +76,12 @@ size_t editDistance(std::string_view a, std::string_view b) {
 
 // " (did you mean 'enableInternet'?)" when one candidate is close enough, else "".
 std::string suggestion(std::string_view word, const std::vector<std::string>& candidates) {
-  const std::string lowered = lower(word);
+  const std::string lowered = toLowerAscii(word);
   const size_t allowed = word.size() >= 5 ? 2 : 1;
   std::string best;
   size_t bestDistance = allowed + 1;
   for (const auto& candidate : candidates) {
-    const size_t distance = editDistance(lowered, lower(candidate));
+    const size_t distance = editDistance(lowered, toLowerAscii(candidate));
     if (distance < bestDistance) {
       best = candidate;
       bestDistance = distance;
@@ -420,7 +411,7 @@ std::vector<PortRange> Parser::portList(const Field& field) const {
 }
 
 Protocol Parser::protocol(const Field& field) const {
-  const std::string text = lower(scalar(field, "tcp, udp or any"));
+  const std::string text = toLowerAscii(scalar(field, "tcp, udp or any"));
   if (text == "tcp") {
     return Protocol::kTcp;
   }
@@ -491,7 +482,7 @@ DnsPolicy Parser::dns(const Field& field) const {
       hasUpstream = true;
       dns.upstream = dnsUpstream(value);
     } else if (name == "deniedAnswer") {
-      const std::string answer = lower(scalar(value, "nxdomain or refused"));
+      const std::string answer = toLowerAscii(scalar(value, "nxdomain or refused"));
       if (answer == "nxdomain") {
         dns.deniedAnswer = DnsDeniedAnswer::kNxDomain;
       } else if (answer == "refused") {
@@ -800,7 +791,7 @@ HttpRules Parser::httpRules(const Field& field) const {
     if (name == "allowUpgrades") {
       rules.allowUpgrades.clear();
       for (const Field& entry : elements(value, "protocol names such as websocket")) {
-        const std::string text = lower(scalar(entry, "a protocol name such as websocket"));
+        const std::string text = toLowerAscii(scalar(entry, "a protocol name such as websocket"));
         // RFC 9110 7.8: protocol-name is a token; the version part is not judged.
         const bool token = !text.empty() && std::all_of(text.begin(), text.end(), [](char c) {
           return std::isalnum(static_cast<unsigned char>(c)) ||
@@ -995,44 +986,7 @@ std::string_view protocolName(Protocol protocol) {
 }
 
 Result<std::string> normalizeHostGlob(std::string_view text) {
-  std::string glob = lower(text);
-  if (!glob.empty() && glob.back() == '.') {
-    glob.pop_back();
-  }
-  if (glob.empty()) {
-    return Error(EINVAL, "empty host name");
-  }
-  if (glob.size() > kMaxHostLength) {
-    return Error(EINVAL, "host name " + quote(text) + " is longer than 253 characters");
-  }
-  for (char c : glob) {
-    const bool ok =
-        (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '.' || c == '*';
-    if (!ok) {
-      std::string reason = "invalid character in host glob " + quote(text) +
-                           " (allowed: letters, digits, '-', '.', '*')";
-      if (static_cast<unsigned char>(c) >= 0x80) {
-        reason += "; write internationalized names in their xn-- form";
-      }
-      return Error(EINVAL, reason);
-    }
-  }
-  size_t start = 0;
-  while (start <= glob.size()) {
-    size_t end = glob.find('.', start);
-    if (end == std::string::npos) {
-      end = glob.size();
-    }
-    const std::string_view label(glob.data() + start, end - start);
-    if (label.empty()) {
-      return Error(EINVAL, "empty label in host glob " + quote(text));
-    }
-    if (label.size() > kMaxLabelLength && label.find('*') == std::string_view::npos) {
-      return Error(EINVAL, "a label of " + quote(text) + " is longer than 63 characters");
-    }
-    start = end + 1;
-  }
-  return glob;
+  return checkHostSyntax(std::string(text), text, HostSyntax::kGlob);
 }
 
 bool requiresSni(const Policy& policy) {

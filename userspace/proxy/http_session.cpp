@@ -2,7 +2,10 @@
 
 #include <type_traits>
 
+#include "common/ascii.h"
+#include "proxy/byte_window.h"
 #include "proxy/pipe.h"
+#include "proxy/request_decision.h"
 #include "proxy/request_rules.h"
 #include "proxy/stream_ops.h"
 #include "proxy/upstream_choice.h"
@@ -59,82 +62,6 @@ void prepareSocket(tcp::socket& s) {
   s.non_blocking(true, ignored);
 }
 
-std::vector<http::Header> reasonHeaders(const std::string& reason,
-                                        const std::string* rule = nullptr) {
-  std::vector<http::Header> h;
-  if (rule != nullptr) {
-    h.push_back(http::Header{"X-Egressd-Rule", rule->empty() ? std::string("default") : *rule});
-  }
-  h.push_back(http::Header{"X-Egressd-Reason", reason});
-  return h;
-}
-
-// A fixed byte buffer with a window of unread data [begin, end).
-class ByteWindow {
- public:
-  explicit ByteWindow(size_t capacity) : data_(new char[capacity]), capacity_(capacity) {}
-  const char* readPtr() const { return data_.get() + begin_; }
-  char* mutableReadPtr() { return data_.get() + begin_; }
-  size_t readable() const { return end_ - begin_; }
-  void consume(size_t n) {
-    begin_ += n;
-    if (begin_ == end_) {
-      begin_ = end_ = 0;
-    }
-  }
-  // Space after the data; compacts first when the data does not start at 0.
-  asio::mutable_buffer writable() {
-    if (begin_ != 0 && end_ == capacity_) {
-      std::memmove(data_.get(), data_.get() + begin_, end_ - begin_);
-      end_ -= begin_;
-      begin_ = 0;
-    }
-    return asio::buffer(data_.get() + end_, capacity_ - end_);
-  }
-  void commit(size_t n) { end_ += n; }
-  bool full() const { return begin_ == 0 && end_ == capacity_; }
-
- private:
-  std::unique_ptr<char[]> data_;
-  size_t capacity_;
-  size_t begin_ = 0;
-  size_t end_ = 0;
-};
-
-// Connection management is per hop (RFC 9110 7.6.1): an HTTP/1.1 client's `Connection:
-// close` must not close the pooled upstream connection. Upgrade requests keep theirs (the
-// upstream must see `Connection: upgrade`), and HTTP/1.0 requests keep their keep-alive
-// signalling, since they are forwarded as HTTP/1.0.
-std::vector<std::string> hopByHopHeaders(const http::RequestHead& head) {
-  if (head.upgrade || head.versionMinor == 0) {
-    return {};
-  }
-  std::vector<std::string> names = {"Connection", "Keep-Alive", "Proxy-Connection", "TE"};
-  if (const http::Header* connection = head.find("Connection")) {
-    std::string_view rest = connection->value;
-    while (!rest.empty()) {
-      const size_t comma = rest.find(',');
-      std::string_view token = rest.substr(0, comma);
-      while (!token.empty() && (token.front() == ' ' || token.front() == '\t')) {
-        token.remove_prefix(1);
-      }
-      while (!token.empty() && (token.back() == ' ' || token.back() == '\t')) {
-        token.remove_suffix(1);
-      }
-      // Never let a client strip what the request's framing or routing depends on; a '*'
-      // would read as a prefix to dropHeaders (http::fieldNameMatches).
-      if (!token.empty() && token.find('*') == std::string_view::npos &&
-          !http::equalsIgnoreCase(token, "Host") &&
-          !http::equalsIgnoreCase(token, "Content-Length") &&
-          !http::equalsIgnoreCase(token, "Transfer-Encoding")) {
-        names.emplace_back(token);
-      }
-      rest = comma == std::string_view::npos ? std::string_view() : rest.substr(comma + 1);
-    }
-  }
-  return names;
-}
-
 // After the session closes a TLS-originated upstream (plain session, `reroute: https://`):
 // how long the server gets to answer our close_notify before its connection is cut.
 constexpr int64_t kOriginationLingerMs = 5000;
@@ -156,15 +83,7 @@ std::optional<uint64_t> contentLengthOf(const http::ResponseHead& head) {
   return value;
 }
 
-// Why a request ended the way it did, for the audit line and the metrics.
-struct Outcome {
-  std::string decision = "allow";  // allow | deny | error
-  std::string reason;
-  std::string rule;
-  std::string handler;  // the handler that ran, if one did
-  int status = 0;
-  std::string detail;
-};
+using Outcome = RequestOutcome;
 
 // Where a request goes: the addresses of its own host (or of a reroute target) on `port`,
 // or a reroute target's unix socket; `key` names the upstream connections it may reuse.
@@ -174,19 +93,6 @@ struct UpstreamTarget {
   uint16_t port = 0;
   std::optional<handlers::RerouteTarget> reroute;
 };
-
-// The audit rule of a handler's own decision: the action that ended the chain
-// ("outboundHandlers.kv[1] reroute"), or the handler when the chain ran out.
-std::string handlerRule(const handlers::HostBinding& binding, const handlers::Verdict& verdict) {
-  return verdict.rule.empty() ? "handler " + binding.handler : verdict.rule;
-}
-
-// Resolves secrets when the daemon gave the sandbox no store: the policy's file and env
-// sources still work, API-set values do not exist.
-const handlers::SecretStore& policyOnlySecrets() {
-  static const handlers::SecretStore store;
-  return store;
-}
 
 // One client connection: plain HTTP (Stream = tcp::socket) or HTTP inside intercepted TLS
 // (Stream = TlsStream, both to the client and to the upstreams).
@@ -227,9 +133,6 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Stream>> {
   // --- the request loop
   asio::awaitable<bool> readRequestHead(bool first);
   asio::awaitable<bool> handleRequest();
-  handlers::Verdict evaluateHandler(const SandboxPolicyView& view,
-                                    const handlers::HostBinding& binding,
-                                    const http::RequestHead& head) const;
   asio::awaitable<Result<std::vector<IpAddress>>> resolveRerouteHost(const std::string& host);
   asio::awaitable<Status> connectUpstream(const UpstreamTarget& target);
   asio::awaitable<bool> forwardRequestBody();
@@ -237,7 +140,6 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Stream>> {
   asio::awaitable<ResponseEnd> relayResponse(bool upgradeRequested);
   asio::awaitable<bool> spliceToClient(uint64_t length);
   asio::awaitable<bool> sendToClient(char* data, size_t size, bool last);
-  asio::awaitable<bool> refuseRequest(Outcome& out, int status, const http::RequestHead& head);
   void finishRequest() {
     requestStart_ = Clock::time_point{};
     headValid_ = false;
@@ -249,7 +151,6 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Stream>> {
   asio::awaitable<void> sendLocalResponse(int status, std::string_view body,
                                           const std::vector<http::Header>& headers, bool keepAlive);
   asio::awaitable<void> rejectMalformed(int status, const std::string& reason);
-  std::string denyBody(const std::string& host, const Outcome& out) const;
   void audit(const Outcome& out);
   // Back to the pool when it finished a response cleanly; closed otherwise.
   void releaseUpstream() {
@@ -458,19 +359,6 @@ asio::awaitable<void> HttpSession<Stream>::rejectMalformed(int status, const std
 }
 
 template <typename Stream>
-std::string HttpSession<Stream>::denyBody(const std::string& host, const Outcome& out) const {
-  std::string body = "egressd: request to " + (host.empty() ? std::string("?") : host) +
-                     " denied for sandbox " + sandbox_->id;
-  body +=
-      out.rule.empty() ? " (" + out.reason + ")" : " by rule " + out.rule + " (" + out.reason + ")";
-  if (!out.detail.empty()) {
-    body += ": " + out.detail;
-  }
-  body += "\n";
-  return body;
-}
-
-template <typename Stream>
 void HttpSession<Stream>::audit(const Outcome& out) {
   const auto duration = std::chrono::duration_cast<std::chrono::microseconds>(
       Clock::now() - (requestStart_ == Clock::time_point{} ? Clock::now() : requestStart_));
@@ -528,181 +416,44 @@ asio::awaitable<bool> HttpSession<Stream>::handleRequest() {
   clientKeepAlive_ = head.keepAlive;
   redactor_.reset({});
 
-  Outcome out;
-  // h2c would switch the connection to a protocol the proxy cannot judge per request.
-  if (head.upgrade && !head.upgradeProtocol.empty()) {
-    std::string proto = head.upgradeProtocol;
-    for (char& c : proto) {
-      c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    }
-    if (proto.find("h2c") != std::string::npos) {
-      co_await rejectMalformed(400, "Upgrade: h2c is not supported (HTTP/2 over cleartext)");
-      co_return false;
-    }
+  const auto view = sandbox_->currentPolicy();
+  RequestContext context;
+  context.port = orig_.port;
+  if constexpr (kTls) {
+    context.tlsServerName = tlsServerName_;
   }
-
-  auto host = policy::normalizeHost(head.authority.empty() ? head.host : head.authority);
-  if (!host.ok()) {
-    co_await rejectMalformed(400, "bad Host: " + host.error().message());
+  context.sandboxId = sandbox_->id;
+  context.secrets = sandbox_->secrets.get();
+  RequestDecision decision = decideRequest(head, context, *view);
+  Outcome out = std::move(decision.outcome);
+  if (decision.action == RequestDecision::Action::kMalformed) {
+    co_await rejectMalformed(out.status, out.detail);
     co_return false;
   }
-  host_ = host->name;
-  if constexpr (kTls) {
-    // The TLS session was set up (and judged) for one name: a request for another host
-    // inside it would be domain fronting through an allowed name.
-    if (host_ != tlsServerName_) {
-      out.decision = "deny";
-      out.reason = "host_sni_mismatch";
-      out.status = 421;
-      out.detail = "Host " + host_ + " does not match the TLS server name " + tlsServerName_;
-      const bool keepAlive = clientKeepAlive_ && headEndsMessage_ && !head.upgrade;
-      co_await sendLocalResponse(421, "egressd: " + out.detail + "\n", reasonHeaders(out.reason),
-                                 keepAlive);
-      audit(out);
-      finishRequest();
-      co_return keepAlive;
-    }
-  }
-  const auto view = sandbox_->currentPolicy();
+  host_ = decision.host;
   upgradeAllow_ = &view->http.allowUpgrades;
-  // Requests egressd answers itself, whatever their host (docs/security.md "Requests").
-  if (isTraceMethod(head.method) && !view->http.allowTrace) {
-    out.decision = "deny";
-    out.reason = "method_refused";
-    out.detail = head.method +
-                 " echoes the request, injected credentials included, back to the client; "
-                 "refused (policy http.allowTrace)";
-    co_return co_await refuseRequest(out, 405, head);
+  if (decision.action == RequestDecision::Action::kAnswer) {
+    if (!decision.operatorLog.empty()) {
+      spdlog::warn("{}", decision.operatorLog);
+    }
+    const bool keepAlive = !decision.close && clientKeepAlive_ && headEndsMessage_ && !head.upgrade;
+    co_await sendLocalResponse(out.status, decision.body, decision.responseHeaders, keepAlive);
+    audit(out);
+    if (decision.close) {
+      co_return false;
+    }
+    finishRequest();
+    co_return keepAlive;
   }
-  // Any Upgrade header (with or without "Connection: upgrade", in every list element and
-  // every repeat of the header): after a 101 the connection is a tunnel nobody judges.
-  if (auto refused = firstUnlisted(upgradeProtocols(head.headers), view->http.allowUpgrades)) {
-    out.decision = "deny";
-    out.reason = "upgrade_refused";
-    out.detail = "Upgrade to " + *refused +
-                 " is not allowed (policy http.allowUpgrades); the connection would become a "
-                 "tunnel egressd does not judge";
-    co_return co_await refuseRequest(out, 403, head);
-  }
+  redactor_.reset(std::move(decision.secretValues));
+  std::vector<http::Header> setHeaders = std::move(decision.setHeaders);
+  const std::vector<std::string> dropHeaders = std::move(decision.dropHeaders);
   const uint16_t port = orig_.port;
-  policy::HostDecision decision = view->hosts.decide(*host, port);
-  // Handlers run after the host policy (design.md precedence 1-2): a host it denies for a
-  // reason of its own never reaches one (handlerMayApply).
-  const handlers::HostBinding* binding =
-      handlerMayApply(decision) ? view->handlers.pick(host_) : nullptr;
-
-  // Where the request goes and what it carries upstream.
+  // Where the request goes: its own host's addresses, or the handler's reroute target.
   UpstreamTarget target;
   target.port = port;
   target.key = host_ + "|" + std::to_string(port);
-  std::vector<http::Header> setHeaders;
-  std::vector<std::string> dropHeaders = hopByHopHeaders(head);
-  // Trust headers a sandbox must not be able to write (docs/security.md "Requests"), and an
-  // Upgrade that is not one (no "Connection: upgrade", or HTTP/1.0).
-  dropHeaders.insert(dropHeaders.end(), alwaysStrippedHeaders().begin(),
-                     alwaysStrippedHeaders().end());
-  dropHeaders.insert(dropHeaders.end(), forwardedHeaders().begin(), forwardedHeaders().end());
-  if (!head.upgrade) {
-    dropHeaders.emplace_back("Upgrade");
-  }
-  std::string secretNeedsTls;
-
-  if (binding != nullptr) {
-    out.handler = binding->handler;
-    // Evaluated per request, never cached: a keep-alive connection's next request (say a
-    // redirect the client follows to another host) gets the verdict for its own host.
-    handlers::Verdict verdict = evaluateHandler(*view, *binding, head);
-    switch (verdict.kind) {
-      case handlers::Verdict::Kind::kDeny: {
-        out.decision = "deny";
-        out.reason = "handler_deny";
-        out.rule = handlerRule(*binding, verdict);
-        out.status = verdict.status;
-        const bool keepAlive = clientKeepAlive_ && headEndsMessage_ && !head.upgrade;
-        std::vector<http::Header> headers = reasonHeaders(out.reason);
-        headers.push_back(http::Header{"X-Egressd-Handler", binding->handler});
-        co_await sendLocalResponse(out.status, verdict.body, headers, keepAlive);
-        audit(out);
-        finishRequest();
-        co_return keepAlive;
-      }
-      case handlers::Verdict::Kind::kRespond: {
-        // A virtual host: egressd is the server, the upstream is never contacted.
-        out.decision = "allow";
-        out.reason = "handler_respond";
-        out.rule = handlerRule(*binding, verdict);
-        out.status = verdict.status;
-        const bool keepAlive = clientKeepAlive_ && headEndsMessage_ && !head.upgrade;
-        co_await sendLocalResponse(out.status, verdict.body, verdict.responseHeaders, keepAlive);
-        audit(out);
-        finishRequest();
-        co_return keepAlive;
-      }
-      case handlers::Verdict::Kind::kError: {
-        out.decision = "error";
-        out.reason = "handler_error";
-        out.rule = handlerRule(*binding, verdict);
-        out.status = 502;
-        out.detail = "handler " + binding->handler + ": " + verdict.error;
-        // The detail (which secret file or variable failed) is for the operator's log only;
-        // neither it nor the client's text ever holds a secret value.
-        spdlog::warn("sandbox {}: {}{}", sandbox_->id, out.detail,
-                     verdict.errorDetail.empty() ? "" : " (" + verdict.errorDetail + ")");
-        std::vector<http::Header> headers = reasonHeaders(out.reason);
-        headers.push_back(http::Header{"X-Egressd-Handler", binding->handler});
-        co_await sendLocalResponse(out.status, "egressd: " + out.detail + "\n", headers, false);
-        audit(out);
-        co_return false;
-      }
-      case handlers::Verdict::Kind::kReroute:
-        // Operator-configured: the target is not judged by the host policy (it may well be
-        // a loopback or unix-socket service the sandbox itself could never reach).
-        out.decision = "allow";
-        out.reason = "handler_reroute";
-        out.rule = handlerRule(*binding, verdict);
-        target.reroute = verdict.reroute;
-        break;
-      case handlers::Verdict::Kind::kForward:
-        if (!decision.allowed()) {
-          decision = handlerDecision(*host, binding->handler);
-        }
-        break;
-    }
-    setHeaders = std::move(verdict.setHeaders);
-    dropHeaders.insert(dropHeaders.end(), verdict.removeHeaders.begin(),
-                       verdict.removeHeaders.end());
-    redactor_.reset(std::move(verdict.secretValues));
-    secretNeedsTls = std::move(verdict.secretNeedsTls);
-  }
-  if (view->http.forwarded == policy::ForwardedMode::kSandbox) {
-    // egressd's own values, unless the handler set that header itself.
-    for (http::Header& h : sandboxForwardedHeaders(sandbox_->id)) {
-      const bool handlerSet = std::any_of(setHeaders.begin(), setHeaders.end(), [&](const auto& s) {
-        return http::fieldNameMatches(s.name, h.name);
-      });
-      if (!handlerSet) {
-        setHeaders.push_back(std::move(h));
-      }
-    }
-  }
-
-  // An injected secret never crosses the network in cleartext unless its setHeader says
-  // allowPlaintext: the request's own upstream is cleartext in a plain session, a reroute's
-  // when it is http:// (a unix socket never leaves the host).
-  if (!secretNeedsTls.empty()) {
-    const bool cleartext =
-        target.reroute ? target.reroute->kind == handlers::RerouteTarget::Kind::kTcp : !kTls;
-    if (cleartext) {
-      setHeaders.clear();
-      out.decision = "deny";
-      out.reason = "secret_over_plaintext";
-      out.detail = "handler " + out.handler + " would send a secret in " + secretNeedsTls + " to " +
-                   (target.reroute ? target.reroute->text() : host_) +
-                   " over cleartext HTTP; use https (or reroute to https://), or set "
-                   "allowPlaintext: true on that setHeader";
-      co_return co_await refuseRequest(out, 403, head);
-    }
-  }
+  target.reroute = std::move(decision.reroute);
 
   if (target.reroute) {
     const handlers::RerouteTarget& r = *target.reroute;
@@ -734,8 +485,9 @@ asio::awaitable<bool> HttpSession<Stream>::handleRequest() {
       target.addrs = std::move(*resolved);
     }
   } else {
-    UpstreamChoice choice = co_await resolveUpstream(*view, *sandbox_->resolver, *host, port,
-                                                     decision, &sandbox_->resolved);
+    UpstreamChoice choice =
+        co_await resolveUpstream(*view, *sandbox_->resolver, *decision.normalizedHost, port,
+                                 decision.hostDecision, &sandbox_->resolved);
     out.decision = choice.decision;
     out.reason = std::move(choice.reason);
     out.rule = std::move(choice.rule);
@@ -743,7 +495,7 @@ asio::awaitable<bool> HttpSession<Stream>::handleRequest() {
     if (out.decision == "deny") {
       out.status = view->denyStatus;
       const bool keepAlive = clientKeepAlive_ && headEndsMessage_ && !head.upgrade;
-      co_await sendLocalResponse(out.status, denyBody(host_, out),
+      co_await sendLocalResponse(out.status, denyBody(host_, sandbox_->id, out),
                                  reasonHeaders(out.reason, &out.rule), keepAlive);
       audit(out);
       finishRequest();
@@ -899,27 +651,6 @@ asio::awaitable<bool> HttpSession<Stream>::handleRequest() {
         co_return false;
     }
   }
-}
-
-template <typename Stream>
-handlers::Verdict HttpSession<Stream>::evaluateHandler(const SandboxPolicyView& view,
-                                                       const handlers::HostBinding& binding,
-                                                       const http::RequestHead& head) const {
-  if (!view.handlers.set || !view.handlers.set->contains(binding.handler)) {
-    handlers::Verdict v;
-    v.kind = handlers::Verdict::Kind::kError;
-    v.status = 502;
-    v.error = "not defined in policy " + view.policyName;
-    return v;
-  }
-  const handlers::SecretStore& store =
-      sandbox_->secrets != nullptr ? *sandbox_->secrets : policyOnlySecrets();
-  const auto& sources = view.secretSources;
-  const std::string& id = sandbox_->id;
-  const handlers::SecretResolver resolver = [&store, &sources, &id](std::string_view name) {
-    return store.get(name, id, sources);
-  };
-  return view.handlers.set->evaluate(binding.handler, binding.params, head, id, resolver);
 }
 
 template <typename Stream>
@@ -1216,21 +947,6 @@ asio::awaitable<bool> HttpSession<Stream>::sendToClient(char* data, size_t size,
 }
 
 // A request egressd answers itself with `status` (out has decision, reason and detail).
-template <typename Stream>
-asio::awaitable<bool> HttpSession<Stream>::refuseRequest(Outcome& out, int status,
-                                                         const http::RequestHead& head) {
-  out.status = status;
-  const bool keepAlive = clientKeepAlive_ && headEndsMessage_ && !head.upgrade;
-  std::vector<http::Header> headers = reasonHeaders(out.reason);
-  if (status == 405) {
-    headers.push_back(http::Header{"Allow", "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"});
-  }
-  co_await sendLocalResponse(status, "egressd: " + out.detail + "\n", headers, keepAlive);
-  audit(out);
-  finishRequest();
-  co_return keepAlive;
-}
-
 template <typename Stream>
 asio::awaitable<void> HttpSession<Stream>::relayRaw(Stream& from, Stream& to, ByteWindow& buf,
                                                     uint64_t& counter) {

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "common/ascii.h"
+
 namespace egressd::proxy {
 
 std::vector<http::Header> sandboxForwardedHeaders(std::string_view sandboxId) {
@@ -30,11 +32,7 @@ std::vector<std::string> upgradeProtocols(const std::vector<http::Header>& heade
       if (element.empty()) {
         continue;
       }
-      std::string name(element);
-      for (char& c : name) {
-        c = (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
-      }
-      out.push_back(std::move(name));
+      out.push_back(toLowerAscii(element));
     }
   }
   return out;

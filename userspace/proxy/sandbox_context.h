@@ -24,6 +24,7 @@
 #include "metrics/metrics.h"
 #include "policy/compile.h"
 #include "policy/host_policy.h"
+#include "policy/overrides.h"
 #include "tls/certificate_authority.h"
 
 namespace egressd::proxy {
@@ -71,6 +72,13 @@ struct SandboxPolicyView {
   policy::DnsPolicy dns{};   // the sandbox resolver's answer for denied names and its limits
   std::vector<policy::AllowRule> nameRules{};  // name-based `allow` rules (policy::nameRules)
 };
+
+// What requests of a sandbox are judged by: the effective policy (instance host lists already
+// merged), its compiled handlers (null: compiled from `effective` here) and the instance's
+// handler overrides (null: none).
+Result<std::shared_ptr<const SandboxPolicyView>> makePolicyView(
+    const policy::Policy& effective, std::shared_ptr<const handlers::HandlerSet> compiled = nullptr,
+    const policy::InstanceOverrides* overrides = nullptr);
 
 // The addresses a sandbox's resolver answered it (for allowed names), with when each stops
 // counting: what dns.requireResolved checks IP-literal and no-SNI connections against.

@@ -279,6 +279,28 @@ bool referenceGlob(std::string_view pattern, std::string_view host) {
   return match[pattern.size()][host.size()];
 }
 
+// Request hosts and policy globs share one syntax check; they differ only where they must.
+TEST(HostSyntaxTest, NamesAndGlobsDifferOnlyInStarAndUnderscore) {
+  auto check = [](std::string_view text, HostSyntax syntax) {
+    auto out = checkHostSyntax(std::string(text), text, syntax);
+    return out.ok() ? *out : "error: " + out.error().message();
+  };
+  EXPECT_EQ(check("API.Example.COM.", HostSyntax::kName), "api.example.com");
+  EXPECT_EQ(check("*.Example.COM.", HostSyntax::kGlob), "*.example.com");
+  EXPECT_EQ(check("_dmarc.example.com", HostSyntax::kName), "_dmarc.example.com");
+  EXPECT_NE(check("_dmarc.example.com", HostSyntax::kGlob).find("invalid character"),
+            std::string::npos);
+  EXPECT_NE(check("*.example.com", HostSyntax::kName).find("invalid character"), std::string::npos);
+  // A starred glob label stands for labels of any length; a plain one is held to 63.
+  const std::string long64(64, 'a');
+  EXPECT_EQ(check("*" + long64 + ".com", HostSyntax::kGlob), "*" + long64 + ".com");
+  EXPECT_NE(check(long64 + ".com", HostSyntax::kGlob).find("longer than 63"), std::string::npos);
+  // Hostile bytes reach error messages (and logs) escaped, for globs as for hosts.
+  const std::string control = check(std::string("a") + '\x1b' + ".com", HostSyntax::kGlob);
+  EXPECT_NE(control.find("\"a\\x1b.com\""), std::string::npos) << control;
+  EXPECT_EQ(control.find('\x1b'), std::string::npos) << control;
+}
+
 TEST(HostGlobTest, Basics) {
   EXPECT_TRUE(hostGlobMatches("*.example.com", "a.example.com"));
   EXPECT_TRUE(hostGlobMatches("*.example.com", "a.b.example.com"));
