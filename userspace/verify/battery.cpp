@@ -21,6 +21,7 @@
 #include "daemon/arming.h"
 #include "daemon/proxy_runtime.h"
 #include "daemon/sandbox_request.h"
+#include "loader/bpffs.h"
 #include "loader/enforcer.h"
 #include "loader/maps.h"
 #include "proxy/listener_reservation.h"
@@ -78,6 +79,7 @@ void sweepStale(const std::string& cgroupMount) {
     for (const std::string& path : stale) {
       if (dirPath == kBpffs) {
         removeTree(path);  // unpinning a link of a removed cgroup frees it
+        ::unlink(loader::lockPathFor(path).c_str());
       } else if (auto removed = sandbox::removeCgroupTree(path); !removed.ok()) {
         spdlog::warn("verify: removing stale {}: {}", path, removed.error().message());
       }
@@ -146,10 +148,13 @@ class VerifySandbox {
       }
     }
     removeTree(pinRoot_);
+    ::unlink(loader::lockPathFor(pinRoot_).c_str());
     removeTree(runDir_);
   }
 
   const std::string& cgroup() const { return cgroup_; }
+  const std::string& pinRoot() const { return pinRoot_; }
+  const std::string& id() const { return id_; }
 
  private:
   VerifySandbox() = default;
@@ -402,6 +407,10 @@ Result<BatteryReport> runBattery(const BatteryOptions& o) {
   auto sb = VerifySandbox::create(*mount, *policy, sbNetns, t.dns + ":53");
   if (!sb.ok()) {
     return std::move(sb).error().wrap("arming verify's sandbox");
+  }
+
+  if (o.afterArmForTest) {
+    o.afterArmForTest((*sb)->pinRoot(), (*sb)->id());
   }
 
   std::vector<sandbox::RunAsUser> users;

@@ -25,6 +25,10 @@ struct BatteryOptions {
   std::vector<std::string> onlyCases;
   // Polled between steps; true stops the battery (it still cleans up).
   std::function<bool()> interrupted = [] { return false; };
+  // Called once the sandbox is armed, before any case runs, with its pin root and id: lets
+  // the e2e test break enforcement for real (detach a hook's link) to prove the battery
+  // reports the hole.
+  std::function<void(const std::string& pinRoot, const std::string& sandboxId)> afterArmForTest;
 };
 
 struct CaseRow {

@@ -147,7 +147,7 @@ std::vector<Case> makeBuiltinCases() {
                          [](const Targets&, const Case&, const std::string&) {
                            return setRoutingHeader2292();
                          }));
-  cases.push_back(attack("sockopt-ip-options", "setsockopt(IP_OPTIONS): loose source route",
+  cases.push_back(attack("sockopt-ip-options", "setsockopt(IP_OPTIONS): IPv4 options (record route)",
                          [](const Targets&, const Case&, const std::string&) {
                            return setIpOptions();
                          }));

@@ -453,12 +453,13 @@ ActionResult setIpOptions() {
   if (!fd) {
     return ActionResult::failure(errno, "socket");
   }
-  // Loose source route (RFC 791 LSRR) through 198.18.0.1.
-  uint8_t opts[8] = {IPOPT_NOP, IPOPT_LSRR, 7, 4, 198, 18, 0, 1};
+  // Record route (RFC 791): the kernel takes it from an unprivileged socket (source routes
+  // need CAP_NET_RAW, which the sandbox lacks anyway), so only the policy can refuse it.
+  uint8_t opts[8] = {IPOPT_RR, 7, 4, 0, 0, 0, 0, IPOPT_END};
   if (::setsockopt(fd.get(), IPPROTO_IP, IP_OPTIONS, opts, sizeof(opts)) != 0) {
     return ActionResult::failure(errno, "setsockopt(IP_OPTIONS)");
   }
-  return ActionResult::success("IP_OPTIONS (LSRR) accepted");
+  return ActionResult::success("IP_OPTIONS (record route) accepted");
 }
 
 ActionResult setNoDelay() {

@@ -54,7 +54,7 @@ ActionResult tlsClientHello(const std::string& addr, uint16_t port, const std::s
 // setsockopt tries that would route packets around the judged destination.
 ActionResult setRoutingHeader();      // IPV6_RTHDR, segment routing header (type 4)
 ActionResult setRoutingHeader2292();  // IPV6_2292RTHDR
-ActionResult setIpOptions();          // IP_OPTIONS with a loose source route
+ActionResult setIpOptions();          // IP_OPTIONS (record route: no privilege needed)
 ActionResult setNoDelay();            // TCP_NODELAY (harmless: a control)
 // io_uring_setup: a ring's socket operations are invisible to the seccomp filter.
 ActionResult ioUringSetup();
