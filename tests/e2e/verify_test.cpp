@@ -14,6 +14,7 @@
 #include <nlohmann/json.hpp>
 #include <set>
 
+#include "cgroup.h"
 #include "egressd.h"
 #include "loader/bpffs.h"
 #include "process.h"
@@ -141,6 +142,52 @@ TEST(VerifyCommand, UserPolicySamplesAreChecked) {
   // The policy-independent attacks ran too; the built-in policy's controls did not apply.
   EXPECT_EQ(verdicts["socket-packet/root"], "pass");
   EXPECT_EQ(verdicts.count("control-tcp-allowed/root"), 0U);
+}
+
+// A sandbox armed with `egressd apply` is checked through its pins; once its cgroup is gone,
+// its links are defunct and verify says the sandbox is not enforced (exit 1).
+TEST(VerifyCommand, PinnedSandboxIsCheckedAndDefunctLinksFail) {
+  auto cg = test::TestCgroup::create();
+  ASSERT_TRUE(cg.ok()) << cg.error().message();
+  test::PinRoot pins;
+  auto dir = test::TempDir::create();
+  ASSERT_TRUE(dir.ok()) << dir.error().message();
+  auto policyFile = dir->writeFile("p.yaml", "name: p\nenableInternet: false\n");
+  ASSERT_TRUE(policyFile.ok()) << policyFile.error().message();
+  auto applied = test::run({{test::egressdBin(), "apply", "--sandbox", "vfy1", "--cgroup",
+                             cg->path(), "--policy", *policyFile, "--pin-root", pins.path()}},
+                           test::milliseconds(20000));
+  ASSERT_TRUE(applied.ok() && applied->exitCode == 0) << applied->describe();
+  auto check = [&]() -> nlohmann::json {
+    auto r = test::run({{test::egressdBin(), "verify", "--json", "--pin-root", pins.path(),
+                         "--state-dir", dir->path(), "--socket", dir->path() + "/none.sock"}},
+                       test::milliseconds(60000));
+    EXPECT_TRUE(r.ok());
+    auto j = nlohmann::json::parse(r->out, nullptr, false);
+    EXPECT_FALSE(j.is_discarded()) << r->describe();
+    j["exit"] = r->exitCode;
+    return j;
+  };
+  auto levelOf = [](const nlohmann::json& j, const std::string& name) -> std::string {
+    for (const auto& c : j["checks"]) {
+      if (c["name"] == name) {
+        return c["level"].get<std::string>() + " " + c["detail"].get<std::string>();
+      }
+    }
+    return "absent";
+  };
+  auto enforced = check();
+  EXPECT_EQ(enforced["exit"], 0) << enforced.dump(2);
+  EXPECT_TRUE(levelOf(enforced, "sandbox vfy1").starts_with("pass")) << enforced.dump(2);
+  ASSERT_TRUE(cg->destroy().ok());
+  auto defunct = check();
+  EXPECT_EQ(defunct["exit"], 1);
+  EXPECT_TRUE(levelOf(defunct, "sandbox vfy1").starts_with("FAIL NOT ENFORCED"))
+      << defunct.dump(2);
+  auto detached = test::run({{test::egressdBin(), "detach", "--sandbox", "vfy1", "--pin-root",
+                              pins.path(), "--run-dir", dir->path()}},
+                            test::milliseconds(20000));
+  EXPECT_TRUE(detached.ok() && detached->exitCode == 0) << detached->describe();
 }
 
 TEST(VerifyCommand, BadPolicyIsAUsageErrorNamingTheFile) {

@@ -151,7 +151,9 @@ int main(int argc, char** argv) {
   }
   if (sub == "verify") {
     return egressd::verify::verifyCommand(
-        {args["policy"].as<std::string>(), args.count("json") != 0U});
+        {args["policy"].as<std::string>(), args.count("json") != 0U,
+         args["pin-root"].as<std::string>(), args["state-dir"].as<std::string>(),
+         args["socket"].as<std::string>()});
   }
 
   egressd::daemon::SandboxOptions sandbox{

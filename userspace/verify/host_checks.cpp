@@ -8,6 +8,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 #include <map>
 #include <nlohmann/json.hpp>
@@ -111,7 +112,15 @@ std::vector<std::string> linkProblems(const std::string& pinRoot, const std::str
   return problems;
 }
 
+// "every hook: link is defunct (cgroup gone)" when all hooks share one problem.
 std::string join(const std::vector<std::string>& parts) {
+  if (parts.size() == loader::allHooks().size() && parts.size() > 1) {
+    auto reason = [](const std::string& p) { return p.substr(p.find(':')); };
+    if (std::all_of(parts.begin(), parts.end(),
+                    [&](const std::string& p) { return reason(p) == reason(parts[0]); })) {
+      return "every hook" + reason(parts[0]);
+    }
+  }
   std::string out;
   for (const std::string& p : parts) {
     out += (out.empty() ? "" : "; ") + p;
@@ -320,8 +329,9 @@ std::vector<Check> daemonChecks(const DaemonPaths& paths) {
     auto problems = linkProblems(paths.pinRoot, id, s.config.cgroup_id);
     if (!problems.empty()) {
       out.push_back(make(name, Level::kFail, "NOT ENFORCED: " + join(problems),
-                         "re-arm it: restart the daemon, or `egressd apply` for a sandbox armed "
-                         "that way"));
+                         "re-arm it (restart the daemon, or `egressd apply` for a sandbox armed "
+                         "that way); if its cgroup is gone on purpose: egressd detach --sandbox " +
+                             id));
     } else if (std::none_of(out.begin(), out.end(),
                             [&](const Check& c) { return c.name == name; })) {
       out.push_back(make(name, Level::kPass,

@@ -59,15 +59,12 @@ int verifyCommand(const VerifyOptions& o) {
     spdlog::set_level(spdlog::level::warn);
   }
   VerifyResult result;
-  result.buildNote = buildNote();
-  if (!result.buildNote.empty()) {
-    spdlog::warn("{}", result.buildNote);
-  }
+  result.buildNote = buildNote();  // main() has logged it too; the table repeats it
   result.checks = featureChecks();
   for (Check& c : hookChecks()) {
     result.checks.push_back(std::move(c));
   }
-  for (Check& c : daemonChecks(DaemonPaths{})) {
+  for (Check& c : daemonChecks(DaemonPaths{o.pinRoot, o.stateDir + "/state.json", o.socket})) {
     result.checks.push_back(std::move(c));
   }
 

@@ -10,6 +10,10 @@ namespace egressd::verify {
 struct VerifyOptions {
   std::string policyFile;  // empty: the built-in test policy
   bool json = false;
+  // Where a running egressd keeps its state, for the daemon checks (egressd's own options).
+  std::string pinRoot = "/sys/fs/bpf/egressd";
+  std::string stateDir = "/var/lib/egressd";
+  std::string socket = "/run/egressd/egressd.sock";
 };
 
 int verifyCommand(const VerifyOptions& options);
