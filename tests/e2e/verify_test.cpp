@@ -58,8 +58,7 @@ TEST(VerifyBattery, EveryCaseOfTheTableHoldsItsExpectedOutcome) {
 
 TEST(VerifyBattery, DetachedHookIsReportedAsTheHoleItOpens) {
   BatteryOptions o = options();
-  o.onlyCases = {"sockopt-ipv6-rthdr", "sockopt-ip-options", "tcp-denied",
-                 "control-tcp-allowed"};
+  o.onlyCases = {"sockopt-ipv6-rthdr", "sockopt-ip-options", "tcp-denied", "control-tcp-allowed"};
   bool detached = false;
   o.afterArmForTest = [&](const std::string& pinRoot, const std::string& id) {
     // What a weakened build or a lost link amounts to: no setsockopt program on the cgroup.
@@ -116,13 +115,12 @@ TEST(VerifyCommand, TableNamesEveryCaseAndSaysPass) {
 TEST(VerifyCommand, UserPolicySamplesAreChecked) {
   auto dir = test::TempDir::create();
   ASSERT_TRUE(dir.ok()) << dir.error().message();
-  auto file = dir->writeFile(
-      "user.yaml",
-      "name: user\n"
-      "allowedHosts: [\"api.example.test\"]\n"
-      "deniedHosts: [\"*.evil.example.test\", \"203.0.113.0/24\"]\n"
-      "allow:\n"
-      "  - { cidr: 192.0.2.0/24, ports: [5432], protocol: tcp }\n");
+  auto file = dir->writeFile("user.yaml",
+                             "name: user\n"
+                             "allowedHosts: [\"api.example.test\"]\n"
+                             "deniedHosts: [\"*.evil.example.test\", \"203.0.113.0/24\"]\n"
+                             "allow:\n"
+                             "  - { cidr: 192.0.2.0/24, ports: [5432], protocol: tcp }\n");
   ASSERT_TRUE(file.ok()) << file.error().message();
   auto r = test::run({{test::egressdBin(), "verify", "--policy", *file, "--json"}},
                      test::milliseconds(60000));
@@ -182,8 +180,7 @@ TEST(VerifyCommand, PinnedSandboxIsCheckedAndDefunctLinksFail) {
   ASSERT_TRUE(cg->destroy().ok());
   auto defunct = check();
   EXPECT_EQ(defunct["exit"], 1);
-  EXPECT_TRUE(levelOf(defunct, "sandbox vfy1").starts_with("FAIL NOT ENFORCED"))
-      << defunct.dump(2);
+  EXPECT_TRUE(levelOf(defunct, "sandbox vfy1").starts_with("FAIL NOT ENFORCED")) << defunct.dump(2);
   auto detached = test::run({{test::egressdBin(), "detach", "--sandbox", "vfy1", "--pin-root",
                               pins.path(), "--run-dir", dir->path()}},
                             test::milliseconds(20000));
@@ -195,7 +192,8 @@ TEST(VerifyCommand, BadPolicyIsAUsageErrorNamingTheFile) {
   ASSERT_TRUE(dir.ok()) << dir.error().message();
   auto file = dir->writeFile("bad.yaml", "name: bad\nenableInternet: maybe\n");
   ASSERT_TRUE(file.ok()) << file.error().message();
-  auto r = test::run({{test::egressdBin(), "verify", "--policy", *file}}, test::milliseconds(20000));
+  auto r =
+      test::run({{test::egressdBin(), "verify", "--policy", *file}}, test::milliseconds(20000));
   ASSERT_TRUE(r.ok()) << r.error().message();
   EXPECT_EQ(r->exitCode, 2) << r->describe();
   EXPECT_NE(r->err.find(*file), std::string::npos) << r->err;

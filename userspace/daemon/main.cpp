@@ -125,8 +125,8 @@ int main(int argc, char** argv) {
       "idle-timeout-ms", "close keep-alive connections idle this long",
       cxxopts::value<unsigned>()->default_value("60000"))(
       "io-timeout-ms", "give up (504/close) when an upstream or body stalls this long",
-      cxxopts::value<unsigned>()->default_value("60000"))(
-      "json", "verify: print the results as JSON")(
+      cxxopts::value<unsigned>()->default_value("60000"))("json",
+                                                          "verify: print the results as JSON")(
       "log-level", "trace|debug|info|warn|error",
       cxxopts::value<std::string>()->default_value("info"))("h,help", "this help");
 

@@ -213,8 +213,8 @@ Result<std::vector<ActionResult>> runProbe(const BatteryOptions& o, const std::s
   }
   ::kill(*child, SIGKILL);  // gone already, unless interrupted or wedged
   auto status = sandbox::waitForExit(*child);
-  std::vector<ActionResult> results(cases.size(), ActionResult::failure(ECANCELED, "probe",
-                                                                        "the case did not run"));
+  std::vector<ActionResult> results(
+      cases.size(), ActionResult::failure(ECANCELED, "probe", "the case did not run"));
   std::istringstream lines(out);
   std::string line;
   while (std::getline(lines, line)) {
@@ -228,8 +228,8 @@ Result<std::vector<ActionResult>> runProbe(const BatteryOptions& o, const std::s
     }
   }
   if (status.ok() && *status != 0 && *status != 128 + SIGKILL) {
-    return Error(EIO, "the verify probe as " + user.name + " exited with " +
-                          std::to_string(*status));
+    return Error(EIO,
+                 "the verify probe as " + user.name + " exited with " + std::to_string(*status));
   }
   return results;
 }
@@ -319,8 +319,8 @@ std::vector<Case> policySamples(const policy::Policy& p) {
     if (addr.find(':') != std::string::npos) {
       addr = "[" + addr + "]";
     }
-    add("allow-cidr",
-        addr + ":" + std::to_string(port) + (rule.protocol == policy::Protocol::kUdp ? "/udp" : ""));
+    add("allow-cidr", addr + ":" + std::to_string(port) +
+                          (rule.protocol == policy::Protocol::kUdp ? "/udp" : ""));
   }
   return out;
 }
@@ -351,12 +351,10 @@ Result<BatteryReport> runBattery(const BatteryOptions& o) {
     return listeners.add(ns, ip, port, kind, role);
   };
   for (const auto& [ip, role] : {std::pair{t.origin, "origin"}, std::pair{t.other, "other"}}) {
-    for (const auto& [port, kind] : {std::pair{kTcpPort, ListenerKind::kTcp},
-                                     std::pair{kHttpPort, ListenerKind::kHttp},
-                                     std::pair{kTlsPort, ListenerKind::kTcp},
-                                     std::pair{kTlsPort, ListenerKind::kUdp},
-                                     std::pair{kUdpPort, ListenerKind::kUdp},
-                                     std::pair{kDnsPort, ListenerKind::kDns}}) {
+    for (const auto& [port, kind] :
+         {std::pair{kTcpPort, ListenerKind::kTcp}, std::pair{kHttpPort, ListenerKind::kHttp},
+          std::pair{kTlsPort, ListenerKind::kTcp}, std::pair{kTlsPort, ListenerKind::kUdp},
+          std::pair{kUdpPort, ListenerKind::kUdp}, std::pair{kDnsPort, ListenerKind::kDns}}) {
       if (auto r = add(inet, ip, port, kind, role); !r.ok()) {
         return std::move(r).error();
       }
@@ -389,9 +387,8 @@ Result<BatteryReport> runBattery(const BatteryOptions& o) {
     return std::move(policy).error();
   }
   for (const Case& c : builtinCases()) {
-    const bool selected = o.onlyCases.empty() ||
-                          std::find(o.onlyCases.begin(), o.onlyCases.end(), c.id) !=
-                              o.onlyCases.end();
+    const bool selected = o.onlyCases.empty() || std::find(o.onlyCases.begin(), o.onlyCases.end(),
+                                                           c.id) != o.onlyCases.end();
     const bool applies =
         o.policyFile.empty() || (c.policyIndependent && !allowedByPolicyKinds(*policy, c));
     if (selected && applies) {

@@ -97,8 +97,7 @@ std::vector<Case> makeBuiltinCases() {
                          }));
   cases.push_back(family("socket-raw6", "socket(AF_INET6, SOCK_RAW, UDP): hand-built IPv6",
                          [](const Targets&, const Case&, const std::string&) {
-                           return openSocket(AF_INET6, SOCK_RAW, IPPROTO_UDP,
-                                             "AF_INET6 SOCK_RAW");
+                           return openSocket(AF_INET6, SOCK_RAW, IPPROTO_UDP, "AF_INET6 SOCK_RAW");
                          }));
   cases.push_back(family("socket-ping4", "socket(AF_INET, SOCK_DGRAM, ICMP): ping socket",
                          [](const Targets&, const Case&, const std::string&) {
@@ -133,24 +132,20 @@ std::vector<Case> makeBuiltinCases() {
                          [](const Targets&, const Case&, const std::string&) {
                            return openSocket(AF_XDP, SOCK_RAW, 0, "AF_XDP");
                          }));
-  cases.push_back(attack("io-uring", "io_uring_setup: ring socket ops bypass seccomp",
-                         [](const Targets&, const Case&, const std::string&) {
-                           return ioUringSetup();
-                         }));
+  cases.push_back(
+      attack("io-uring", "io_uring_setup: ring socket ops bypass seccomp",
+             [](const Targets&, const Case&, const std::string&) { return ioUringSetup(); }));
 
   // ---- socket options that route around the judged destination ----
-  cases.push_back(attack("sockopt-ipv6-rthdr", "setsockopt(IPV6_RTHDR): segment routing header",
-                         [](const Targets&, const Case&, const std::string&) {
-                           return setRoutingHeader();
-                         }));
-  cases.push_back(attack("sockopt-ipv6-2292rthdr", "setsockopt(IPV6_2292RTHDR)",
-                         [](const Targets&, const Case&, const std::string&) {
-                           return setRoutingHeader2292();
-                         }));
-  cases.push_back(attack("sockopt-ip-options", "setsockopt(IP_OPTIONS): IPv4 options (record route)",
-                         [](const Targets&, const Case&, const std::string&) {
-                           return setIpOptions();
-                         }));
+  cases.push_back(
+      attack("sockopt-ipv6-rthdr", "setsockopt(IPV6_RTHDR): segment routing header",
+             [](const Targets&, const Case&, const std::string&) { return setRoutingHeader(); }));
+  cases.push_back(attack(
+      "sockopt-ipv6-2292rthdr", "setsockopt(IPV6_2292RTHDR)",
+      [](const Targets&, const Case&, const std::string&) { return setRoutingHeader2292(); }));
+  cases.push_back(
+      attack("sockopt-ip-options", "setsockopt(IP_OPTIONS): IPv4 options (record route)",
+             [](const Targets&, const Case&, const std::string&) { return setIpOptions(); }));
 
   // ---- destinations ----
   const Sink otherTcp{"other", kTcpPort, false};
@@ -179,12 +174,11 @@ std::vector<Case> makeBuiltinCases() {
         return udpSend(t.other, kUdpPort, payload(tok), true);
       },
       otherUdp));
-  cases.push_back(attack(
-      "quic", "QUIC Initial to other:443/udp",
-      [](const Targets& t, const Case&, const std::string& tok) {
-        return quicInitial(t.other, kTlsPort, payload(tok));
-      },
-      {"other", kTlsPort, true}));
+  cases.push_back(attack("quic", "QUIC Initial to other:443/udp",
+                         [](const Targets& t, const Case&, const std::string& tok) {
+                           return quicInitial(t.other, kTlsPort, payload(tok));
+                         },
+                         {"other", kTlsPort, true}));
   cases.push_back(attack(
       "v4-mapped", "TCP6 to ::ffff:other:7001 (v4-mapped IPv6)",
       [](const Targets& t, const Case&, const std::string& tok) {
@@ -212,30 +206,27 @@ std::vector<Case> makeBuiltinCases() {
                            return tcpSend("2001:0:" + embedV4(t.other) + "::1", kTcpPort,
                                           payload(tok), kOpts);
                          }));
-  cases.push_back(attack(
-      "connect-0.0.0.0", "TCP to 0.0.0.0:PORT (this host, a listener on loopback)",
-      [](const Targets& t, const Case&, const std::string& tok) {
-        return tcpSend("0.0.0.0", t.loopbackPort, payload(tok), kOpts);
-      },
-      {"loopback", 0, false}));
-  cases.push_back(attack(
-      "loopback4", "TCP to 127.0.0.1:PORT (a listener on loopback)",
-      [](const Targets& t, const Case&, const std::string& tok) {
-        return tcpSend("127.0.0.1", t.loopbackPort, payload(tok), kOpts);
-      },
-      {"loopback", 0, false}));
-  cases.push_back(attack(
-      "loopback6", "TCP to [::1]:PORT (a listener on loopback)",
-      [](const Targets& t, const Case&, const std::string& tok) {
-        return tcpSend("::1", t.loopbackPort, payload(tok), kOpts);
-      },
-      {"loopback", 0, false}));
-  cases.push_back(attack(
-      "loopback-v4-mapped", "TCP6 to ::ffff:127.0.0.1:PORT",
-      [](const Targets& t, const Case&, const std::string& tok) {
-        return tcpSend("::ffff:127.0.0.1", t.loopbackPort, payload(tok), kOpts);
-      },
-      {"loopback", 0, false}));
+  cases.push_back(attack("connect-0.0.0.0",
+                         "TCP to 0.0.0.0:PORT (this host, a listener on loopback)",
+                         [](const Targets& t, const Case&, const std::string& tok) {
+                           return tcpSend("0.0.0.0", t.loopbackPort, payload(tok), kOpts);
+                         },
+                         {"loopback", 0, false}));
+  cases.push_back(attack("loopback4", "TCP to 127.0.0.1:PORT (a listener on loopback)",
+                         [](const Targets& t, const Case&, const std::string& tok) {
+                           return tcpSend("127.0.0.1", t.loopbackPort, payload(tok), kOpts);
+                         },
+                         {"loopback", 0, false}));
+  cases.push_back(attack("loopback6", "TCP to [::1]:PORT (a listener on loopback)",
+                         [](const Targets& t, const Case&, const std::string& tok) {
+                           return tcpSend("::1", t.loopbackPort, payload(tok), kOpts);
+                         },
+                         {"loopback", 0, false}));
+  cases.push_back(attack("loopback-v4-mapped", "TCP6 to ::ffff:127.0.0.1:PORT",
+                         [](const Targets& t, const Case&, const std::string& tok) {
+                           return tcpSend("::ffff:127.0.0.1", t.loopbackPort, payload(tok), kOpts);
+                         },
+                         {"loopback", 0, false}));
 
   // ---- DNS: always egressd's resolver, never forwarded for a denied name ----
   const Sink otherDnsUdp{"other", kDnsPort, true};
@@ -252,32 +243,32 @@ std::vector<Case> makeBuiltinCases() {
         return dnsQuery(t.other, kDnsPort, tok + "." + t.allowedDomain, true, kOpts);
       },
       otherDnsTcp));
-  cases.push_back(sinkCase(
-      "dns-denied-name", "DNS/UDP query for a denied name (exfiltration in the name)",
-      [](const Targets& t, const Case&, const std::string& tok) {
-        return dnsQuery(t.dns, kDnsPort, tok + "." + t.deniedDomain, false, kOpts);
-      },
-      {"dns", kDnsPort, true}));
-  cases.push_back(sinkCase(
-      "dns-tcp-denied-name", "DNS/TCP query for a denied name",
-      [](const Targets& t, const Case&, const std::string& tok) {
-        return dnsQuery(t.dns, kDnsPort, tok + "." + t.deniedDomain, true, kOpts);
-      },
-      {"dns", kDnsPort, false}));
+  cases.push_back(
+      sinkCase("dns-denied-name", "DNS/UDP query for a denied name (exfiltration in the name)",
+               [](const Targets& t, const Case&, const std::string& tok) {
+                 return dnsQuery(t.dns, kDnsPort, tok + "." + t.deniedDomain, false, kOpts);
+               },
+               {"dns", kDnsPort, true}));
+  cases.push_back(sinkCase("dns-tcp-denied-name", "DNS/TCP query for a denied name",
+                           [](const Targets& t, const Case&, const std::string& tok) {
+                             return dnsQuery(t.dns, kDnsPort, tok + "." + t.deniedDomain, true,
+                                             kOpts);
+                           },
+                           {"dns", kDnsPort, false}));
 
   // ---- the proxy: host-decided requests go where egressd resolves, not where aimed ----
-  cases.push_back(sinkCase(
-      "http-direct-origin", "HTTP straight to other:80 by IP (its origin, no allowed host)",
-      [](const Targets& t, const Case&, const std::string& tok) {
-        return httpGet(t.other, kHttpPort, t.other, tok, kOpts);
-      },
-      {"other", kHttpPort, false}));
-  cases.push_back(sinkCase(
-      "http-denied-host", "HTTP to origin:80 with a denied Host",
-      [](const Targets& t, const Case&, const std::string& tok) {
-        return httpGet(t.origin, kHttpPort, tok + "." + t.deniedDomain, tok, kOpts);
-      },
-      {"origin", kHttpPort, false}));
+  cases.push_back(sinkCase("http-direct-origin",
+                           "HTTP straight to other:80 by IP (its origin, no allowed host)",
+                           [](const Targets& t, const Case&, const std::string& tok) {
+                             return httpGet(t.other, kHttpPort, t.other, tok, kOpts);
+                           },
+                           {"other", kHttpPort, false}));
+  cases.push_back(sinkCase("http-denied-host", "HTTP to origin:80 with a denied Host",
+                           [](const Targets& t, const Case&, const std::string& tok) {
+                             return httpGet(t.origin, kHttpPort, tok + "." + t.deniedDomain, tok,
+                                            kOpts);
+                           },
+                           {"origin", kHttpPort, false}));
   cases.push_back(sinkCase(
       "http-host-spoof", "HTTP to other:80 with an allowed Host (must go to the Host's address)",
       [](const Targets& t, const Case&, const std::string& tok) {
@@ -304,14 +295,24 @@ std::vector<Case> makeBuiltinCases() {
         return leaveCgroupConnect(t.other, kTcpPort, payload(tok), kOpts);
       },
       otherTcp));
-  const std::vector<std::string> independent = {
-      "control-sockopt-harmless", "io-uring", "sockopt-ipv6-rthdr", "sockopt-ipv6-2292rthdr",
-      "sockopt-ip-options", "nat64", "6to4", "teredo", "connect-0.0.0.0", "loopback4",
-      "loopback6", "loopback-v4-mapped", "dns-other-server", "dns-tcp-other-server"};
+  const std::vector<std::string> independent = {"control-sockopt-harmless",
+                                                "io-uring",
+                                                "sockopt-ipv6-rthdr",
+                                                "sockopt-ipv6-2292rthdr",
+                                                "sockopt-ip-options",
+                                                "nat64",
+                                                "6to4",
+                                                "teredo",
+                                                "connect-0.0.0.0",
+                                                "loopback4",
+                                                "loopback6",
+                                                "loopback-v4-mapped",
+                                                "dns-other-server",
+                                                "dns-tcp-other-server"};
   for (Case& c : cases) {
-    c.policyIndependent = c.id.starts_with("socket-") ||
-                          std::find(independent.begin(), independent.end(), c.id) !=
-                              independent.end();
+    c.policyIndependent =
+        c.id.starts_with("socket-") ||
+        std::find(independent.begin(), independent.end(), c.id) != independent.end();
     if (c.refusedErrnos.empty()) {
       c.refusedErrnos = {EPERM, EACCES};
     }
@@ -464,9 +465,8 @@ Verdict judge(const Case& c, const Observation& o) {
   if (c.evidence == Evidence::kSink) {
     asExpected = (c.expect == Expect::kAllowed) == o.tokenAtSink;
   } else {
-    const bool refused =
-        !o.call.ok && std::find(c.refusedErrnos.begin(), c.refusedErrnos.end(), o.call.err) !=
-                          c.refusedErrnos.end();
+    const bool refused = !o.call.ok && std::find(c.refusedErrnos.begin(), c.refusedErrnos.end(),
+                                                 o.call.err) != c.refusedErrnos.end();
     asExpected = c.expect == Expect::kBlocked ? refused && !o.tokenAtSink : !refused;
   }
   if (asExpected) {

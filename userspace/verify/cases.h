@@ -64,13 +64,13 @@ struct Case {
   Role role = Role::kAttack;
   Expect expect = Expect::kBlocked;
   Evidence evidence = Evidence::kCall;
-  Sink sink;  // kSink: judged here; kCall: a token seen here is a hole too
+  Sink sink;                       // kSink: judged here; kCall: a token seen here is a hole too
   std::vector<int> refusedErrnos;  // kCall: errnos that count as refused (default EPERM, EACCES)
   // kCall: errnos meaning "this kernel has no such thing" (e.g. SCTP not built): the case
   // does not apply here and is skipped, not passed.
   std::vector<int> unsupportedErrnos;
   CaseAction action = nullptr;
-  std::string param;  // per-case parameter (policy samples: the destination)
+  std::string param;       // per-case parameter (policy samples: the destination)
   std::string sampleKind;  // policy samples: how to rebuild the case from (kind, param)
   // The expectation holds under any policy (socket kinds, socket options, io_uring, special
   // destinations, DNS pinning): run also when verify arms the user's --policy.
@@ -94,7 +94,7 @@ Case sampleCase(const std::string& kind, const std::string& param, std::string* 
 // The outcome of one run of a case.
 struct Observation {
   ActionResult call;
-  bool tokenAtSink = false;     // the token reached the case's sink listener
+  bool tokenAtSink = false;               // the token reached the case's sink listener
   std::vector<std::string> reachedSinks;  // every listener the token reached
 };
 

@@ -42,8 +42,9 @@ const std::map<std::string, Advice, std::less<>>& adviceTable() {
       {std::string(host::kKernelVersion),
        {Level::kFail, "upgrade to Linux 5.15 or later (docs/bpf.md)"}},
       {std::string(host::kCgroup2),
-       {Level::kFail, "mount cgroup2 (mount -t cgroup2 none /sys/fs/cgroup), egressd enforces per "
-                      "cgroup v2"}},
+       {Level::kFail,
+        "mount cgroup2 (mount -t cgroup2 none /sys/fs/cgroup), egressd enforces per "
+        "cgroup v2"}},
       {std::string(host::kCgroup2NsDelegate),
        {Level::kWarn,
         "remount cgroup2 with -o nsdelegate, or give sandboxes you arm yourself no root: without "
@@ -51,7 +52,8 @@ const std::map<std::string, Advice, std::less<>>& adviceTable() {
       {std::string(host::kBpffs),
        {Level::kWarn, "mount -t bpf bpf /sys/fs/bpf (egressd mounts it on first use)"}},
       {std::string(host::kBtfVmlinux),
-       {Level::kWarn, "use a kernel built with CONFIG_DEBUG_INFO_BTF if a hook below fails to load"}},
+       {Level::kWarn,
+        "use a kernel built with CONFIG_DEBUG_INFO_BTF if a hook below fails to load"}},
       {std::string(host::kIoUring),
        {Level::kPass, "", Level::kWarn,
         "sandboxes you arm yourself can use io_uring: give them a seccomp profile refusing it, or "
@@ -180,11 +182,13 @@ std::vector<Check> featureChecks() {
 std::vector<Check> hookChecks() {
   std::vector<Check> out;
   const std::string pid = std::to_string(::getpid());
-  const std::string pinRoot = std::string(loader::kBpffsMount) + "/egressd-verify-" + pid + "-hooks";
+  const std::string pinRoot =
+      std::string(loader::kBpffsMount) + "/egressd-verify-" + pid + "-hooks";
   auto features = loader::probeKernelFeatures();
   if (!features.ok()) {
-    out.push_back(make("bpf hooks", Level::kFail, features.error().message(),
-                       "egressd refuses to start on this kernel: it needs every hook (docs/bpf.md)"));
+    out.push_back(
+        make("bpf hooks", Level::kFail, features.error().message(),
+             "egressd refuses to start on this kernel: it needs every hook (docs/bpf.md)"));
     return out;
   }
   auto mount = sandbox::findCgroup2Mount();
@@ -193,8 +197,8 @@ std::vector<Check> hookChecks() {
     return out;
   }
   if (auto mounted = loader::ensureBpffsMounted(); !mounted.ok()) {
-    out.push_back(make("bpf hooks", Level::kFail, mounted.error().message(),
-                       "mount -t bpf bpf /sys/fs/bpf"));
+    out.push_back(
+        make("bpf hooks", Level::kFail, mounted.error().message(), "mount -t bpf bpf /sys/fs/bpf"));
     return out;
   }
   const std::string cgroup = *mount + "/egressd-verify-" + pid + "-hooks";
@@ -240,8 +244,8 @@ std::vector<Check> hookChecks() {
       }
       UniqueFd link(linkFd);
       bpf_link_detach(link.get());
-      out.push_back(make(name, Level::kPass, std::string("loads and attaches (") +
-                                                 hook.kernelNote + ")"));
+      out.push_back(
+          make(name, Level::kPass, std::string("loads and attaches (") + hook.kernelNote + ")"));
     }
   }
   cleanup();
@@ -258,8 +262,8 @@ std::vector<Check> daemonChecks(const DaemonPaths& paths) {
   std::map<std::string, loader::SandboxState> pinned;
   if (loader::PinnedMaps::exist(paths.pinRoot)) {
     auto maps = loader::PinnedMaps::open(paths.pinRoot);
-    auto list = maps.ok() ? maps->listSandboxes()
-                          : Result<std::vector<loader::SandboxState>>(maps.error());
+    auto list =
+        maps.ok() ? maps->listSandboxes() : Result<std::vector<loader::SandboxState>>(maps.error());
     if (!list.ok()) {
       out.push_back(make("pinned sandboxes", Level::kFail, list.error().message(),
                          "check " + paths.pinRoot + " with `egressctl maps` and bpftool"));
@@ -304,16 +308,18 @@ std::vector<Check> daemonChecks(const DaemonPaths& paths) {
     const std::string name = "sandbox " + id;
     auto it = pinned.find(id);
     if (it == pinned.end()) {
-      out.push_back(make(name, Level::kFail, "in " + paths.stateFile + " but not armed in " +
-                                                 paths.pinRoot + ": NOT ENFORCED",
-                         "restart the daemon (it re-arms every sandbox of its state)"));
+      out.push_back(
+          make(name, Level::kFail,
+               "in " + paths.stateFile + " but not armed in " + paths.pinRoot + ": NOT ENFORCED",
+               "restart the daemon (it re-arms every sandbox of its state)"));
       continue;
     }
     auto id2 = loader::cgroupIdOf(cgroupPathOfId(cgroupMount, cgroup));
     if (!id2.ok()) {
       out.push_back(make(name, Level::kFail, id2.error().message(),
                          "the sandbox's cgroup is gone: delete the sandbox (egressctl sandbox "
-                         "delete " + id + ")"));
+                         "delete " +
+                             id + ")"));
       continue;
     }
     if (*id2 != it->second.config.cgroup_id) {

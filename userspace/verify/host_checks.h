@@ -17,7 +17,7 @@ enum class Level { kPass, kWarn, kFail };
 std::string_view levelName(Level level);
 
 struct Check {
-  std::string name;    // stable, e.g. "kernel_version", "hook cgroup/connect4"
+  std::string name;  // stable, e.g. "kernel_version", "hook cgroup/connect4"
   Level level = Level::kPass;
   std::string detail;  // what was found
   std::string advice;  // one line of what to do (empty for a pass)

@@ -33,9 +33,8 @@ Result<UniqueFd> bindSocket(const std::string& ip, uint16_t port, bool udp) {
   } else {
     return Error(EINVAL, "listener address " + ip);
   }
-  UniqueFd fd(::socket(ss.ss_family, (udp ? SOCK_DGRAM : SOCK_STREAM) | SOCK_CLOEXEC |
-                                         SOCK_NONBLOCK,
-                       0));
+  UniqueFd fd(
+      ::socket(ss.ss_family, (udp ? SOCK_DGRAM : SOCK_STREAM) | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
   if (!fd) {
     return lastSystemError("listener socket for " + ip);
   }
@@ -69,8 +68,8 @@ Listeners::~Listeners() {
   stop();
 }
 
-Result<uint16_t> Listeners::add(const std::string& netnsPath, const std::string& ip,
-                                uint16_t port, ListenerKind kind, const std::string& role) {
+Result<uint16_t> Listeners::add(const std::string& netnsPath, const std::string& ip, uint16_t port,
+                                ListenerKind kind, const std::string& role) {
   auto guard = NetnsGuard::enter(netnsPath);
   if (!guard.ok()) {
     return std::move(guard).error().wrap("listener " + role);
@@ -181,8 +180,8 @@ void Listeners::onReadable(size_t index, std::vector<Socket>& added) {
   if (s.udp) {
     sockaddr_storage from{};
     socklen_t fromLen = sizeof(from);
-    ssize_t n = ::recvfrom(s.fd.get(), buf, sizeof(buf), 0, reinterpret_cast<sockaddr*>(&from),
-                           &fromLen);
+    ssize_t n =
+        ::recvfrom(s.fd.get(), buf, sizeof(buf), 0, reinterpret_cast<sockaddr*>(&from), &fromLen);
     if (n <= 0) {
       return;
     }
@@ -220,13 +219,13 @@ void Listeners::onReadable(size_t index, std::vector<Socket>& added) {
       s.buffer.find("\r\n\r\n") != std::string::npos) {
     static const std::string kResponse =
         "HTTP/1.1 200 OK\r\nContent-Length: 15\r\nConnection: close\r\n\r\negressd-verify\n";
-    [[maybe_unused]] ssize_t w = ::send(s.fd.get(), kResponse.data(), kResponse.size(),
-                                        MSG_NOSIGNAL);
+    [[maybe_unused]] ssize_t w =
+        ::send(s.fd.get(), kResponse.data(), kResponse.size(), MSG_NOSIGNAL);
     s.answered = true;
   }
   if (s.kind == ListenerKind::kDns && !s.answered && s.buffer.size() >= 2) {
-    size_t len = (static_cast<unsigned char>(s.buffer[0]) << 8) |
-                 static_cast<unsigned char>(s.buffer[1]);
+    size_t len =
+        (static_cast<unsigned char>(s.buffer[0]) << 8) | static_cast<unsigned char>(s.buffer[1]);
     if (s.buffer.size() >= 2 + len) {
       std::string answer = dnsAnswerFor(s.buffer.substr(2, len));
       std::string framed;

@@ -119,8 +119,8 @@ UniqueFd connectedTcp(const Addr& a, int timeoutMs, int* err) {
 
 // DNS query message for `name`, type A, recursion desired.
 std::string dnsMessage(const std::string& name) {
-  std::string m = {'\x12', '\x34', '\x01', '\x00', '\x00', '\x01', '\x00',
-                   '\x00', '\x00', '\x00', '\x00', '\x00'};
+  std::string m = {'\x12', '\x34', '\x01', '\x00', '\x00', '\x01',
+                   '\x00', '\x00', '\x00', '\x00', '\x00', '\x00'};
   std::stringstream labels(name);
   std::string label;
   while (std::getline(labels, label, '.')) {
@@ -320,8 +320,8 @@ ActionResult quicInitial(const std::string& addr, uint16_t port, const std::stri
   return udpSend(addr, port, d, false);
 }
 
-ActionResult dnsQuery(const std::string& server, uint16_t port, const std::string& name,
-                      bool tcp, const ActionOptions& o) {
+ActionResult dnsQuery(const std::string& server, uint16_t port, const std::string& name, bool tcp,
+                      const ActionOptions& o) {
   Addr a;
   if (!parseAddr(server, port, &a)) {
     return ActionResult::failure(EINVAL, "address", server);
@@ -362,9 +362,10 @@ ActionResult dnsQuery(const std::string& server, uint16_t port, const std::strin
     return ActionResult::failure(n < 0 ? errno : EPROTO, "recv", where);
   }
   const int rcode = buf[3] & 0x0f;
-  const int answers = (static_cast<unsigned char>(buf[6]) << 8) | static_cast<unsigned char>(buf[7]);
-  return ActionResult::success("answer from " + where + ": rcode " + std::to_string(rcode) +
-                               ", " + std::to_string(answers) + " records");
+  const int answers =
+      (static_cast<unsigned char>(buf[6]) << 8) | static_cast<unsigned char>(buf[7]);
+  return ActionResult::success("answer from " + where + ": rcode " + std::to_string(rcode) + ", " +
+                               std::to_string(answers) + " records");
 }
 
 ActionResult httpGet(const std::string& addr, uint16_t port, const std::string& host,
@@ -412,8 +413,7 @@ ActionResult tlsClientHello(const std::string& addr, uint16_t port, const std::s
   SSL_set_fd(ssl.get(), fd.get());
   // The listener does not speak TLS: the handshake fails after the ClientHello went out.
   int rc = SSL_connect(ssl.get());
-  return ActionResult::success(std::string("ClientHello with SNI sent to ") +
-                               hostPort(addr, port) +
+  return ActionResult::success(std::string("ClientHello with SNI sent to ") + hostPort(addr, port) +
                                (rc == 1 ? ", handshake completed" : ", no handshake"));
 }
 
@@ -520,7 +520,8 @@ ActionResult leaveCgroupConnect(const std::string& addr, uint16_t port, const st
     }
   }
   const std::string after = ownCgroup();
-  std::string where = before == after ? "still in " + after : "moved from " + before + " to " + after;
+  std::string where =
+      before == after ? "still in " + after : "moved from " + before + " to " + after;
   ActionResult r = tcpSend(addr, port, payload, o);
   r.detail = where + "; " + r.detail;
   return r;

@@ -12,9 +12,9 @@ namespace egressd::verify {
 
 struct ActionResult {
   bool ok = false;
-  int err = 0;           // errno of the failing step
-  std::string step;      // the failing step ("socket", "connect", "sendto", ...)
-  std::string detail;    // what was done / seen, for the table
+  int err = 0;         // errno of the failing step
+  std::string step;    // the failing step ("socket", "connect", "sendto", ...)
+  std::string detail;  // what was done / seen, for the table
 
   static ActionResult success(std::string detail);
   static ActionResult failure(int err, std::string step, std::string detail = "");
@@ -43,8 +43,8 @@ ActionResult udpSend(const std::string& addr, uint16_t port, const std::string& 
 // A QUIC v1 long-header Initial-shaped datagram carrying `payload`.
 ActionResult quicInitial(const std::string& addr, uint16_t port, const std::string& payload);
 // A DNS query for `name` (type A) over UDP or TCP; ok when an answer came back.
-ActionResult dnsQuery(const std::string& server, uint16_t port, const std::string& name,
-                      bool tcp, const ActionOptions& o);
+ActionResult dnsQuery(const std::string& server, uint16_t port, const std::string& name, bool tcp,
+                      const ActionOptions& o);
 // GET /`path` with Host `host` over TCP to addr:port; ok with the status line.
 ActionResult httpGet(const std::string& addr, uint16_t port, const std::string& host,
                      const std::string& path, const ActionOptions& o);

@@ -37,7 +37,8 @@ ActionResult runForked(const Targets& t, const Case& c, const std::string& token
   }
   writeEnd.reset();
   std::string out;
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(kCaseTimeoutMs);
+  const auto deadline =
+      std::chrono::steady_clock::now() + std::chrono::milliseconds(kCaseTimeoutMs);
   while (true) {
     auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
         deadline - std::chrono::steady_clock::now());
@@ -63,8 +64,8 @@ ActionResult runForked(const Targets& t, const Case& c, const std::string& token
     out.pop_back();
   }
   if (out.empty()) {
-    return ActionResult::failure(ETIMEDOUT, "case", "no result within " +
-                                                        std::to_string(kCaseTimeoutMs) + " ms");
+    return ActionResult::failure(ETIMEDOUT, "case",
+                                 "no result within " + std::to_string(kCaseTimeoutMs) + " ms");
   }
   return ActionResult::parse(out);
 }
@@ -78,11 +79,10 @@ std::string caseToken(const std::string& tokenPrefix, size_t index) {
 
 std::vector<std::string> probeArguments(const Targets& t, const std::string& tokenPrefix,
                                         const std::vector<Case>& cases) {
-  std::vector<std::string> args = {"--origin",        t.origin,
-                                   "--other",         t.other,
-                                   "--dns",           t.dns,
-                                   "--loopback-port", std::to_string(t.loopbackPort),
-                                   "--token",         tokenPrefix};
+  std::vector<std::string> args = {
+      "--origin", t.origin,   "--other",         t.other,
+      "--dns",    t.dns,      "--loopback-port", std::to_string(t.loopbackPort),
+      "--token",  tokenPrefix};
   for (const Case& c : cases) {
     args.push_back(c.sampleKind.empty() ? c.id : "sample:" + c.sampleKind + ":" + c.param);
   }

@@ -25,8 +25,8 @@ int exitCodeOf(const VerifyResult& r) {
   if (r.battery) {
     for (const CaseRow& row : r.battery->rows) {
       hole = hole || row.verdict == Verdict::kHole;
-      controlFailed = controlFailed || row.verdict == Verdict::kControlFailed ||
-                      row.verdict == Verdict::kError;
+      controlFailed =
+          controlFailed || row.verdict == Verdict::kControlFailed || row.verdict == Verdict::kError;
     }
   }
   if (hole) {
@@ -91,10 +91,9 @@ void printTable(std::ostream& out, const VerifyResult& r) {
     out << "  " << pad("VERDICT", 7) << " " << pad("CASE", idWidth) << " " << pad("USER", 6) << " "
         << pad("EXPECTED", expWidth) << " OBSERVED\n";
     for (const CaseRow& row : b.rows) {
-      out << "  " << pad(std::string(verdictName(row.verdict)), 7) << " "
-          << pad(row.c.id, idWidth) << " " << pad(row.user, 6) << " "
-          << pad(row.c.expectedText(), expWidth) << " " << observedText(row.c, row.observed)
-          << "\n";
+      out << "  " << pad(std::string(verdictName(row.verdict)), 7) << " " << pad(row.c.id, idWidth)
+          << " " << pad(row.user, 6) << " " << pad(row.c.expectedText(), expWidth) << " "
+          << observedText(row.c, row.observed) << "\n";
     }
     if (b.interrupted) {
       out << "  (interrupted: the remaining cases did not run)\n";
@@ -112,19 +111,20 @@ void printTable(std::ostream& out, const VerifyResult& r) {
       verdicts[row.verdict]++;
     }
   }
-  out << "Summary: host " << levels[Level::kPass] << " pass, " << levels[Level::kWarn]
-      << " warn, " << levels[Level::kFail] << " FAIL; battery " << verdicts[Verdict::kPass]
-      << " pass, " << verdicts[Verdict::kHole] << " HOLE, " << verdicts[Verdict::kControlFailed]
+  out << "Summary: host " << levels[Level::kPass] << " pass, " << levels[Level::kWarn] << " warn, "
+      << levels[Level::kFail] << " FAIL; battery " << verdicts[Verdict::kPass] << " pass, "
+      << verdicts[Verdict::kHole] << " HOLE, " << verdicts[Verdict::kControlFailed]
       << " control failed, " << verdicts[Verdict::kError] << " error, " << verdicts[Verdict::kWarn]
-      << " warn, " << verdicts[Verdict::kSkip] << " skipped; " << std::fixed << std::setprecision(1) << r.seconds << " s\n";
+      << " warn, " << verdicts[Verdict::kSkip] << " skipped; " << std::fixed << std::setprecision(1)
+      << r.seconds << " s\n";
   switch (code) {
     case kExitClean:
       out << "RESULT: PASS - nothing got through\n";
       break;
     case kExitHole: {
       std::string holes = holesSummary(r);
-      out << "RESULT: FAIL - "
-          << (holes.empty() ? "a host check failed" : "got through: " + holes) << "\n";
+      out << "RESULT: FAIL - " << (holes.empty() ? "a host check failed" : "got through: " + holes)
+          << "\n";
       break;
     }
     case kExitInterrupted:

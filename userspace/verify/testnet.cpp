@@ -107,8 +107,8 @@ Result<std::unique_ptr<TestNetwork>> TestNetwork::create() {
   net->prefix_ = kNetnsPrefix + pid;
   // A /24 of 198.18.0.0/15 that nothing on this host routes yet (e2e tests use low ones).
   for (int n = 200 + ::getpid() % 50, tries = 0; tries < 50; ++tries, n = 200 + (n - 199) % 50) {
-    auto routes = runTool({"ip", "-4", "route", "show", "to", "match", "198.18." +
-                                                                         std::to_string(n) + ".1"});
+    auto routes =
+        runTool({"ip", "-4", "route", "show", "to", "match", "198.18." + std::to_string(n) + ".1"});
     if (!routes.ok()) {
       return std::move(routes).error();
     }
@@ -140,8 +140,7 @@ Result<std::unique_ptr<TestNetwork>> TestNetwork::create() {
       {"ip", "-n", inet, "addr", "add", "198.18." + n + ".4/24", "dev", peer},
       {"ip", "-n", inet, "link", "set", peer, "up"},
       {"ip", "-n", inet, "link", "set", "lo", "up"},
-      {"ip", "-n", inet, "link", "add", sbPeer, "type", "veth", "peer", "name", sbIf, "netns",
-       sb},
+      {"ip", "-n", inet, "link", "add", sbPeer, "type", "veth", "peer", "name", sbIf, "netns", sb},
       {"ip", "-n", inet, "addr", "add", "198.19." + n + ".1/24", "dev", sbPeer},
       {"ip", "-n", inet, "link", "set", sbPeer, "up"},
       {"ip", "-n", sb, "addr", "add", "198.19." + n + ".2/24", "dev", sbIf},
@@ -243,8 +242,8 @@ void sweepStaleNetworks() {
   ::closedir(dir);
   for (const std::string& name : stale) {
     (void)runTool({"ip", "netns", "delete", name});
-    const std::string pid = name.substr(std::strlen(kNetnsPrefix), name.rfind('-') -
-                                                                       std::strlen(kNetnsPrefix));
+    const std::string pid =
+        name.substr(std::strlen(kNetnsPrefix), name.rfind('-') - std::strlen(kNetnsPrefix));
     if (pathExists("/sys/class/net/ev" + pid + "h")) {
       (void)runTool({"ip", "link", "delete", "ev" + pid + "h"});
     }

@@ -27,9 +27,9 @@ class TestNetwork {
   TestNetwork(const TestNetwork&) = delete;
   TestNetwork& operator=(const TestNetwork&) = delete;
 
-  std::string ip(int host) const;         // 198.18.N.host
-  std::string internetNetns() const;      // /var/run/netns/egressd-verify-<pid>-net
-  std::string sandboxNetns() const;       // /var/run/netns/egressd-verify-<pid>-sb
+  std::string ip(int host) const;     // 198.18.N.host
+  std::string internetNetns() const;  // /var/run/netns/egressd-verify-<pid>-net
+  std::string sandboxNetns() const;   // /var/run/netns/egressd-verify-<pid>-sb
   // Both namespaces exist and the sandbox netns has no default route: checked before
   // anything is sent from it.
   Status checkIsolated() const;

@@ -18,7 +18,8 @@
 namespace egressd::verify {
 std::string buildNote() {
 #ifdef EGRESSD_WEAKEN_FOR_VERIFY
-  return "this egressd is a DELIBERATELY WEAKENED build (EGRESSD_WEAKEN_FOR_VERIFY=" EGRESSD_WEAKEN_FOR_VERIFY
+  return "this egressd is a DELIBERATELY WEAKENED build "
+         "(EGRESSD_WEAKEN_FOR_VERIFY=" EGRESSD_WEAKEN_FOR_VERIFY
          "): it exists to show that verify detects holes; never deploy it";
 #else
   return "";
@@ -84,8 +85,7 @@ int verifyCommand(const VerifyOptions& o) {
   } else {
     result.batteryError = "interrupted";
   }
-  result.seconds =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   if (o.json) {
     printJson(std::cout, result);
   } else {

@@ -90,12 +90,29 @@ TEST(CaseTable, IdsAreUniqueAndEveryCaseIsComplete) {
     }
   }
   // The list of bypasses, each present.
-  for (const char* id :
-       {"socket-packet", "socket-raw4", "socket-ping4", "sockopt-ipv6-rthdr", "sockopt-ip-options",
-        "v4-mapped", "nat64", "6to4", "teredo", "connect-0.0.0.0", "loopback4", "udp-unconnected",
-        "udp-connected", "quic", "tcp-fastopen", "dns-other-server", "dns-tcp-other-server",
-        "http-direct-origin", "http-host-spoof", "tls-sni-spoof", "child-cgroup", "leave-cgroup",
-        "io-uring"}) {
+  for (const char* id : {"socket-packet",
+                         "socket-raw4",
+                         "socket-ping4",
+                         "sockopt-ipv6-rthdr",
+                         "sockopt-ip-options",
+                         "v4-mapped",
+                         "nat64",
+                         "6to4",
+                         "teredo",
+                         "connect-0.0.0.0",
+                         "loopback4",
+                         "udp-unconnected",
+                         "udp-connected",
+                         "quic",
+                         "tcp-fastopen",
+                         "dns-other-server",
+                         "dns-tcp-other-server",
+                         "http-direct-origin",
+                         "http-host-spoof",
+                         "tls-sni-spoof",
+                         "child-cgroup",
+                         "leave-cgroup",
+                         "io-uring"}) {
     EXPECT_NE(findBuiltinCase(id), nullptr) << id;
   }
   EXPECT_EQ(findBuiltinCase("no-such-case"), nullptr);
@@ -149,11 +166,11 @@ TEST(PolicySamples, DeniedAndAllowedDestinationsOfThePolicy) {
   for (const Case& c : policySamples(*p)) {
     got.insert(c.sampleKind + " " + c.param);
   }
-  EXPECT_EQ(got, (std::set<std::string>{"deny-cidr 203.0.113.1", "deny-host verify-sample.evil.test",
-                                        "unlisted-host not-allowed.verify-sample.test",
-                                        "allow-host verify-sample.npmjs.org",
-                                        "allow-cidr 192.0.2.1:5432",
-                                        "allow-cidr 198.51.100.7:53000/udp"}));
+  EXPECT_EQ(
+      got, (std::set<std::string>{"deny-cidr 203.0.113.1", "deny-host verify-sample.evil.test",
+                                  "unlisted-host not-allowed.verify-sample.test",
+                                  "allow-host verify-sample.npmjs.org", "allow-cidr 192.0.2.1:5432",
+                                  "allow-cidr 198.51.100.7:53000/udp"}));
 }
 
 TEST(Listeners, LabelMatching) {
