@@ -7,7 +7,11 @@
 #include <bpf/bpf.h>
 #include <gtest/gtest.h>
 
+#include <signal.h>
 #include <unistd.h>
+
+#include <chrono>
+#include <thread>
 
 #include <cstdio>
 #include <map>
@@ -15,9 +19,11 @@
 #include <set>
 
 #include "cgroup.h"
+#include "common/fs.h"
 #include "egressd.h"
 #include "loader/bpffs.h"
 #include "process.h"
+#include "sandbox/cgroup.h"
 #include "temp_dir.h"
 #include "verify/battery.h"
 #include "verify/cases.h"
@@ -185,6 +191,31 @@ TEST(VerifyCommand, PinnedSandboxIsCheckedAndDefunctLinksFail) {
                               pins.path(), "--run-dir", dir->path()}},
                             test::milliseconds(20000));
   EXPECT_TRUE(detached.ok() && detached->exitCode == 0) << detached->describe();
+}
+
+// Ctrl-C in the middle of the battery: exit 130, the table of what ran, and nothing of
+// verify's left behind (cgroup, pin root, run dir, namespaces, veth).
+TEST(VerifyCommand, InterruptCleansUpEverything) {
+  auto p = test::Process::spawn({{test::egressdBin(), "verify"}});
+  ASSERT_TRUE(p.ok()) << p.error().message();
+  const std::string pid = std::to_string(p->pid());
+  // Host checks take ~0.3 s, the network ~0.5 s, the battery ~2 s: 1.5 s lands in the cases.
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+  ASSERT_TRUE(p->signal(SIGINT).ok());
+  auto r = p->wait(test::milliseconds(30000));
+  ASSERT_TRUE(r.ok()) << r.error().message();
+  EXPECT_EQ(r->exitCode, 130) << r->describe();
+  EXPECT_NE(r->out.find("RESULT: INTERRUPTED"), std::string::npos) << r->out;
+  auto mount = sandbox::findCgroup2Mount();
+  ASSERT_TRUE(mount.ok());
+  for (const std::string& path :
+       {*mount + "/egressd-verify-" + pid, *mount + "/egressd-verify-" + pid + "-hooks",
+        "/sys/fs/bpf/egressd-verify-" + pid, "/sys/fs/bpf/egressd-verify-" + pid + "-hooks",
+        "/run/egressd-verify-" + pid, "/var/run/netns/egressd-verify-" + pid + "-net",
+        "/var/run/netns/egressd-verify-" + pid + "-sb", "/sys/class/net/ev" + pid + "h",
+        "/run/egressd/locks/_sys_fs_bpf_egressd-verify-" + pid + ".lock"}) {
+    EXPECT_FALSE(pathExists(path)) << path << " left behind";
+  }
 }
 
 TEST(VerifyCommand, BadPolicyIsAUsageErrorNamingTheFile) {
