@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <charconv>
 #include <chrono>
 #include <memory>
 #include <random>
@@ -222,7 +223,8 @@ Result<std::vector<ActionResult>> runProbe(const BatteryOptions& o, const std::s
       continue;
     }
     size_t space = line.find(' ', 5);
-    size_t index = std::stoul(line.substr(5, space - 5));
+    size_t index = results.size();
+    std::from_chars(line.data() + 5, line.data() + std::min(space, line.size()), index);
     if (index < results.size() && space != std::string::npos) {
       results[index] = ActionResult::parse(line.substr(space + 1));
     }

@@ -80,7 +80,7 @@ const std::map<std::string, Advice, std::less<>>& adviceTable() {
   return table;
 }
 
-std::string cgroupPathOfId(const std::string& mount, const std::string& path) {
+std::string absoluteCgroupPath(const std::string& mount, const std::string& path) {
   return path.starts_with("/") ? path : mount + "/" + path;
 }
 
@@ -314,7 +314,7 @@ std::vector<Check> daemonChecks(const DaemonPaths& paths) {
                "restart the daemon (it re-arms every sandbox of its state)"));
       continue;
     }
-    auto id2 = loader::cgroupIdOf(cgroupPathOfId(cgroupMount, cgroup));
+    auto id2 = loader::cgroupIdOf(absoluteCgroupPath(cgroupMount, cgroup));
     if (!id2.ok()) {
       out.push_back(make(name, Level::kFail, id2.error().message(),
                          "the sandbox's cgroup is gone: delete the sandbox (egressctl sandbox "

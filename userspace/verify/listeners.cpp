@@ -118,9 +118,15 @@ void Listeners::stop() {
   sockets_.clear();
 }
 
-void Listeners::record(const std::string& label, const std::string& bytes) {
+size_t Listeners::record(const std::string& label, const std::string& bytes) {
   std::lock_guard<std::mutex> lock(mu_);
   received_.emplace_back(label, bytes);
+  return received_.size() - 1;
+}
+
+void Listeners::updateRecord(size_t index, const std::string& bytes) {
+  std::lock_guard<std::mutex> lock(mu_);
+  received_[index].second = bytes;
 }
 
 std::vector<std::string> Listeners::whereSeen(const std::string& token) const {
@@ -205,6 +211,7 @@ void Listeners::onReadable(size_t index, std::vector<Socket>& added) {
     c.fd = std::move(conn);
     c.kind = s.kind;
     c.label = s.label;
+    c.record = record(s.label, "");
     added.push_back(std::move(c));
     return;
   }
@@ -214,7 +221,7 @@ void Listeners::onReadable(size_t index, std::vector<Socket>& added) {
     return;
   }
   s.buffer.append(buf, static_cast<size_t>(n));
-  record(s.label, s.buffer);
+  updateRecord(s.record, s.buffer);
   if (s.kind == ListenerKind::kHttp && !s.answered &&
       s.buffer.find("\r\n\r\n") != std::string::npos) {
     static const std::string kResponse =

@@ -51,11 +51,14 @@ class Listeners {
     bool listening = false;
     std::string label;
     std::string buffer;  // accepted TCP connections: bytes so far
+    size_t record = 0;   // accepted TCP connections: their entry in received_
     bool answered = false;
   };
   void loop();
   void onReadable(size_t index, std::vector<Socket>& added);
-  void record(const std::string& label, const std::string& bytes);
+  // Appends an entry (bytes of one datagram or connection) and returns its index.
+  size_t record(const std::string& label, const std::string& bytes);
+  void updateRecord(size_t index, const std::string& bytes);
   std::string dnsAnswerFor(const std::string& query) const;
 
   std::vector<Socket> sockets_;

@@ -6,6 +6,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <charconv>
 #include <chrono>
 #include <cstdio>
 #include <iostream>
@@ -102,7 +103,11 @@ int probeMain(const std::vector<std::string>& args) {
     } else if (args[i] == "--dns") {
       t.dns = v;
     } else if (args[i] == "--loopback-port") {
-      t.loopbackPort = static_cast<uint16_t>(std::stoi(v));
+      auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), t.loopbackPort);
+      if (ec != std::errc() || end != v.data() + v.size()) {
+        std::cerr << "egressd " << kProbeSubcommand << ": bad --loopback-port " << v << "\n";
+        return 64;
+      }
     } else if (args[i] == "--token") {
       tokenPrefix = v;
     } else {

@@ -85,6 +85,10 @@ Result<std::string> runTool(const std::vector<std::string>& argv) {
       (i == 0 ? stdoutText : stderrText).append(buf, static_cast<size_t>(n));
     }
   }
+  if (open > 0) {
+    ::kill(pid, SIGKILL);  // a tool that hangs for 10 s will not finish
+    stderrText += "(killed after 10 s)";
+  }
   int status = 0;
   while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
   }
