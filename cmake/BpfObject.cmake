@@ -41,7 +41,7 @@ function(egressd_bpf_skeleton)
     add_custom_command(
       OUTPUT ${_obj}
       COMMAND ${EGRESSD_CLANG} -g -O2 -target bpf -D__TARGET_ARCH_${EGRESSD_BPF_ARCH}
-              -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter
+              -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter ${EGRESSD_BPF_EXTRA_FLAGS}
               -I${PROJECT_SOURCE_DIR} -I${PROJECT_SOURCE_DIR}/vmlinux
               ${EGRESSD_CLANG_SYSTEM_INCLUDES}
               -c ${CMAKE_CURRENT_SOURCE_DIR}/${_src} -o ${_obj}

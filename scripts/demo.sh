@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The main job, end to end: builds egressd, makes a small private "internet" (a network
+# The main job, end to end: builds egressd, checks this host with `egressd verify` (host
+# checks, then an attack battery from inside a throw-away sandbox), makes a small private "internet" (a network
 # namespace with a database, a web server and a DNS server on 198.18.200.0/24), and runs
 # a program under `egressd run --policy policy/examples/demo.yaml` that tries to reach
 # allowed and forbidden places, over TCP, HTTP and HTTPS (passed through by SNI, or
@@ -15,6 +16,10 @@ cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DEGRESSD_BUILD_TESTS=OFF 
 cmake --build build -j"$(nproc)" >/dev/null
 egressd=build/userspace/daemon/egressd
 egressctl=build/userspace/cli/egressctl
+
+echo "== egressd verify: is this host protected? (host checks, then bypass attempts from"
+echo "   inside a throw-away sandbox, as root and as nobody; docs/verify.md)"
+"$egressd" verify
 
 . scripts/testenv/netns.sh
 pids=()

@@ -23,6 +23,11 @@ int egressd_setsockopt(struct bpf_sockopt *ctx)
 				      name == TCP_REPAIR_OPTIONS || name == TCP_REPAIR_WINDOW))
 		refused = 1;
 
+#ifdef EGRESSD_WEAKEN_SETSOCKOPT
+	/* cmake -DEGRESSD_WEAKEN_FOR_VERIFY=setsockopt: a deliberate hole for `egressd verify`
+	 * to find (never in Release, see the top CMakeLists.txt). */
+	refused = 0;
+#endif
 	if (!refused) {
 		/* Leave large option buffers to the kernel (the program sees one page at most). */
 		if (ctx->optlen > 4096)

@@ -13,6 +13,8 @@
 #include "bpf/abi.h"
 #include "daemon/commands.h"
 #include "host/features.h"
+#include "verify/probe_main.h"
+#include "verify/verify.h"
 
 namespace {
 
@@ -39,6 +41,10 @@ void logHostFeatures(spdlog::level::level_enum level) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // Hidden: the probe `egressd verify` runs inside its throw-away sandbox (verify/probe_main.h).
+  if (argc > 1 && std::strcmp(argv[1], egressd::verify::kProbeSubcommand) == 0) {
+    return egressd::verify::probeMain(std::vector<std::string>(argv + 2, argv + argc));
+  }
   // `egressd run ... -- CMD ARGS`: everything after "--" belongs to the command.
   std::vector<std::string> command;
   int ownArgc = argc;
@@ -60,13 +66,15 @@ int main(int argc, char** argv) {
 
   cxxopts::Options options("egressd", "kernel-level egress enforcer for Linux sandboxes");
   options.custom_help(
-      "[daemon|apply|detach|run] [OPTIONS] [-- CMD ARGS...]\n\n"
+      "[daemon|apply|detach|run|verify] [OPTIONS] [-- CMD ARGS...]\n\n"
       "  egressd daemon [--socket S --state-dir D --policy-dir P]   the multi-sandbox daemon\n"
       "                                                     with the control API (egressctl)\n"
       "  egressd --sandbox ID --cgroup PATH --policy FILE   enforce one sandbox and serve\n"
       "  egressd apply  --sandbox ID --cgroup PATH --policy FILE   enforce and exit\n"
       "  egressd detach --sandbox ID                        remove a sandbox's enforcement\n"
-      "  egressd run --policy FILE -- CMD ARGS...           run CMD in a fresh sandbox");
+      "  egressd run --policy FILE -- CMD ARGS...           run CMD in a fresh sandbox\n"
+      "  egressd verify [--policy FILE] [--json]            check this host and attack a\n"
+      "                                                     throw-away sandbox (docs/verify.md)");
   options.add_options()("sandbox", "sandbox id", cxxopts::value<std::string>()->default_value(""))(
       "cgroup", "sandbox cgroup (absolute, or relative to the cgroup v2 mount)",
       cxxopts::value<std::string>()->default_value(""))(
@@ -117,7 +125,8 @@ int main(int argc, char** argv) {
       "idle-timeout-ms", "close keep-alive connections idle this long",
       cxxopts::value<unsigned>()->default_value("60000"))(
       "io-timeout-ms", "give up (504/close) when an upstream or body stalls this long",
-      cxxopts::value<unsigned>()->default_value("60000"))(
+      cxxopts::value<unsigned>()->default_value("60000"))("json",
+                                                          "verify: print the results as JSON")(
       "log-level", "trace|debug|info|warn|error",
       cxxopts::value<std::string>()->default_value("info"))("h,help", "this help");
 
@@ -137,6 +146,15 @@ int main(int argc, char** argv) {
     return 0;
   }
   setLogLevel(args["log-level"].as<std::string>());
+  if (const std::string note = egressd::verify::buildNote(); !note.empty()) {
+    spdlog::warn("{}", note);
+  }
+  if (sub == "verify") {
+    return egressd::verify::verifyCommand(
+        {args["policy"].as<std::string>(), args.count("json") != 0U,
+         args["pin-root"].as<std::string>(), args["state-dir"].as<std::string>(),
+         args["socket"].as<std::string>()});
+  }
 
   egressd::daemon::SandboxOptions sandbox{
       args["sandbox"].as<std::string>(), args["cgroup"].as<std::string>(),
