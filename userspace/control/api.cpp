@@ -116,7 +116,7 @@ std::string errorMessage(const ApiResponse& response) {
   return text;
 }
 
-void Router::add(std::string method, std::string pattern, RouteHandler handler) {
+void Router::add(std::string method, const std::string& pattern, RouteHandler handler) {
   Route route;
   route.method = std::move(method);
   route.pattern = pattern;

@@ -58,7 +58,7 @@ class Router {
   // rest of the path (may contain '/'). Captures match non-empty segments only. When several
   // patterns match a path, the one with more literal segments wins ("/v1/policies/validate"
   // over "/v1/policies/{name}"), then the first added.
-  void add(std::string method, std::string pattern, RouteHandler handler);
+  void add(std::string method, const std::string& pattern, RouteHandler handler);
 
   // 404 not_found (no pattern matches the path), 405 method_not_allowed (path matches,
   // method does not; "Allow" listed in the message), 400 malformed_path (a capture with bad

@@ -113,6 +113,7 @@ Result<std::vector<std::string>> buildRunEnvironment(const RunEnvironmentInput& 
     out.erase(secret);
   }
   std::vector<std::string> env;
+  env.reserve(out.size());
   for (const auto& [name, value] : out) {
     env.push_back(name + "=" + value);
   }

@@ -9,6 +9,7 @@
 #include <iostream>
 #include <memory>
 #include <optional>
+#include <utility>
 #include <variant>
 
 #include "common/unique_fd.h"
@@ -95,8 +96,7 @@ int serveCommand(const SandboxOptions& o, const ProxyOptions& proxyOptions) {
   }
   std::optional<proxy::ListenerReservation> listener;
   if (proxyOptions.enabled) {
-    listener = std::move(reservation);
-    reservation.reset();
+    listener = std::exchange(reservation, std::nullopt);
   } else {
     // Kept, bound but not listening: proxied connections are refused, never direct.
     spdlog::info("sandbox {}: --no-proxy: proxied ports stay reserved and refuse connections",
@@ -134,7 +134,7 @@ int serveCommand(const SandboxOptions& o, const ProxyOptions& proxyOptions) {
         auto newPolicy = loadPolicy(o.policyFile);
         Result<Armed> reloaded =
             newPolicy.ok() ? armWithPolicy(enforcer, o, cgroupPath, *newPolicy, false, target, true)
-                           : Result<Armed>(std::move(newPolicy).error());
+                           : Result<Armed>(newPolicy.error());
         if (!reloaded.ok()) {
           spdlog::error("reload rejected, the rules in force stay: {}", reloaded.error().message());
         } else {

@@ -404,6 +404,7 @@ std::vector<PortRange> Parser::portList(const Field& field) const {
     fail(field, "empty list; omit 'ports' to allow every port");
   }
   std::vector<PortRange> ranges;
+  ranges.reserve(items.size());
   for (const Field& item : items) {
     ranges.push_back(portRange(item));
   }

@@ -29,7 +29,7 @@ std::string registeredDomain(std::string_view name) {
     const psl_ctx_t* latest = psl_latest(nullptr);
     return latest != nullptr ? latest : psl_builtin();
   }();
-  const std::string text(name);
+  std::string text(name);
   if (psl != nullptr) {
     if (const char* domain = psl_registrable_domain(psl, text.c_str())) {
       return domain;

@@ -453,7 +453,7 @@ struct DnsServer::Impl {
     }
     p.q = std::move(*parsed);
     const dns::ParsedQuery& q = p.q;
-    auto local = [&](Outcome o) {
+    auto local = [&](const Outcome& o) {
       audit(sb, &q, q.name, overTcp, o, p.started);
       p.reply = dns::buildLocalAnswer(p.query, q, o.rcode);
       p.done = true;
@@ -537,7 +537,7 @@ struct DnsServer::Impl {
   std::vector<uint8_t> finish(DnsSandbox& sb, Pending& p, bool overTcp,
                               Result<dns::Forwarded>& forwarded) {
     const dns::ParsedQuery& q = p.q;
-    auto local = [&](Outcome o) {
+    auto local = [&](const Outcome& o) {
       audit(sb, &q, p.name, overTcp, o, p.started);
       return dns::buildLocalAnswer(p.query, q, o.rcode);
     };
@@ -755,7 +755,7 @@ DnsServer::~DnsServer() {
   }
 }
 
-Status DnsServer::addSandbox(std::shared_ptr<SandboxContext> sandbox, DnsSockets sockets) {
+Status DnsServer::addSandbox(const std::shared_ptr<SandboxContext>& sandbox, DnsSockets sockets) {
   auto sb = std::make_shared<DnsSandbox>();
   sb->context = sandbox;
   if (impl_->config.metrics != nullptr) {

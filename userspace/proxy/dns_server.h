@@ -105,7 +105,7 @@ class DnsServer {
 
   // Serves `sandbox` on its resolver sockets (TCP ones start listening here). Its policy
   // view and resolver are read per query.
-  Status addSandbox(std::shared_ptr<SandboxContext> sandbox, DnsSockets sockets);
+  Status addSandbox(const std::shared_ptr<SandboxContext>& sandbox, DnsSockets sockets);
   // Stops serving the sandbox (its sockets close: later queries fail, never go direct).
   void removeSandbox(const std::string& id);
   // The sandbox's live name-derived kernel entries.

@@ -165,7 +165,7 @@ ProxyServer::~ProxyServer() {
   impl_->contexts.clear();
 }
 
-Status ProxyServer::addSandbox(std::shared_ptr<SandboxContext> sandbox,
+Status ProxyServer::addSandbox(const std::shared_ptr<SandboxContext>& sandbox,
                                ListenerReservation listener) {
   for (int fd : {listener.fd4(), listener.fd6()}) {
     if (::listen(fd, kListenBacklog) != 0) {

@@ -60,7 +60,7 @@ class ProxyServer {
 
   // Starts listening on the reservation's sockets (127.0.0.1:P and [::1]:P in the sandbox's
   // network namespace) and serving them for `sandbox`. The reservation's fds are kept.
-  Status addSandbox(std::shared_ptr<SandboxContext> sandbox, ListenerReservation listener);
+  Status addSandbox(const std::shared_ptr<SandboxContext>& sandbox, ListenerReservation listener);
   // Stops accepting for the sandbox; connections in flight finish.
   void removeSandbox(const std::string& id);
 

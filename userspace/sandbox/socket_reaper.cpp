@@ -148,7 +148,7 @@ class SockDiag {
         }
         std::optional<Listed> listed = parse(h, protocol, missingCgroupId);
         if (listed && cgroupIds.count(listed->info.cgroupId) != 0) {
-          out.push_back(std::move(*listed));
+          out.push_back(*listed);
         }
       }
     }

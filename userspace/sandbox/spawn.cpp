@@ -481,10 +481,12 @@ Result<pid_t> spawnInCgroup(const SpawnOptions& options) {
     }
   }
   std::vector<const char*> hidePtrs;
+  hidePtrs.reserve(hidePaths.size());
   for (const auto& p : hidePaths) {
     hidePtrs.push_back(p.c_str());
   }
   std::vector<const char*> cgroup2Ptrs;
+  cgroup2Ptrs.reserve(cgroup2Paths.size());
   for (const auto& p : cgroup2Paths) {
     cgroup2Ptrs.push_back(p.c_str());
   }

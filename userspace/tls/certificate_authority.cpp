@@ -96,7 +96,7 @@ bool addSubjectAltName(X509* cert, const std::string& name, const std::optional<
   if (sk_GENERAL_NAME_push(names.get(), entry.get()) == 0) {
     return false;
   }
-  entry.release();  // owned by `names` now
+  (void)entry.release();  // owned by `names` now
   return X509_add1_ext_i2d(cert, NID_subject_alt_name, names.get(), 0, X509V3_ADD_DEFAULT) == 1;
 }
 
