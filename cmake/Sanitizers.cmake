@@ -11,3 +11,12 @@ endif()
 if(EGRESSD_SANITIZE MATCHES "thread")
   add_compile_options(-Wno-tsan)
 endif()
+# EGRESSD_FUZZ=ON (clang only) instruments every target for libFuzzer's coverage feedback
+# and builds the libFuzzer binaries of tests/fuzz (scripts/fuzz.sh: with address;undefined).
+option(EGRESSD_FUZZ "Build the libFuzzer targets (clang)" OFF)
+if(EGRESSD_FUZZ)
+  if(NOT CMAKE_CXX_COMPILER_ID STREQUAL "Clang")
+    message(FATAL_ERROR "EGRESSD_FUZZ needs clang (-DCMAKE_CXX_COMPILER=clang++-14)")
+  endif()
+  add_compile_options(-fsanitize=fuzzer-no-link)
+endif()
