@@ -6,10 +6,9 @@
 //   - a parsed condition judges a request the same way whatever dot segments or encoded
 //     unreserved characters stand for the same path ("/x/../p", "/./p", "%61" for "a"):
 //     otherwise a sandbox could dodge a path rule by spelling;
-//   - on an origin-form path ("/..."), normalizePathForMatching is idempotent, never grows the path
-//   by more than its
-//     escapes' uppercasing allows (same length or shorter) and leaves no "." or ".."
-//     segment;
+//   - on an origin-form path ("/..."), normalizePathForMatching decodes once (a result
+//     without escapes is a fixed point), grows the path by at most one byte and leaves no
+//     "." or ".." segment;
 //   - pathGlobMatches: "*" matches everything, a pattern without '*' matches exactly
 //     itself, and matching terminates (libFuzzer's -timeout catches a blow-up).
 #include <cstddef>
@@ -62,7 +61,11 @@ bool hasDotSegment(std::string_view path) {
 void checkPath(std::string_view path) {
   const std::string once = handlers::normalizePathForMatching(path);
   const std::string twice = handlers::normalizePathForMatching(once);
-  check(once == twice, "normalizePathForMatching is not idempotent", once + " -> " + twice);
+  // One decoding pass, as an origin does: "%2%46" becomes "%2F" and stays so. Only a
+  // result without escapes must be a fixed point.
+  if (once.find('%') == std::string::npos) {
+    check(once == twice, "normalizePathForMatching changes its own output", once + " -> " + twice);
+  }
   check(once.size() <= path.size() + 1, "normalized path grew", once);
   const std::string_view withoutQuery = std::string_view(once).substr(0, once.find('?'));
   check(!hasDotSegment(withoutQuery), "dot segment left after normalization", once);
