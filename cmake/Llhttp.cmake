@@ -11,3 +11,9 @@ add_library(egressd_llhttp STATIC ${LLHTTP_SOURCE_DIR}/llhttp.c ${LLHTTP_SOURCE_
 target_include_directories(egressd_llhttp SYSTEM PUBLIC ${LLHTTP_INCLUDE_DIR})
 set_target_properties(egressd_llhttp PROPERTIES POSITION_INDEPENDENT_CODE ON C_STANDARD 99)
 target_compile_options(egressd_llhttp PRIVATE -w)
+# llhttp's strict build (the file holds both; the header defaults to the loose one). The
+# loose build skips the two bytes after each chunk's data without looking at them, so
+# "5\r\nhelloXY0\r\n\r\n" ended a message that a strict upstream rejects or frames
+# differently (found by fuzz.http_chunked). Every other laxity of the loose build was
+# already refused by egressd's own head guard (userspace/http/head_guard.h).
+target_compile_definitions(egressd_llhttp PRIVATE LLHTTP_STRICT_MODE=1)

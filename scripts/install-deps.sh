@@ -9,6 +9,8 @@ packages=(
   libyaml-cpp-dev libspdlog-dev libcxxopts-dev nlohmann-json3-dev node-llhttp libasio-dev
   libidn2-dev libpsl-dev
   libseccomp-dev libcap-dev libssl-dev libgtest-dev libgmock-dev clang-format git
+  # fuzzing (scripts/fuzz.sh): clang 14 with its sanitizer and libFuzzer runtimes
+  clang-14 libclang-rt-14-dev
   # tests and demo: real servers and clients
   iproute2 dnsmasq-base bind9-dnsutils socat curl python3 procps
   # benchmark: DNS load

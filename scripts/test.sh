@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Installs what is missing, builds, and runs every test (unit + e2e on the real kernel).
-# Run as root on Debian 12. CI (.ci/run) calls exactly this.
+# Installs what is missing, builds, and runs every test (unit + e2e on the real kernel), then
+# the same suite under ASan+UBSan and every fuzz target for a bounded time
+# (docs/testing.md). Run as root on Debian 12. CI (.ci/run) calls exactly this.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -17,3 +18,11 @@ cmake -S . -B build-release -DCMAKE_BUILD_TYPE=Release -DEGRESSD_BUILD_TESTS=OFF
 cmake --build build-release -j"$(nproc)"
 # e2e tests share the machine's cgroup tree and bpffs: run serially.
 ctest --test-dir build --output-on-failure --timeout 300
+# The whole suite again under ASan+UBSan (build-asan/, every ASan check on).
+scripts/test-sanitizers.sh --no-deps
+# Every fuzz target for 60 s (one per core at a time) in a clang ASan+UBSan build
+# (build-fuzz/); any finding fails. EGRESSD_CI_FUZZ_SECONDS=0 skips them.
+fuzz_seconds=${EGRESSD_CI_FUZZ_SECONDS:-60}
+if [ "$fuzz_seconds" -gt 0 ]; then
+  scripts/fuzz.sh --seconds "$fuzz_seconds" --jobs "$(nproc)"
+fi

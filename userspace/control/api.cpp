@@ -261,6 +261,10 @@ Result<std::string> percentDecode(std::string_view text, bool plusIsSpace) {
       out += ' ';
       continue;
     }
+    if (c == '\0') {
+      // Refused like its encoded form: a NUL in an id or a host cuts it short in C APIs.
+      return Error(EINVAL, "NUL byte at offset " + std::to_string(i));
+    }
     if (c != '%') {
       out += c;
       continue;

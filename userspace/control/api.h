@@ -86,7 +86,7 @@ class Router {
 // becomes %XX. Use it for each host, name or id put into a path ('*' -> %2A, '/' -> %2F).
 std::string percentEncode(std::string_view segment);
 // %XX -> byte. With `plusIsSpace` (query strings) '+' decodes to ' '. Fails on a '%' not
-// followed by two hex digits and on an encoded NUL.
+// followed by two hex digits and on a NUL, encoded or raw.
 Result<std::string> percentDecode(std::string_view text, bool plusIsSpace = false);
 // "lines=20&sandbox=sb1" -> {lines: 20, sandbox: sb1}; keys and values percent-decoded, a key
 // without '=' maps to "", a repeated key keeps its last value.

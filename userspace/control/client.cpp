@@ -199,13 +199,13 @@ Result<ApiResponse> ControlClient::call(const std::string& method, const std::st
     response.body = nlohmann::json::object();
     return response;
   }
-  try {
-    response.body = nlohmann::json::parse(raw);
-  } catch (const nlohmann::json::parse_error& e) {
+  auto parsedBody = parseJsonBody(raw);
+  if (!parsedBody.ok()) {
     return Error(EPROTO, socketPath_ + " answered HTTP " + std::to_string(response.status) +
-                             " with a body that is not JSON (" + jsonErrorText(e.what()) +
+                             " with a body that is not JSON (" + parsedBody.error().message() +
                              "): " + raw.substr(0, 200));
   }
+  response.body = std::move(parsedBody).value();
   return response;
 }
 

@@ -250,14 +250,13 @@ class Connection {
       raw = std::move(decoded).value();
     }
     if (!raw.empty()) {
-      try {
-        out.body = nlohmann::json::parse(raw);
-      } catch (const nlohmann::json::parse_error& e) {
+      auto body = parseJsonBody(raw);
+      if (!body.ok()) {
         failure = apiError(400, "malformed_json",
-                           "request body is not valid JSON: " + jsonErrorText(e.what()) +
-                               " (byte " + std::to_string(e.byte) + ")");
+                           "request body is not valid JSON: " + body.error().message());
         co_return;
       }
+      out.body = std::move(body).value();
     }
     request = std::move(out);
   }

@@ -24,12 +24,23 @@ Result<std::string> decodeChunked(std::string_view raw) {
     if (size == 0) {
       return out;  // trailers, if any, are ignored
     }
-    if (raw.size() < size + 2 || raw.substr(size, 2) != "\r\n") {
+    // Written so that no size (up to 2^64 - 1) overflows the bound: `size + 2` would.
+    if (raw.size() < 2 || size > raw.size() - 2 || raw.substr(size, 2) != "\r\n") {
       return Error(EINVAL, "chunked body: chunk of " + std::to_string(size) +
                                " bytes is truncated or not followed by CRLF");
     }
     out.append(raw.substr(0, size));
     raw.remove_prefix(size + 2);
+  }
+}
+
+Result<nlohmann::json> parseJsonBody(std::string_view raw) {
+  try {
+    return nlohmann::json::parse(raw);
+  } catch (const nlohmann::json::parse_error& e) {
+    return Error(EINVAL, jsonErrorText(e.what()) + " (byte " + std::to_string(e.byte) + ")");
+  } catch (const nlohmann::json::exception& e) {
+    return Error(EINVAL, jsonErrorText(e.what()));
   }
 }
 

@@ -407,6 +407,15 @@ Result<ParsedAnswer> parseResponse(std::span<const uint8_t> msg, uint16_t id, st
     records.push_back(std::move(record));
   }
 
+  answer.minRecordTtl = minRecordTtl == UINT32_MAX ? 0 : minRecordTtl;
+  if (qtype != kTypeA && qtype != kTypeAaaa) {
+    // Only A and AAAA answers carry addresses. The records a CNAME query asks for are the
+    // CNAMEs themselves: followed as a chain they yielded their unset address (0.0.0.0),
+    // which the sandbox resolver then dropped as a special destination, emptying every
+    // CNAME answer (found by fuzz.dns_answer).
+    return answer;
+  }
+
   // Follow the chain from our name; only records on it count.
   std::string current = expected;
   uint32_t minTtl = UINT32_MAX;
@@ -443,7 +452,6 @@ Result<ParsedAnswer> parseResponse(std::span<const uint8_t> msg, uint16_t id, st
     current = alias->target;
   }
   answer.ttl = answer.addresses.empty() ? 0 : minTtl;
-  answer.minRecordTtl = minRecordTtl == UINT32_MAX ? 0 : minRecordTtl;
   return answer;
 }
 

@@ -200,7 +200,9 @@ class ParserCore {
       case HPE_STRICT:
       case HPE_CR_EXPECTED:
       case HPE_LF_EXPECTED:
-        return fail(kBadRequest, "invalid line ending");
+        // In a body these come from chunk framing (strict llhttp: CRLF after chunk data).
+        return fail(kBadRequest,
+                    phase_ == Phase::kBody ? "invalid chunk framing" : "invalid line ending");
       case HPE_INVALID_HEADER_TOKEN:
         return fail(kBadRequest, "invalid header field");
       case HPE_INVALID_URL:

@@ -26,6 +26,7 @@
 #include "common/fs.h"
 #include "common/unique_fd.h"
 #include "control/client.h"
+#include "control/wire.h"
 #include "http/parser.h"
 
 namespace egressd::control {
@@ -408,6 +409,52 @@ TEST_F(ControlServerTest, MalformedJsonIs400WithPosition) {
   EXPECT_NE(message.find("line 1, column 16"), std::string::npos) << message;
   EXPECT_EQ(calls_.load(), 0);
   EXPECT_TRUE(eof) << "connection kept open after a malformed request";
+}
+
+// Found by fuzz.control_json: a number nlohmann cannot hold throws out_of_range, not
+// parse_error; it escaped the server's catch and the connection died without an answer.
+TEST_F(ControlServerTest, NumberOverflowInBodyIs400) {
+  auto server = start();
+  ASSERT_TRUE(server);
+  UniqueFd fd = connectTo(socket_);
+  ASSERT_TRUE(fd);
+  sendAll(fd.get(), post("/v1/echo/x", "{\"hosts\": [1e999]}"));
+  bool eof = false;
+  auto replies = readResponses(fd.get(), 1, &eof);
+  ASSERT_EQ(replies.size(), 1U);
+  EXPECT_EQ(replies[0].status, 400);
+  EXPECT_EQ(replies[0].body["error"]["code"], "malformed_json");
+  const std::string message = replies[0].body["error"]["message"];
+  EXPECT_NE(message.find("number overflow"), std::string::npos) << message;
+  EXPECT_EQ(calls_.load(), 0);
+}
+
+TEST(ControlWireTest, ParseJsonBodyNeverThrows) {
+  auto ok = parseJsonBody("{\"a\": [1, 2.5, \"x\"]}");
+  ASSERT_TRUE(ok.ok()) << ok.error().message();
+  EXPECT_EQ((*ok)["a"][2], "x");
+  auto syntax = parseJsonBody("{\"a\": }");
+  ASSERT_FALSE(syntax.ok());
+  EXPECT_NE(syntax.error().message().find("(byte "), std::string::npos) << syntax.error().message();
+  auto overflow = parseJsonBody("-1e400");
+  ASSERT_FALSE(overflow.ok());
+  EXPECT_EQ(overflow.error().message().find("[json.exception"), std::string::npos)
+      << overflow.error().message();
+}
+
+// Found by fuzz.http_chunked: `raw.size() < size + 2` wrapped for sizes near 2^64 and
+// substr() then threw out_of_range instead of failing cleanly.
+TEST(ControlWireTest, DecodeChunkedRefusesSizesNearTheTopOfUint64) {
+  for (const char* raw :
+       {"ffffffffffffffff\r\nx\r\n", "fffffffffffffffe\r\nabc", "fffffffffffffffd\r\n\r\n"}) {
+    auto decoded = decodeChunked(raw);
+    ASSERT_FALSE(decoded.ok()) << raw;
+    EXPECT_NE(decoded.error().message().find("truncated"), std::string::npos)
+        << decoded.error().message();
+  }
+  auto fine = decodeChunked("3\r\nabc\r\n0\r\n\r\n");
+  ASSERT_TRUE(fine.ok()) << fine.error().message();
+  EXPECT_EQ(*fine, "abc");
 }
 
 TEST_F(ControlServerTest, BodyOverOneMebibyteIs413) {

@@ -143,6 +143,21 @@ TEST(ParseResponseTest, CnameWithoutAddressesIsNoData) {
   EXPECT_EQ(answer.rcode, kRcodeNoError);
 }
 
+// Found by fuzz.dns_answer: a CNAME query's answer came back with 0.0.0.0 as an address
+// (the CNAME records' unset address), so the sandbox resolver dropped it as a special
+// destination and every CNAME answer reached the sandbox empty.
+TEST(ParseResponseTest, CnameQueryHasNoAddresses) {
+  const ParsedAnswer answer = parseOk(
+      encode(responseFor("www.example.test", kTypeCname,
+                         {Rr{"www.example.test", kTypeCname, 120, nameRdata("edge.cdn.test")},
+                          Rr{"edge.cdn.test", kTypeA, 600, aRdata("198.18.5.5")}})),
+      "www.example.test", kTypeCname);
+  EXPECT_TRUE(answer.addresses.empty());
+  EXPECT_EQ(answer.ttl, 0u);
+  EXPECT_EQ(answer.minRecordTtl, 120u);  // still there for caching the whole answer
+  EXPECT_EQ(answer.answerCount, 2u);
+}
+
 TEST(ParseResponseTest, CnameChainsAreBounded) {
   std::vector<Rr> chain;
   for (int i = 0; i < kMaxCnameChain; ++i) {
