@@ -343,6 +343,7 @@ Result<std::unique_ptr<ProxyRuntime>> ProxyRuntime::start(const ProxyOptions& op
     config.headerTimeout = std::chrono::milliseconds(options.headerTimeoutMs);
     config.idleTimeout = std::chrono::milliseconds(options.idleTimeoutMs);
     config.ioTimeout = std::chrono::milliseconds(options.ioTimeoutMs);
+    config.maxConnections = options.maxConnections;
     config.origDstMapFd = impl->maps->fd(EGRESSD_MAP_ORIG_DST);
     config.audit = impl->audit.get();
     config.metrics = &impl->registry;
@@ -467,6 +468,9 @@ Status ProxyRuntime::addSandbox(const std::string& id, uint32_t slot, const poli
                                                 "Response bytes relayed to sandboxes.", labels);
   sb->connectionsAccepted = &impl_->registry.counter(
       "egressd_proxy_connections_total", "Connections accepted from sandboxes.", labels);
+  sb->connectionsRefused = &impl_->registry.counter(
+      "egressd_proxy_connections_refused_total",
+      "Connections refused with a 503 because the proxy was at its connection limit.", labels);
   {
     std::lock_guard lock(impl_->mutex);
     impl_->sandboxes[id] = sb;
