@@ -14,9 +14,11 @@
 #include <signal.h>
 #include <sys/mount.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <atomic>
+#include <cstring>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -260,6 +262,12 @@ Result<std::set<uint64_t>> linkIds(uint64_t cgroupId) {
     }
   }
   return ids;
+}
+
+// A /whoami answer of load_origin.py that says the request carried egressd's marker.
+bool jsonBodyMarked(const CurlReply& r) {
+  const json j = json::parse(r.last().body, nullptr, false);
+  return j.is_object() && j.value("marked", false);
 }
 
 int64_t num(const json& j, const std::string& key) {
@@ -586,6 +594,379 @@ TEST_F(LoadFaultTest, SigkillUnderLoadNeverLeaksAndRestartsWithTheSameLinks) {
   }
   std::cout << "[ numbers  ] kill -9 x" << kRounds << ": " << loopSeconds << " s, down window max "
             << maxDown << " s; totals " << totals.dump() << std::endl;
+}
+
+// --- 3. Faults ---------------------------------------------------------------------------
+
+// GET http://HOST:kLoadPort/PATH from the sandbox with curl (HOST resolved to .3 by curl).
+CurlReply getLoad(const Sandbox& sb, const World& w, const std::string& host,
+                  const std::string& path, std::vector<std::string> extra = {}) {
+  std::vector<std::string> args{"--resolve",
+                                host + ":" + std::to_string(kLoadPort) + ":" + w.ip4(3),
+                                "http://" + host + ":" + std::to_string(kLoadPort) + path};
+  args.insert(args.end(), extra.begin(), extra.end());
+  return curlIn(sb, args, milliseconds(30000));
+}
+
+// A helper process in the test internet that writes `ready` once it serves.
+Result<test::Process> startInInternet(const World& w, const std::vector<std::string>& argv,
+                                      const std::string& ready) {
+  auto proc = test::Process::spawn(
+      test::SpawnOptions{.argv = argv, .netnsPath = w.net->internet().path()});
+  if (!proc.ok()) {
+    return std::move(proc).error();
+  }
+  const auto deadline = Clock::now() + std::chrono::seconds(10);
+  while (!pathExists(ready)) {
+    if (!proc->running() || Clock::now() >= deadline) {
+      return Error(EIO, test::joinArgv(argv) + " did not start: " +
+                            proc->stop(milliseconds(0)).describe());
+    }
+    std::this_thread::sleep_for(milliseconds(20));
+  }
+  return std::move(proc).value();
+}
+
+// Upstream resolver down: a name the policy allows cannot be resolved, so the request gets
+// a 502 resolve_failed; it is never sent to the address the sandbox connected to instead.
+// Slow (answers after 1 s, inside the 2 s per-attempt timeout): served, later. Slower than
+// both attempts (2 x 2 s): 502 like a dead one. The sandbox's own DNS queries get SERVFAIL.
+TEST_F(LoadFaultTest, ResolverDownOrSlowFailsClosed) {
+  ASSERT_OK_AND_ASSIGN(auto dir, test::TempDir::create());
+  const std::string slowEp = w().ip4(2) + ":5301";
+  const std::string slowerEp = w().ip4(2) + ":5302";
+  ASSERT_OK_AND_ASSIGN(auto slow, startInInternet(w(),
+                                                  {test::python3Bin(), clientsDir() + "/slow_dns.py",
+                                                   "--listen", slowEp, "--upstream",
+                                                   w().resolver4(), "--delay", "1",
+                                                   "--ready", dir.path() + "/slow"},
+                                                  dir.path() + "/slow"));
+  ASSERT_OK_AND_ASSIGN(auto slower,
+                       startInInternet(w(),
+                                       {test::python3Bin(), clientsDir() + "/slow_dns.py",
+                                        "--listen", slowerEp, "--upstream", w().resolver4(),
+                                        "--delay", "6", "--ready", dir.path() + "/slower"},
+                                       dir.path() + "/slower"));
+  struct Case {
+    std::string name;
+    std::string resolver;
+    int status;
+    double minSeconds;
+    double maxSeconds;
+  };
+  const std::vector<Case> cases = {
+      {"down", w().ip4(2) + ":5399", 502, 0, 6},  // nothing listens: port unreachable
+      {"slow", slowEp, 200, 0.9, 5},
+      {"slower", slowerEp, 502, 3.5, 8},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE("resolver " + c.name + " " + c.resolver);
+    PolicySpec spec = loadSpec(*lw_);
+    spec.resolver = c.resolver;
+    ASSERT_OK_AND_ASSIGN(auto sb, Sandbox::start(spec, SandboxOptions{.ownNetns = true,
+                                                                      .auditLog = true,
+                                                                      .daemonArgs = {"--log-level",
+                                                                                     "info"}}));
+    ASSERT_OK_AND_ASSIGN(json before, lw_->origin->stats());
+    const auto t0 = Clock::now();
+    auto r = getLoad(*sb, w(), "allowed.test", "/whoami?fault=resolver-" + c.name);
+    const double took = std::chrono::duration<double>(Clock::now() - t0).count();
+    EXPECT_EQ(r.status(), c.status) << r.describe();
+    EXPECT_GE(took, c.minSeconds);
+    EXPECT_LE(took, c.maxSeconds);
+    if (c.status == 502) {
+      EXPECT_EQ(r.last().header("X-Egressd-Reason"), "resolve_failed") << r.describe();
+      ASSERT_OK_AND_ASSIGN(json after, lw_->origin->settledStats());
+      EXPECT_EQ(num(after, "requests"), num(before, "requests"))
+          << "a request whose name did not resolve reached the origin";
+      ASSERT_OK_AND_ASSIGN(
+          json a, sb->daemon().waitForAudit(auditWith({{"reason", "resolve_failed"}})));
+      EXPECT_EQ(a.value("status", 0), 502) << a;
+      // The sandbox's own query is not answered from anywhere else either.
+      auto dig = digIn(*sb, w().ip4(2), "allowed.test", false);
+      EXPECT_TRUE(dig.out.find("status: NOERROR") == std::string::npos) << dig.describe();
+    } else {
+      EXPECT_TRUE(jsonBodyMarked(r)) << r.describe();
+    }
+    // Denials do not wait for the resolver.
+    const auto d0 = Clock::now();
+    auto denied = getLoad(*sb, w(), "other.test", "/whoami?fault=resolver-denied");
+    EXPECT_EQ(denied.status(), 403) << denied.describe();
+    EXPECT_LT(Clock::now() - d0, std::chrono::seconds(2));
+    std::cout << "[ numbers  ] resolver " << c.name << ": " << r.status() << " after " << took
+              << " s" << std::endl;
+  }
+  (void)slow.stop(milliseconds(0));
+  (void)slower.stop(milliseconds(0));
+}
+
+// The origin sends the head and half the body, then a RST: the sandbox gets the head and a
+// truncated body and the connection ends (curl: "transfer closed with N bytes remaining",
+// exit 18) - a proxy cannot change a status already sent; nothing pretends the body was
+// whole. Both the buffered and the spliced (>= 64 KiB) body paths; the daemon serves on.
+TEST_F(LoadFaultTest, OriginResetMidBodyEndsTheClientConnection) {
+  ASSERT_OK_AND_ASSIGN(auto sb, startSandbox());
+  for (int bytes : {4000, 200000}) {
+    SCOPED_TRACE(std::to_string(bytes) + " bytes before the reset");
+    auto r = getLoad(*sb, w(), "allowed.test", "/reset?bytes=" + std::to_string(bytes));
+    EXPECT_EQ(r.status(), 200) << r.describe();
+    EXPECT_EQ(r.run.exitCode, 18) << "want curl's partial-file error: " << r.describe();
+    EXPECT_LT(r.last().body.size(), static_cast<size_t>(2 * bytes)) << r.describe();
+    auto ok = getLoad(*sb, w(), "allowed.test", "/whoami?after-reset");
+    EXPECT_EQ(ok.status(), 200) << ok.describe();
+  }
+  EXPECT_TRUE(sb->daemon().running()) << sb->daemon().logs();
+}
+
+// A 256 KiB tmpfs the test mounts for the audit log, then fills. Requests are still judged
+// and enforced (allowed served, denied 403); the lost records are counted, and once there
+// is space again one audit line says how many were dropped.
+TEST_F(LoadFaultTest, AuditDiskFullKeepsEnforcingAndCountsLostRecords) {
+  ASSERT_OK_AND_ASSIGN(auto dir, test::TempDir::create());
+  const std::string mnt = dir.path() + "/audit-fs";
+  ASSERT_OK(makeDirs(mnt, 0700));
+  ASSERT_EQ(::mount("egressd-test-audit", mnt.c_str(), "tmpfs", MS_NOSUID | MS_NODEV,
+                    "size=256k,mode=0700"),
+            0)
+      << "mount tmpfs on " << mnt << ": " << std::strerror(errno);
+  struct Unmount {
+    std::string path;
+    ~Unmount() { ::umount2(path.c_str(), MNT_DETACH); }
+  } unmount{mnt};
+  const std::string auditPath = mnt + "/audit.jsonl";
+  ASSERT_OK_AND_ASSIGN(auto sb, startSandbox({"--audit-log", auditPath}, false));
+  auto first = getLoad(*sb, w(), "allowed.test", "/whoami?audit=first");
+  ASSERT_EQ(first.status(), 200) << first.describe();
+
+  // Fill the file system.
+  {
+    std::ofstream filler(mnt + "/filler", std::ios::binary);
+    const std::string block(4096, 'f');
+    for (int i = 0; i < 1024 && filler.write(block.data(), block.size()); ++i) {
+    }
+  }
+  for (int i = 0; i < 30; ++i) {
+    auto r = getLoad(*sb, w(), "allowed.test", "/whoami?audit=full-" + std::to_string(i));
+    EXPECT_EQ(r.status(), 200) << r.describe();
+    auto d = getLoad(*sb, w(), "other.test", "/whoami?audit=denied-" + std::to_string(i));
+    EXPECT_EQ(d.status(), 403) << d.describe();
+  }
+  // The writer tried (every 200 ms) and failed; the daemon says so and keeps running.
+  bool warned = false;
+  for (int i = 0; i < 50 && !warned; ++i) {
+    warned = sb->daemon().logs().find("audit records are being lost") != std::string::npos;
+    std::this_thread::sleep_for(milliseconds(100));
+  }
+  EXPECT_TRUE(warned) << sb->daemon().logs();
+  EXPECT_TRUE(sb->daemon().running());
+  ASSERT_OK_AND_ASSIGN(json originBefore, lw_->origin->stats());
+
+  ASSERT_EQ(::unlink((mnt + "/filler").c_str()), 0);
+  auto after = getLoad(*sb, w(), "allowed.test", "/whoami?audit=after");
+  EXPECT_EQ(after.status(), 200) << after.describe();
+  bool noted = false;
+  std::string text;
+  for (int i = 0; i < 50 && !noted; ++i) {
+    std::this_thread::sleep_for(milliseconds(100));
+    auto t = readFile(auditPath);
+    text = t.ok() ? *t : "";
+    noted = text.find("\"audit_records_dropped\"") != std::string::npos &&
+            text.find("/whoami") != std::string::npos;
+  }
+  EXPECT_TRUE(noted) << text;
+  // Every complete line is JSON (a failed write left no half line behind).
+  size_t lines = 0;
+  for (size_t at = 0; at < text.size();) {
+    const size_t end = text.find('\n', at);
+    if (end == std::string::npos) {
+      break;
+    }
+    const json line = json::parse(text.substr(at, end - at), nullptr, false);
+    EXPECT_TRUE(line.is_object()) << "not JSON: " << text.substr(at, end - at);
+    at = end + 1;
+    ++lines;
+  }
+  std::cout << "[ numbers  ] audit disk full: " << lines << " lines kept; "
+            << (noted ? text.substr(text.find("audit_records_dropped") - 60, 200) : "") << std::endl;
+}
+
+// Scrapers that send a request and never read, or never send one: each is cut after the
+// metrics server's 5 s request deadline (plus a 1 s linger); meanwhile the proxy serves and
+// a well-behaved scrape is answered at once; afterwards egressd holds no more descriptors.
+TEST_F(LoadFaultTest, MetricsScraperThatNeverReadsBlocksNothing) {
+  ASSERT_OK_AND_ASSIGN(auto sb, startSandbox({}, false));
+  const pid_t pid = sb->daemon().pid();
+  // Warm up first: the request below leaves an idle upstream connection in the pool.
+  auto warm = getLoad(*sb, w(), "allowed.test", "/whoami?metrics-warm");
+  ASSERT_EQ(warm.status(), 200) << warm.describe();
+  ASSERT_OK(sb->daemon().scrapeMetrics());
+  const size_t fdsBefore = fdCount(pid);
+  const std::string script =
+      "import socket, sys, time\n"
+      "socks = []\n"
+      "for i in range(200):\n"
+      "    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)\n"
+      "    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)\n"
+      "    s.connect(sys.argv[1])\n"
+      "    if i % 2 == 0:\n"
+      "        s.sendall(b'GET /metrics HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n')\n"
+      "    socks.append(s)\n"
+      "print('held', flush=True)\n"
+      "time.sleep(float(sys.argv[2]))\n";
+  ASSERT_OK_AND_ASSIGN(test::Process stuck,
+                       test::Process::spawn(test::SpawnOptions{
+                           .argv = {test::python3Bin(), "-c", script,
+                                    sb->daemon().metricsSocketPath(), "12"}}));
+  ASSERT_TRUE(stuck.waitForOutput("held", milliseconds(10000))) << stuck.stderrText();
+  const size_t fdsStuck = fdCount(pid);
+  const auto t0 = Clock::now();
+  ASSERT_OK_AND_ASSIGN(std::string text, sb->daemon().scrapeMetrics());
+  const double scrapeSeconds = std::chrono::duration<double>(Clock::now() - t0).count();
+  EXPECT_LT(scrapeSeconds, 2.0);
+  EXPECT_NE(text.find("egressd_proxy_connections_total"), std::string::npos);
+  auto r = getLoad(*sb, w(), "allowed.test", "/whoami?metrics-stuck");
+  EXPECT_EQ(r.status(), 200) << r.describe();
+  // The stuck scrapers are cut while they still hold their ends open.
+  size_t fdsAfter = 0;
+  for (int i = 0; i < 40; ++i) {
+    fdsAfter = fdCount(pid);
+    if (fdsAfter <= fdsBefore) {
+      break;
+    }
+    std::this_thread::sleep_for(milliseconds(250));
+  }
+  const double cutSeconds = std::chrono::duration<double>(Clock::now() - t0).count();
+  EXPECT_TRUE(stuck.running()) << "the scrapers gave up first; nothing was tested";
+  EXPECT_LE(fdsAfter, fdsBefore) << "fds before " << fdsBefore << ", with 200 stuck scrapers "
+                                 << fdsStuck << ", after " << fdsAfter;
+  EXPECT_GE(fdsStuck, fdsBefore + 150) << "the scrapers were not held by egressd";
+  std::cout << "[ numbers  ] stuck scrapers: fds " << fdsBefore << " -> " << fdsStuck << " -> "
+            << fdsAfter << " after " << cutSeconds << " s; scrape took " << scrapeSeconds
+            << " s" << std::endl;
+  (void)stuck.stop(milliseconds(0));
+}
+
+// The multi-sandbox daemon: a control-plane policy and a sandbox in the world's sandbox
+// netns, enforced in the kernel (7001 not allowed: EPERM) and through the proxy.
+class LoadFaultControlTest : public LoadFaultTest {
+ protected:
+  std::string policyYamlText() {
+    PolicySpec s = loadSpec(*lw_);
+    s.name = "faults";
+    return policyYaml(s);
+  }
+  Result<std::unique_ptr<test::ControlDaemon>> startDaemon() {
+    auto o = worldDaemonOptions();
+    if (!o.ok()) {
+      return std::move(o).error();
+    }
+    o->policyFiles = {{"faults.yaml", policyYamlText()}};
+    o->extraArgs = {"--log-level", "info"};
+    return test::ControlDaemon::start(*o);
+  }
+  // Kernel rules and the proxy's: 7001 EPERM; allowed.test served (marked); other.test 403.
+  void expectEnforced(const CpSandbox& sb, bool proxyUp) {
+    auto probe = sb.run({probeBin(), "tcp", w().ip4(3), std::to_string(kTcpA)});
+    EXPECT_PROBE_ERR(probe, "EPERM");
+    auto ok = sb.get("allowed.test", kLoadPort, w().ip4(3), "/whoami?faults");
+    auto denied = sb.get("other.test", kLoadPort, w().ip4(3), "/whoami?faults-denied");
+    if (proxyUp) {
+      EXPECT_EQ(ok.status(), 200) << ok.describe();
+      EXPECT_EQ(denied.status(), 403) << denied.describe();
+    } else {
+      // Fail closed: the proxied port refuses, nothing goes direct.
+      EXPECT_EQ(ok.status(), 0) << ok.describe();
+      EXPECT_EQ(denied.status(), 0) << denied.describe();
+      auto refused = sb.run({probeBin(), "tcp", w().ip4(3), std::to_string(kLoadPort), "--no-read"});
+      EXPECT_PROBE_ERR(refused, "ECONNREFUSED");
+    }
+  }
+};
+
+// state.json truncated or not JSON at start: egressd refuses to start, naming the file and
+// what to do; it does not start empty (which would drop the sandboxes' rules from its
+// care) and it does not touch the pins, so every sandbox stays enforced by the kernel and
+// its proxied ports fail closed. With the file back, the restart restores the sandbox.
+TEST_F(LoadFaultControlTest, CorruptStateAtStartIsAClearErrorAndEnforcementStays) {
+  ASSERT_OK_AND_ASSIGN(auto daemon, startDaemon());
+  ASSERT_OK_AND_ASSIGN(auto sb, CpSandbox::create(*daemon, "faults-state", "faults", false,
+                                                  w().net->sandboxNetns()->path()));
+  expectEnforced(*sb, true);
+  ASSERT_OK_AND_ASSIGN(uint64_t cgid, test::cgroupId(sb->cgroup()));
+  ASSERT_OK_AND_ASSIGN(std::set<uint64_t> links, linkIds(cgid));
+  const std::string statePath = daemon->stateDir() + "/state.json";
+  ASSERT_OK_AND_ASSIGN(std::string good, readFile(statePath));
+  ASSERT_OK(daemon->killAndWait(SIGKILL));
+
+  for (const std::string& bad :
+       {good.substr(0, good.size() / 2), std::string("\x01\x02 not json"), std::string(""),
+        std::string("{\"sandboxes\": 7}"), std::string("{\"sandboxes\": [{\"id\": 5}]}")}) {
+    SCOPED_TRACE("state.json: " + bad.substr(0, 40));
+    ASSERT_OK(writeFileAtomic(statePath, bad, 0600));
+    Status restarted = daemon->restart();
+    ASSERT_FALSE(restarted.ok()) << "egressd started with a corrupt state file";
+    EXPECT_NE(restarted.error().message().find(statePath), std::string::npos)
+        << "the error does not name the file: " << restarted.error().message();
+    EXPECT_FALSE(daemon->running());
+    expectEnforced(*sb, false);
+    ASSERT_OK_AND_ASSIGN(std::set<uint64_t> now, linkIds(cgid));
+    EXPECT_EQ(now, links) << "the failed start changed the sandbox's links";
+  }
+  ASSERT_OK(writeFileAtomic(statePath, good, 0600));
+  ASSERT_OK(daemon->restart());
+  expectEnforced(*sb, true);
+  ASSERT_OK_AND_ASSIGN(std::set<uint64_t> restored, linkIds(cgid));
+  EXPECT_EQ(restored, links);
+}
+
+// The policy directory unreadable - replaced by a file, or holding a *.yaml that is not a
+// readable file - at SIGHUP: the reload is refused with an error naming the path, the
+// policies in force stay; at start: egressd refuses to start (the pins keep enforcing).
+TEST_F(LoadFaultControlTest, UnreadablePolicyDirIsRefusedAndTheRulesStay) {
+  ASSERT_OK_AND_ASSIGN(auto daemon, startDaemon());
+  ASSERT_OK_AND_ASSIGN(auto sb, CpSandbox::create(*daemon, "faults-policydir", "faults", false,
+                                                  w().net->sandboxNetns()->path()));
+  expectEnforced(*sb, true);
+  const std::string dir = daemon->policyDir();
+  const std::string aside = dir + ".aside";
+  auto waitForLog = [&](const std::string& needle) {
+    for (int i = 0; i < 50; ++i) {
+      if (daemon->logs().find(needle) != std::string::npos) {
+        return true;
+      }
+      std::this_thread::sleep_for(milliseconds(100));
+    }
+    return false;
+  };
+
+  // The directory replaced by a regular file.
+  ASSERT_EQ(::rename(dir.c_str(), aside.c_str()), 0) << std::strerror(errno);
+  std::ofstream(dir) << "not a directory\n";
+  ASSERT_TRUE(std::filesystem::is_regular_file(dir));
+  ASSERT_OK(daemon->signal(SIGHUP));
+  EXPECT_TRUE(waitForLog("policy directory " + dir)) << daemon->logs();
+  EXPECT_TRUE(daemon->running());
+  expectEnforced(*sb, true);
+
+  // At start: a clear refusal naming the directory; the sandbox stays enforced.
+  ASSERT_OK(daemon->killAndWait(SIGKILL));
+  Status restarted = daemon->restart();
+  ASSERT_FALSE(restarted.ok()) << "egressd started without its policy directory";
+  EXPECT_NE(restarted.error().message().find(dir), std::string::npos)
+      << restarted.error().message();
+  expectEnforced(*sb, false);
+
+  // Back as a directory, with a *.yaml that cannot be read (a dangling symlink).
+  ASSERT_EQ(::unlink(dir.c_str()), 0);
+  ASSERT_EQ(::rename(aside.c_str(), dir.c_str()), 0) << std::strerror(errno);
+  ASSERT_OK(daemon->restart());
+  expectEnforced(*sb, true);
+  const std::string dangling = dir + "/extra.yaml";
+  ASSERT_EQ(::symlink((dir + "/no-such-file").c_str(), dangling.c_str()), 0);
+  ASSERT_OK(daemon->signal(SIGHUP));
+  EXPECT_TRUE(waitForLog(dangling)) << daemon->logs();
+  expectEnforced(*sb, true);
+  ASSERT_EQ(::unlink(dangling.c_str()), 0);
 }
 
 }  // namespace
