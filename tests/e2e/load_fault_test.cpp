@@ -274,6 +274,9 @@ int64_t num(const json& j, const std::string& key) {
   return j.is_object() && j.contains(key) && j[key].is_number() ? j[key].get<int64_t>() : 0;
 }
 
+CurlReply getLoad(const Sandbox& sb, const World& w, const std::string& host,
+                  const std::string& path, std::vector<std::string> extra = {});
+
 // The limit egressd logged at start ("proxy: at most N connections at once"); 0 if none.
 int64_t maxConnectionsOf(const std::string& logs) {
   const std::string key = "proxy: at most ";
@@ -478,6 +481,48 @@ TEST_F(LoadFaultTest, TenThousandConcurrentConnectionsAreServedOrRefusedClearly)
             << "); ports " << hi - lo + 1 << ", somaxconn " << somaxconn << std::endl;
 }
 
+// --max-connections set low: the same clear refusal on any host, whatever its descriptor
+// limit (the 10,000-connection test only reaches the limit where RLIMIT_NOFILE is small).
+TEST_F(LoadFaultTest, ConnectionsPastMaxConnectionsGetA503AtOnce) {
+  ASSERT_OK_AND_ASSIGN(auto sb, startSandbox({"--max-connections", "50", "--header-timeout-ms", "2000"}));
+  EXPECT_EQ(maxConnectionsOf(sb->daemon().logs()), 50) << sb->daemon().logs();
+  const auto started = Clock::now();
+  ASSERT_OK_AND_ASSIGN(
+      json res, pythonClientIn(*sb, "load_mix.py",
+                               {"mix", "--connect", loadEndpoint(), "--host", "allowed.test",
+                                "--conns", "200", "--timeout", "20", "--slow-bytes", "65536",
+                                "--slow-wait", "1"},
+                               milliseconds(60000)));
+  const json outcomes = res.value("outcomes", json::object());
+  int64_t refused = 0;
+  int64_t taken = 0;
+  for (const auto& [kind, byOutcome] : outcomes.items()) {
+    for (const auto& [outcome, n] : byOutcome.items()) {
+      EXPECT_TRUE(outcome == "served" || outcome == "status_503" ||
+                  (kind == "slowloris" && outcome == "status_408"))
+          << n << " " << kind << " ended " << outcome;
+      (outcome == "status_503" ? refused : taken) += n.get<int64_t>();
+    }
+  }
+  // All 200 are open before any request: exactly 50 taken, 150 refused.
+  EXPECT_EQ(taken, 50) << res.dump();
+  EXPECT_EQ(refused, 150) << res.dump();
+  // Answered at once, not after a timeout (the slowloris ones taken wait for 408).
+  EXPECT_LT(Clock::now() - started, std::chrono::seconds(25));
+  ASSERT_OK_AND_ASSIGN(json a, sb->daemon().waitForAudit(auditWith({{"reason", "connection_limit"}})));
+  EXPECT_EQ(a.value("status", 0), 503) << a;
+  EXPECT_EQ(a.value("decision", ""), "deny") << a;
+  EXPECT_EQ(a.value("orig_dst", ""), loadEndpoint()) << a;
+  ASSERT_OK_AND_ASSIGN(std::string metricsText, sb->daemon().scrapeMetrics());
+  EXPECT_EQ(test::promValue(test::parsePrometheusText(metricsText),
+                            "egressd_proxy_connections_refused_total",
+                            {{"sandbox", sb->daemon().sandboxId()}}),
+            150.0);
+  // Once the others are gone, new connections are served again.
+  auto r = getLoad(*sb, w(), "allowed.test", "/whoami?after-limit");
+  EXPECT_EQ(r.status(), 200) << r.describe();
+}
+
 // --- 2. SIGKILL under load, 20 times ----------------------------------------------------------
 
 // 200 connections loop requests (every 10th to a denied host) while the daemon is killed
@@ -618,7 +663,7 @@ TEST_F(LoadFaultTest, SigkillUnderLoadNeverLeaksAndRestartsWithTheSameLinks) {
 
 // GET http://HOST:kLoadPort/PATH from the sandbox with curl (HOST resolved to .3 by curl).
 CurlReply getLoad(const Sandbox& sb, const World& w, const std::string& host,
-                  const std::string& path, std::vector<std::string> extra = {}) {
+                  const std::string& path, std::vector<std::string> extra) {
   std::vector<std::string> args{"--resolve",
                                 host + ":" + std::to_string(kLoadPort) + ":" + w.ip4(3),
                                 "http://" + host + ":" + std::to_string(kLoadPort) + path};
