@@ -18,8 +18,8 @@
 #include <unistd.h>
 
 #include <atomic>
-#include <cstring>
 #include <chrono>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <random>
@@ -138,7 +138,8 @@ class LoadOrigin {
     const auto deadline = Clock::now() + std::chrono::seconds(10);
     while (!pathExists(ready) || !pathExists(o->statsPath())) {
       if (!o->proc_->running() || Clock::now() >= deadline) {
-        return Error(EIO, "load_origin.py did not start: " + o->proc_->stop(milliseconds(0)).describe());
+        return Error(EIO,
+                     "load_origin.py did not start: " + o->proc_->stop(milliseconds(0)).describe());
       }
       std::this_thread::sleep_for(milliseconds(20));
     }
@@ -328,8 +329,7 @@ class LoadFaultTest : public E2eTest {
     std::string problems;
     const int64_t unmarked = num(now, "unmarked") - num(since, "unmarked");
     if (unmarked != 0) {
-      problems += std::to_string(unmarked) +
-                  " requests without egressd's marker (first ever: " +
+      problems += std::to_string(unmarked) + " requests without egressd's marker (first ever: " +
                   now.value("unmarked_samples", json::array()).dump() + "); ";
     }
     // Named: items() iterates the object it was called on.
@@ -388,11 +388,11 @@ TEST_F(LoadFaultTest, TenThousandConcurrentConnectionsAreServedOrRefusedClearly)
     }
   });
   const auto started = Clock::now();
-  auto ran = pythonClientIn(*sb, "load_mix.py",
-                               {"mix", "--connect", loadEndpoint(), "--host", "allowed.test",
-                                "--conns", std::to_string(kConns), "--timeout", "60",
-                                "--slow-bytes", "65536", "--slow-wait", "3"},
-                               milliseconds(200000));
+  auto ran = pythonClientIn(
+      *sb, "load_mix.py",
+      {"mix", "--connect", loadEndpoint(), "--host", "allowed.test", "--conns",
+       std::to_string(kConns), "--timeout", "60", "--slow-bytes", "65536", "--slow-wait", "3"},
+      milliseconds(200000));
   fdStop = true;
   fdThread.join();
   ASSERT_TRUE(ran.ok()) << ran.error().message();
@@ -444,9 +444,8 @@ TEST_F(LoadFaultTest, TenThousandConcurrentConnectionsAreServedOrRefusedClearly)
   ASSERT_OK_AND_ASSIGN(json originAfter, lw_->origin->settledStats());
   EXPECT_TRUE(NoDirectHits(originBefore, originAfter));
   // Each served keep-alive connection made two requests, each slow reader one.
-  const int64_t servedRequests =
-      2 * num(outcomes.value("keepalive", json::object()), "served") +
-      num(outcomes.value("slow_reader", json::object()), "served");
+  const int64_t servedRequests = 2 * num(outcomes.value("keepalive", json::object()), "served") +
+                                 num(outcomes.value("slow_reader", json::object()), "served");
   EXPECT_EQ(num(originAfter, "marked") - num(originBefore, "marked"), servedRequests)
       << originAfter.dump();
 
@@ -468,31 +467,31 @@ TEST_F(LoadFaultTest, TenThousandConcurrentConnectionsAreServedOrRefusedClearly)
   // The pool keeps at most 64 idle connections per upstream and thread.
   EXPECT_LE(pooled, 64 * 2 * 4) << "more idle upstream connections than the pool keeps";
 
-  const uint64_t bound =
-      kRssBaseBoundKib + kRssPerConnectionBoundKib * static_cast<uint64_t>(std::max<int64_t>(taken, 0));
+  const uint64_t bound = kRssBaseBoundKib + kRssPerConnectionBoundKib *
+                                                static_cast<uint64_t>(std::max<int64_t>(taken, 0));
   EXPECT_LT(std::max(peak, hwm), bound)
-      << "egressd's RSS peaked at " << std::max(peak, hwm) / 1024 << " MiB, bound "
-      << bound / 1024 << " MiB: " << curveText(curve);
+      << "egressd's RSS peaked at " << std::max(peak, hwm) / 1024 << " MiB, bound " << bound / 1024
+      << " MiB: " << curveText(curve);
   std::cout << "[ numbers  ] 10k: limit " << limit << ", taken " << taken << ", 503 " << refused
-            << ", fds peak " << maxOf(fdCurve) << "; " << res.value("outcomes", json::object()).dump()
-            << " in " << seconds << " s; RSS idle " << rssIdle / 1024 << " MiB, peak "
-            << peak / 1024 << " MiB (VmHWM " << hwm / 1024 << " MiB); fds before " << fdsBefore
-            << ", after " << fdsAfter << " (idle upstream " << pooled
-            << "); ports " << hi - lo + 1 << ", somaxconn " << somaxconn << std::endl;
+            << ", fds peak " << maxOf(fdCurve) << "; "
+            << res.value("outcomes", json::object()).dump() << " in " << seconds << " s; RSS idle "
+            << rssIdle / 1024 << " MiB, peak " << peak / 1024 << " MiB (VmHWM " << hwm / 1024
+            << " MiB); fds before " << fdsBefore << ", after " << fdsAfter << " (idle upstream "
+            << pooled << "); ports " << hi - lo + 1 << ", somaxconn " << somaxconn << std::endl;
 }
 
 // --max-connections set low: the same clear refusal on any host, whatever its descriptor
 // limit (the 10,000-connection test only reaches the limit where RLIMIT_NOFILE is small).
 TEST_F(LoadFaultTest, ConnectionsPastMaxConnectionsGetA503AtOnce) {
-  ASSERT_OK_AND_ASSIGN(auto sb, startSandbox({"--max-connections", "50", "--header-timeout-ms", "2000"}));
+  ASSERT_OK_AND_ASSIGN(auto sb,
+                       startSandbox({"--max-connections", "50", "--header-timeout-ms", "2000"}));
   EXPECT_EQ(maxConnectionsOf(sb->daemon().logs()), 50) << sb->daemon().logs();
   const auto started = Clock::now();
-  ASSERT_OK_AND_ASSIGN(
-      json res, pythonClientIn(*sb, "load_mix.py",
-                               {"mix", "--connect", loadEndpoint(), "--host", "allowed.test",
-                                "--conns", "200", "--timeout", "20", "--slow-bytes", "65536",
-                                "--slow-wait", "1"},
-                               milliseconds(60000)));
+  ASSERT_OK_AND_ASSIGN(json res, pythonClientIn(*sb, "load_mix.py",
+                                                {"mix", "--connect", loadEndpoint(), "--host",
+                                                 "allowed.test", "--conns", "200", "--timeout",
+                                                 "20", "--slow-bytes", "65536", "--slow-wait", "1"},
+                                                milliseconds(60000)));
   const json outcomes = res.value("outcomes", json::object());
   int64_t refused = 0;
   int64_t taken = 0;
@@ -509,7 +508,8 @@ TEST_F(LoadFaultTest, ConnectionsPastMaxConnectionsGetA503AtOnce) {
   EXPECT_EQ(refused, 150) << res.dump();
   // Answered at once, not after a timeout (the slowloris ones taken wait for 408).
   EXPECT_LT(Clock::now() - started, std::chrono::seconds(25));
-  ASSERT_OK_AND_ASSIGN(json a, sb->daemon().waitForAudit(auditWith({{"reason", "connection_limit"}})));
+  ASSERT_OK_AND_ASSIGN(json a,
+                       sb->daemon().waitForAudit(auditWith({{"reason", "connection_limit"}})));
   EXPECT_EQ(a.value("status", 0), 503) << a;
   EXPECT_EQ(a.value("decision", ""), "deny") << a;
   EXPECT_EQ(a.value("orig_dst", ""), loadEndpoint()) << a;
@@ -550,14 +550,28 @@ TEST_F(LoadFaultTest, SigkillUnderLoadNeverLeaksAndRestartsWithTheSameLinks) {
   for (const auto& p : proxySide()) {
     peers += (peers.empty() ? "" : ",") + p;
   }
-  ASSERT_OK_AND_ASSIGN(
-      test::Process client,
-      spawnInSandbox(w(), *sb,
-                     {test::python3Bin(), clientsDir() + "/load_mix.py", "loop", "--connect",
-                      loadEndpoint(), "--host", "allowed.test", "--denied-host", "other.test",
-                      "--conns", std::to_string(kLoopConns), "--phase", phaseFile, "--stop",
-                      stopFile, "--stats", statsFile, "--expect-peer", peers, "--max-seconds",
-                      "240"}));
+  ASSERT_OK_AND_ASSIGN(test::Process client, spawnInSandbox(w(), *sb,
+                                                            {test::python3Bin(),
+                                                             clientsDir() + "/load_mix.py",
+                                                             "loop",
+                                                             "--connect",
+                                                             loadEndpoint(),
+                                                             "--host",
+                                                             "allowed.test",
+                                                             "--denied-host",
+                                                             "other.test",
+                                                             "--conns",
+                                                             std::to_string(kLoopConns),
+                                                             "--phase",
+                                                             phaseFile,
+                                                             "--stop",
+                                                             stopFile,
+                                                             "--stats",
+                                                             statsFile,
+                                                             "--expect-peer",
+                                                             peers,
+                                                             "--max-seconds",
+                                                             "240"}));
   auto phaseStats = [&](const std::string& phase) -> json {
     auto text = readFile(statsFile);
     if (!text.ok()) {
@@ -582,7 +596,8 @@ TEST_F(LoadFaultTest, SigkillUnderLoadNeverLeaksAndRestartsWithTheSameLinks) {
     return false;
   };
   ASSERT_TRUE(waitFor("up-0", "ok", kLoopConns, milliseconds(30000)))
-      << phaseStats("up-0").dump() << "\n" << client.stderrText();
+      << phaseStats("up-0").dump() << "\n"
+      << client.stderrText();
 
   const auto started = Clock::now();
   std::vector<double> downSeconds;
@@ -596,8 +611,8 @@ TEST_F(LoadFaultTest, SigkillUnderLoadNeverLeaksAndRestartsWithTheSameLinks) {
     // Bytes the dead proxy had queued may still be delivered: then the origin's count
     // stands still while the daemon is down.
     ASSERT_OK_AND_ASSIGN(json atKill, lw_->origin->settledStats(milliseconds(400)));
-    auto probe = sb->probe({"--timeout-ms", "2000", "tcp", w().ip4(3), std::to_string(kLoadPort),
-                            "--no-read"});
+    auto probe = sb->probe(
+        {"--timeout-ms", "2000", "tcp", w().ip4(3), std::to_string(kLoadPort), "--no-read"});
     EXPECT_PROBE_ERR(probe, "ECONNREFUSED");
     EXPECT_TRUE(waitFor(down, "refused", kLoopConns / 4, milliseconds(5000)))
         << "the looping clients' new connections were not refused: " << phaseStats(down).dump();
@@ -631,8 +646,8 @@ TEST_F(LoadFaultTest, SigkillUnderLoadNeverLeaksAndRestartsWithTheSameLinks) {
   for (const auto& [phase, outcomes] : phases.items()) {
     for (const auto& [outcome, n] : outcomes.items()) {
       totals[outcome] = num(totals, outcome) + n.get<int64_t>();
-      EXPECT_FALSE(outcome == "unmarked" || outcome.starts_with("peer_") ||
-                   outcome == "mismatch" || outcome.starts_with("denied_got_"))
+      EXPECT_FALSE(outcome == "unmarked" || outcome.starts_with("peer_") || outcome == "mismatch" ||
+                   outcome.starts_with("denied_got_"))
           << phase << ": " << n << " " << outcome;
     }
   }
@@ -674,16 +689,16 @@ CurlReply getLoad(const Sandbox& sb, const World& w, const std::string& host,
 // A helper process in the test internet that writes `ready` once it serves.
 Result<test::Process> startInInternet(const World& w, const std::vector<std::string>& argv,
                                       const std::string& ready) {
-  auto proc = test::Process::spawn(
-      test::SpawnOptions{.argv = argv, .netnsPath = w.net->internet().path()});
+  auto proc =
+      test::Process::spawn(test::SpawnOptions{.argv = argv, .netnsPath = w.net->internet().path()});
   if (!proc.ok()) {
     return std::move(proc).error();
   }
   const auto deadline = Clock::now() + std::chrono::seconds(10);
   while (!pathExists(ready)) {
     if (!proc->running() || Clock::now() >= deadline) {
-      return Error(EIO, test::joinArgv(argv) + " did not start: " +
-                            proc->stop(milliseconds(0)).describe());
+      return Error(
+          EIO, test::joinArgv(argv) + " did not start: " + proc->stop(milliseconds(0)).describe());
     }
     std::this_thread::sleep_for(milliseconds(20));
   }
@@ -698,18 +713,18 @@ TEST_F(LoadFaultTest, ResolverDownOrSlowFailsClosed) {
   ASSERT_OK_AND_ASSIGN(auto dir, test::TempDir::create());
   const std::string slowEp = w().ip4(2) + ":5301";
   const std::string slowerEp = w().ip4(2) + ":5302";
-  ASSERT_OK_AND_ASSIGN(auto slow, startInInternet(w(),
-                                                  {test::python3Bin(), clientsDir() + "/slow_dns.py",
-                                                   "--listen", slowEp, "--upstream",
-                                                   w().resolver4(), "--delay", "1",
-                                                   "--ready", dir.path() + "/slow"},
-                                                  dir.path() + "/slow"));
-  ASSERT_OK_AND_ASSIGN(auto slower,
-                       startInInternet(w(),
-                                       {test::python3Bin(), clientsDir() + "/slow_dns.py",
-                                        "--listen", slowerEp, "--upstream", w().resolver4(),
-                                        "--delay", "6", "--ready", dir.path() + "/slower"},
-                                       dir.path() + "/slower"));
+  ASSERT_OK_AND_ASSIGN(
+      auto slow, startInInternet(w(),
+                                 {test::python3Bin(), clientsDir() + "/slow_dns.py", "--listen",
+                                  slowEp, "--upstream", w().resolver4(), "--delay", "1", "--ready",
+                                  dir.path() + "/slow"},
+                                 dir.path() + "/slow"));
+  ASSERT_OK_AND_ASSIGN(
+      auto slower, startInInternet(w(),
+                                   {test::python3Bin(), clientsDir() + "/slow_dns.py", "--listen",
+                                    slowerEp, "--upstream", w().resolver4(), "--delay", "6",
+                                    "--ready", dir.path() + "/slower"},
+                                   dir.path() + "/slower"));
   struct Case {
     std::string name;
     std::string resolver;
@@ -726,10 +741,10 @@ TEST_F(LoadFaultTest, ResolverDownOrSlowFailsClosed) {
     SCOPED_TRACE("resolver " + c.name + " " + c.resolver);
     PolicySpec spec = loadSpec(*lw_);
     spec.resolver = c.resolver;
-    ASSERT_OK_AND_ASSIGN(auto sb, Sandbox::start(spec, SandboxOptions{.ownNetns = true,
-                                                                      .auditLog = true,
-                                                                      .daemonArgs = {"--log-level",
-                                                                                     "info"}}));
+    ASSERT_OK_AND_ASSIGN(
+        auto sb, Sandbox::start(spec, SandboxOptions{.ownNetns = true,
+                                                     .auditLog = true,
+                                                     .daemonArgs = {"--log-level", "info"}}));
     ASSERT_OK_AND_ASSIGN(json before, lw_->origin->stats());
     const auto t0 = Clock::now();
     auto r = getLoad(*sb, w(), "allowed.test", "/whoami?fault=resolver-" + c.name);
@@ -742,8 +757,8 @@ TEST_F(LoadFaultTest, ResolverDownOrSlowFailsClosed) {
       ASSERT_OK_AND_ASSIGN(json after, lw_->origin->settledStats());
       EXPECT_EQ(num(after, "requests"), num(before, "requests"))
           << "a request whose name did not resolve reached the origin";
-      ASSERT_OK_AND_ASSIGN(
-          json a, sb->daemon().waitForAudit(auditWith({{"reason", "resolve_failed"}})));
+      ASSERT_OK_AND_ASSIGN(json a,
+                           sb->daemon().waitForAudit(auditWith({{"reason", "resolve_failed"}})));
       EXPECT_EQ(a.value("status", 0), 502) << a;
       // The sandbox's own query is not answered from anywhere else either.
       auto dig = digIn(*sb, w().ip4(2), "allowed.test", false);
@@ -850,7 +865,8 @@ TEST_F(LoadFaultTest, AuditDiskFullKeepsEnforcingAndCountsLostRecords) {
     ++lines;
   }
   std::cout << "[ numbers  ] audit disk full: " << lines << " lines kept; "
-            << (noted ? text.substr(text.find("audit_records_dropped") - 60, 200) : "") << std::endl;
+            << (noted ? text.substr(text.find("audit_records_dropped") - 60, 200) : "")
+            << std::endl;
 }
 
 // Scrapers that send a request and never read, or never send one: each is cut after the
@@ -877,10 +893,10 @@ TEST_F(LoadFaultTest, MetricsScraperThatNeverReadsBlocksNothing) {
       "    socks.append(s)\n"
       "print('held', flush=True)\n"
       "time.sleep(float(sys.argv[2]))\n";
-  ASSERT_OK_AND_ASSIGN(test::Process stuck,
-                       test::Process::spawn(test::SpawnOptions{
-                           .argv = {test::python3Bin(), "-c", script,
-                                    sb->daemon().metricsSocketPath(), "12"}}));
+  ASSERT_OK_AND_ASSIGN(
+      test::Process stuck,
+      test::Process::spawn(test::SpawnOptions{
+          .argv = {test::python3Bin(), "-c", script, sb->daemon().metricsSocketPath(), "12"}}));
   ASSERT_TRUE(stuck.waitForOutput("held", milliseconds(10000))) << stuck.stderrText();
   const size_t fdsStuck = fdCount(pid);
   const auto t0 = Clock::now();
@@ -898,8 +914,8 @@ TEST_F(LoadFaultTest, MetricsScraperThatNeverReadsBlocksNothing) {
   for (int i = 0; i < 40; ++i) {
     fdsAfter = fdCount(pid);
     ASSERT_OK_AND_ASSIGN(json st, lw_->origin->stats());
-    allowed = fdsBefore + static_cast<size_t>(std::max<int64_t>(
-                              0, num(st, "open") - num(originBefore, "open")));
+    allowed = fdsBefore + static_cast<size_t>(
+                              std::max<int64_t>(0, num(st, "open") - num(originBefore, "open")));
     if (fdsAfter <= allowed) {
       break;
     }
@@ -908,11 +924,11 @@ TEST_F(LoadFaultTest, MetricsScraperThatNeverReadsBlocksNothing) {
   const double cutSeconds = std::chrono::duration<double>(Clock::now() - t0).count();
   EXPECT_TRUE(stuck.running()) << "the scrapers gave up first; nothing was tested";
   EXPECT_LE(fdsAfter, allowed) << "fds before " << fdsBefore << ", with 200 stuck scrapers "
-                                 << fdsStuck << ", after " << fdsAfter;
+                               << fdsStuck << ", after " << fdsAfter;
   EXPECT_GE(fdsStuck, fdsBefore + 150) << "the scrapers were not held by egressd";
   std::cout << "[ numbers  ] stuck scrapers: fds " << fdsBefore << " -> " << fdsStuck << " -> "
-            << fdsAfter << " after " << cutSeconds << " s; scrape took " << scrapeSeconds
-            << " s" << std::endl;
+            << fdsAfter << " after " << cutSeconds << " s; scrape took " << scrapeSeconds << " s"
+            << std::endl;
   (void)stuck.stop(milliseconds(0));
 }
 
@@ -947,7 +963,8 @@ class LoadFaultControlTest : public LoadFaultTest {
       // Fail closed: the proxied port refuses, nothing goes direct.
       EXPECT_EQ(ok.status(), 0) << ok.describe();
       EXPECT_EQ(denied.status(), 0) << denied.describe();
-      auto refused = sb.run({probeBin(), "tcp", w().ip4(3), std::to_string(kLoadPort), "--no-read"});
+      auto refused =
+          sb.run({probeBin(), "tcp", w().ip4(3), std::to_string(kLoadPort), "--no-read"});
       EXPECT_PROBE_ERR(refused, "ECONNREFUSED");
     }
   }
@@ -1061,21 +1078,21 @@ TEST_F(LoadFaultTest, RssStaysBoundedUnderThirtySecondsOfMixedLoad) {
   const std::string stopFile = dir.path() + "/stop";
   ASSERT_OK_AND_ASSIGN(
       test::Process loop,
-      spawnInSandbox(w(), *sb,
-                     {test::python3Bin(), clientsDir() + "/load_mix.py", "loop", "--connect",
-                      loadEndpoint(), "--host", "allowed.test", "--denied-host", "other.test",
-                      "--conns", "200", "--stop", stopFile, "--stats", dir.path() + "/loop.json",
-                      "--max-seconds", "60"}));
+      spawnInSandbox(
+          w(), *sb,
+          {test::python3Bin(), clientsDir() + "/load_mix.py", "loop", "--connect", loadEndpoint(),
+           "--host", "allowed.test", "--denied-host", "other.test", "--conns", "200", "--stop",
+           stopFile, "--stats", dir.path() + "/loop.json", "--max-seconds", "60"}));
   const auto started = Clock::now();
   std::atomic<bool> done{false};
   std::vector<json> rounds;
   std::thread mixer([&] {
     while (!done && Clock::now() - started < kDuration - std::chrono::seconds(4)) {
-      auto r = pythonClientIn(*sb, "load_mix.py",
-                              {"mix", "--connect", loadEndpoint(), "--host", "allowed.test",
-                               "--conns", "2000", "--timeout", "20", "--slow-bytes", "262144",
-                               "--slow-wait", "1"},
-                              milliseconds(60000));
+      auto r =
+          pythonClientIn(*sb, "load_mix.py",
+                         {"mix", "--connect", loadEndpoint(), "--host", "allowed.test", "--conns",
+                          "2000", "--timeout", "20", "--slow-bytes", "262144", "--slow-wait", "1"},
+                         milliseconds(60000));
       rounds.push_back(r.ok() ? *r : json{{"error", r.error().message()}});
     }
   });

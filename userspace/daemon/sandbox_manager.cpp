@@ -226,8 +226,8 @@ Result<std::map<std::string, SandboxManager::PolicyEntry>> SandboxManager::loadP
     return out;
   }
   if (!std::filesystem::is_directory(dirStatus)) {
-    return Error(kInvalidPolicy, "policy directory " + options_.policyDir +
-                                     ": " + std::strerror(ENOTDIR));
+    return Error(kInvalidPolicy,
+                 "policy directory " + options_.policyDir + ": " + std::strerror(ENOTDIR));
   }
   std::vector<std::string> files;
   for (auto it = std::filesystem::directory_iterator(options_.policyDir, ec);
@@ -242,15 +242,15 @@ Result<std::map<std::string, SandboxManager::PolicyEntry>> SandboxManager::loadP
     if (!std::filesystem::is_regular_file(path, typeError)) {
       // A policy file that cannot be read (a directory, a FIFO, a dangling symlink) is an
       // error like a malformed one: skipping it would drop its policy silently.
-      return Error(kInvalidPolicy, "policy file " + path.string() + ": " +
-                                       (typeError ? typeError.message()
-                                                  : std::string("not a regular file")));
+      return Error(kInvalidPolicy,
+                   "policy file " + path.string() + ": " +
+                       (typeError ? typeError.message() : std::string("not a regular file")));
     }
     files.push_back(path.string());
   }
   if (ec) {
-    return Error(kInvalidPolicy, "reading policy directory " + options_.policyDir + ": " +
-                                     ec.message());
+    return Error(kInvalidPolicy,
+                 "reading policy directory " + options_.policyDir + ": " + ec.message());
   }
   std::sort(files.begin(), files.end());
   for (const std::string& file : files) {

@@ -169,8 +169,7 @@ struct ProxyServer::Impl {
         continue;
       }
       asio::co_spawn(acceptor->get_executor(),
-                     serveCounted(std::move(socket), *orig, sandbox, threadPools),
-                     asio::detached);
+                     serveCounted(std::move(socket), *orig, sandbox, threadPools), asio::detached);
     }
   }
 };
@@ -185,10 +184,12 @@ void ProxyServer::Impl::refuseOverLimit(tcp::socket socket, const OrigDst& orig,
   const int64_t now = std::chrono::duration_cast<std::chrono::seconds>(
                           std::chrono::steady_clock::now().time_since_epoch())
                           .count();
-  if (int64_t last = lastWarned.load(); now - last >= 10 && lastWarned.compare_exchange_strong(last, now)) {
-    spdlog::warn("proxy: {} connections open, the limit (--max-connections); refusing more "
-                 "with 503 connection_limit (sandbox {})",
-                 config.maxConnections, sandbox.id);
+  if (int64_t last = lastWarned.load();
+      now - last >= 10 && lastWarned.compare_exchange_strong(last, now)) {
+    spdlog::warn(
+        "proxy: {} connections open, the limit (--max-connections); refusing more "
+        "with 503 connection_limit (sandbox {})",
+        config.maxConnections, sandbox.id);
   }
   if (config.audit != nullptr) {
     audit::AuditRecord r;
@@ -230,17 +231,20 @@ Result<std::unique_ptr<ProxyServer>> ProxyServer::start(ProxyConfig config) {
   impl->config.threads = n;
   if (impl->config.maxConnections == 0) {
     struct rlimit nofile {};
-    const uint64_t limit = ::getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur != RLIM_INFINITY
-                               ? nofile.rlim_cur
-                               : 1024;
+    const uint64_t limit =
+        ::getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur != RLIM_INFINITY
+            ? nofile.rlim_cur
+            : 1024;
     impl->config.maxConnections = connectionLimitFor(limit);
-    spdlog::info("proxy: at most {} connections at once ({} descriptors each of RLIMIT_NOFILE "
-                 "{}); more are refused with 503 connection_limit",
-                 impl->config.maxConnections, kFdsPerConnection, limit);
+    spdlog::info(
+        "proxy: at most {} connections at once ({} descriptors each of RLIMIT_NOFILE "
+        "{}); more are refused with 503 connection_limit",
+        impl->config.maxConnections, kFdsPerConnection, limit);
   } else {
-    spdlog::info("proxy: at most {} connections at once (--max-connections); more are refused "
-                 "with 503 connection_limit",
-                 impl->config.maxConnections);
+    spdlog::info(
+        "proxy: at most {} connections at once (--max-connections); more are refused "
+        "with 503 connection_limit",
+        impl->config.maxConnections);
   }
   for (unsigned i = 0; i < n; ++i) {
     impl->contexts.push_back(std::make_unique<asio::io_context>(1));
