@@ -813,6 +813,7 @@ TEST_F(LoadFaultTest, AuditDiskFullKeepsEnforcingAndCountsLostRecords) {
   } unmount{mnt};
   const std::string auditPath = mnt + "/audit.jsonl";
   ASSERT_OK_AND_ASSIGN(auto sb, startSandbox({"--audit-log", auditPath}, false));
+  // startSandbox asks for metrics too: the lost records are counted there.
   auto first = getLoad(*sb, w(), "allowed.test", "/whoami?audit=first");
   ASSERT_EQ(first.status(), 200) << first.describe();
 
@@ -837,6 +838,11 @@ TEST_F(LoadFaultTest, AuditDiskFullKeepsEnforcingAndCountsLostRecords) {
   }
   EXPECT_TRUE(warned) << sb->daemon().logs();
   EXPECT_TRUE(sb->daemon().running());
+  ASSERT_OK_AND_ASSIGN(std::string metricsText, sb->daemon().scrapeMetrics());
+  const double droppedMetric = test::promValue(test::parsePrometheusText(metricsText),
+                                               "egressd_audit_records_dropped_total", {})
+                                   .value_or(-1);
+  EXPECT_GE(droppedMetric, 30.0) << metricsText;
   ASSERT_OK_AND_ASSIGN(json originBefore, lw_->origin->stats());
 
   ASSERT_EQ(::unlink((mnt + "/filler").c_str()), 0);
@@ -864,7 +870,8 @@ TEST_F(LoadFaultTest, AuditDiskFullKeepsEnforcingAndCountsLostRecords) {
     at = end + 1;
     ++lines;
   }
-  std::cout << "[ numbers  ] audit disk full: " << lines << " lines kept; "
+  std::cout << "[ numbers  ] audit disk full: " << droppedMetric << " dropped (metric); " << lines
+            << " lines kept; "
             << (noted ? text.substr(text.find("audit_records_dropped") - 60, 200) : "")
             << std::endl;
 }

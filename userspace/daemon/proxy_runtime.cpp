@@ -315,6 +315,17 @@ Result<std::unique_ptr<ProxyRuntime>> ProxyRuntime::start(const ProxyOptions& op
     });
   }
   impl->registry.addCollector([raw](std::string& out) { raw->renderKernelCounters(out); });
+  if (impl->audit) {
+    // A full disk or a stalled audit consumer loses records rather than blocking the proxy
+    // (docs/security.md "Faults"): monitoring sees that here, before the next audit line.
+    impl->registry.addCollector([raw](std::string& out) {
+      metrics::appendFamilyHeader(out, "egressd_audit_records_dropped_total",
+                                  "Audit records lost: the audit buffer was full (output stalled) "
+                                  "or a write failed (e.g. disk full).",
+                                  "counter");
+      metrics::appendSample(out, "egressd_audit_records_dropped_total", {}, raw->audit->dropped());
+    });
+  }
   if (!options.metrics.empty()) {
     auto server = metrics::MetricsServer::start(options.metrics, impl->registry);
     if (!server.ok()) {
