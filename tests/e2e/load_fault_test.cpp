@@ -265,6 +265,14 @@ Result<std::set<uint64_t>> linkIds(uint64_t cgroupId) {
   return ids;
 }
 
+size_t countOf(const std::string& text, const std::string& needle) {
+  size_t n = 0;
+  for (size_t at = text.find(needle); at != std::string::npos; at = text.find(needle, at + 1)) {
+    ++n;
+  }
+  return n;
+}
+
 // A /whoami answer of load_origin.py that says the request carried egressd's marker.
 bool jsonBodyMarked(const CurlReply& r) {
   const json j = json::parse(r.last().body, nullptr, false);
@@ -1061,6 +1069,21 @@ TEST_F(LoadFaultControlTest, UnreadablePolicyDirIsRefusedAndTheRulesStay) {
   EXPECT_TRUE(waitForLog(dangling)) << daemon->logs();
   expectEnforced(*sb, true);
   ASSERT_EQ(::unlink(dangling.c_str()), 0);
+
+  // A hidden one (an editor's lock, ".#faults.yaml" -> nowhere) is not a policy file: the
+  // reload goes through.
+  const std::string lock = dir + "/.#faults.yaml";
+  ASSERT_EQ(::symlink("root@host.1234:1700000000", lock.c_str()), 0);
+  const size_t reloadsBefore = countOf(daemon->logs(), "policies reloaded from");
+  ASSERT_OK(daemon->signal(SIGHUP));
+  bool reloaded = false;
+  for (int i = 0; i < 50 && !reloaded; ++i) {
+    reloaded = countOf(daemon->logs(), "policies reloaded from") > reloadsBefore;
+    std::this_thread::sleep_for(milliseconds(100));
+  }
+  EXPECT_TRUE(reloaded) << daemon->logs();
+  ASSERT_EQ(::unlink(lock.c_str()), 0);
+  expectEnforced(*sb, true);
 }
 
 // --- 4. Memory under 30 s of mixed load ------------------------------------------------------
