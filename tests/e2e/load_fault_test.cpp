@@ -368,7 +368,16 @@ constexpr uint64_t kRssPerConnectionBoundKib = 48;
 
 TEST_F(LoadFaultTest, TenThousandConcurrentConnectionsAreServedOrRefusedClearly) {
   constexpr int kConns = 10000;
-  ASSERT_OK_AND_ASSIGN(auto sb, startSandbox({"--header-timeout-ms", "8000"}));
+  // The client holds one descriptor per connection (the daemon's own limit decides how many
+  // it serves and is part of what is tested).
+  struct rlimit nofile {};
+  ::getrlimit(RLIMIT_NOFILE, &nofile);
+  if (nofile.rlim_cur < kConns + 512) {
+    GTEST_SKIP() << "RLIMIT_NOFILE is " << nofile.rlim_cur << " (hard " << nofile.rlim_max
+                 << ", not raisable here): the client cannot hold " << kConns << " connections";
+  }
+  ASSERT_OK_AND_ASSIGN(auto sb,
+                       startSandbox({"--header-timeout-ms", "8000", "--proxy-threads", "2"}));
   ASSERT_OK_AND_ASSIGN(std::string range,
                        readInNetns(sb->netnsPath(), "/proc/sys/net/ipv4/ip_local_port_range"));
   int lo = 0;
@@ -472,8 +481,8 @@ TEST_F(LoadFaultTest, TenThousandConcurrentConnectionsAreServedOrRefusedClearly)
   }
   EXPECT_LE(fdsAfter, fdsBefore + static_cast<size_t>(pooled))
       << "fds before " << fdsBefore << ", after " << fdsAfter << ", idle upstream " << pooled;
-  // The pool keeps at most 64 idle connections per upstream and thread.
-  EXPECT_LE(pooled, 64 * 2 * 4) << "more idle upstream connections than the pool keeps";
+  // The pool keeps at most 64 idle connections per upstream (.3 and ::3) and thread (2).
+  EXPECT_LE(pooled, 64 * 2 * 2) << "more idle upstream connections than the pool keeps";
 
   const uint64_t bound = kRssBaseBoundKib + kRssPerConnectionBoundKib *
                                                 static_cast<uint64_t>(std::max<int64_t>(taken, 0));
