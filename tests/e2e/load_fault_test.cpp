@@ -362,7 +362,7 @@ class LoadFaultTest : public E2eTest {
 
 // egressd's RSS bound under the 10,000 connections: 32 MiB plus 48 KiB per connection it
 // serves at once, about twice what was measured (15 MiB idle, ~23 KiB per connection:
-// 129 MiB peak with 4,936 connections; docs/testing.md).
+// 116-172 MiB peaks with 4,936 connections; docs/testing.md).
 constexpr uint64_t kRssBaseBoundKib = 32 * 1024;
 constexpr uint64_t kRssPerConnectionBoundKib = 48;
 
