@@ -361,8 +361,8 @@ class LoadFaultTest : public E2eTest {
 // --- 1. 10,000 concurrent connections ------------------------------------------------------
 
 // egressd's RSS bound under the 10,000 connections: 32 MiB plus 48 KiB per connection it
-// serves at once, about twice what was measured (15 MiB idle, ~23 KiB per connection:
-// 116-172 MiB peaks with 4,936 connections; docs/testing.md).
+// serves at once, 1.5 to 2 times what was measured (15 MiB idle, 21-32 KiB per connection:
+// 116-172 MiB peaks with 4,936 connections over five runs; docs/testing.md).
 constexpr uint64_t kRssBaseBoundKib = 32 * 1024;
 constexpr uint64_t kRssPerConnectionBoundKib = 48;
 
