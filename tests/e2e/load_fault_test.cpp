@@ -22,6 +22,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <random>
 #include <set>
 #include <thread>
@@ -538,6 +539,51 @@ TEST_F(LoadFaultTest, ConnectionsPastMaxConnectionsGetA503AtOnce) {
   // Once the others are gone, new connections are served again.
   auto r = getLoad(*sb, w(), "allowed.test", "/whoami?after-limit");
   EXPECT_EQ(r.status(), 200) << r.describe();
+}
+
+// The connection limit set above what the descriptors allow (here: the daemon's
+// RLIMIT_NOFILE lowered to 300 after start): when accept() fails with EMFILE, the spare
+// descriptor takes the waiting connection and answers it 503 out_of_descriptors instead of
+// leaving it to stall in the listen queue. Every connection ends with a status.
+TEST_F(LoadFaultTest, RunningOutOfDescriptorsGetsA503NotAStall) {
+  ASSERT_OK_AND_ASSIGN(auto sb, startSandbox({"--max-connections", "5000", "--header-timeout-ms",
+                                              "2000", "--proxy-threads", "2"}));
+  const pid_t pid = sb->daemon().pid();
+  struct rlimit low {
+    300, 300
+  };
+  ASSERT_EQ(::prlimit(pid, RLIMIT_NOFILE, &low, nullptr), 0) << std::strerror(errno);
+  const auto started = Clock::now();
+  ASSERT_OK_AND_ASSIGN(json res, pythonClientIn(*sb, "load_mix.py",
+                                                {"mix", "--connect", loadEndpoint(), "--host",
+                                                 "allowed.test", "--conns", "600", "--timeout",
+                                                 "20", "--slow-bytes", "65536", "--slow-wait", "1"},
+                                                milliseconds(90000)));
+  const double seconds = std::chrono::duration<double>(Clock::now() - started).count();
+  const json outcomes = res.value("outcomes", json::object());
+  std::map<std::string, int64_t> totals;
+  for (const auto& [kind, byOutcome] : outcomes.items()) {
+    for (const auto& [outcome, n] : byOutcome.items()) {
+      totals[outcome] += n.get<int64_t>();
+      EXPECT_TRUE(outcome == "served" || outcome.starts_with("status_"))
+          << n << " " << kind << " ended " << outcome << ": " << res.dump();
+    }
+  }
+  EXPECT_GT(totals["status_503"], 0) << res.dump();
+  EXPECT_GT(totals["served"], 0) << res.dump();
+  ASSERT_OK_AND_ASSIGN(json a,
+                       sb->daemon().waitForAudit(auditWith({{"reason", "out_of_descriptors"}})));
+  EXPECT_EQ(a.value("status", 0), 503) << a;
+  EXPECT_TRUE(sb->daemon().running()) << sb->daemon().logs();
+  // With descriptors back, it serves again.
+  struct rlimit back {
+    20000, 20000
+  };
+  ::prlimit(pid, RLIMIT_NOFILE, &back, nullptr);
+  auto r = getLoad(*sb, w(), "allowed.test", "/whoami?after-emfile");
+  EXPECT_EQ(r.status(), 200) << r.describe();
+  std::cout << "[ numbers  ] out of descriptors (RLIMIT_NOFILE 300, 600 connections): "
+            << outcomes.dump() << " in " << seconds << " s" << std::endl;
 }
 
 // --- 2. SIGKILL under load, 20 times ----------------------------------------------------------

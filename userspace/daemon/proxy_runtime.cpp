@@ -481,7 +481,7 @@ Status ProxyRuntime::addSandbox(const std::string& id, uint32_t slot, const poli
       "egressd_proxy_connections_total", "Connections accepted from sandboxes.", labels);
   sb->connectionsRefused = &impl_->registry.counter(
       "egressd_proxy_connections_refused_total",
-      "Connections refused with a 503 because the proxy was at its connection limit.", labels);
+      "Connections refused with a 503: at --max-connections, or out of file descriptors.", labels);
   {
     std::lock_guard lock(impl_->mutex);
     impl_->sandboxes[id] = sb;

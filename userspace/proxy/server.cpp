@@ -24,6 +24,7 @@
 #include <thread>
 
 #include "audit/audit_log.h"
+#include "common/unique_fd.h"
 #include "proxy/http_session.h"
 #include "proxy/upstream_pool.h"
 
@@ -47,18 +48,26 @@ unsigned defaultThreads() {
 // once, so a flood of refused connections cannot hold descriptors either.
 constexpr uint64_t kMaxLingeringRefusals = 1024;
 
-const std::string& limitResponse() {
-  static const std::string body =
-      "egressd: the proxy is at its connection limit (--max-connections); try again later\n";
-  static const std::string response =
-      "HTTP/1.1 503 Service Unavailable\r\n"
-      "Content-Type: text/plain\r\n"
-      "X-Egressd-Reason: connection_limit\r\n"
-      "Retry-After: 1\r\n"
-      "Connection: close\r\n"
-      "Content-Length: " +
-      std::to_string(body.size()) + "\r\n\r\n" + body;
-  return response;
+std::string refusalResponse(const std::string& reason, const std::string& body) {
+  return "HTTP/1.1 503 Service Unavailable\r\n"
+         "Content-Type: text/plain\r\n"
+         "X-Egressd-Reason: " +
+         reason +
+         "\r\n"
+         "Retry-After: 1\r\n"
+         "Connection: close\r\n"
+         "Content-Length: " +
+         std::to_string(body.size()) + "\r\n\r\n" + body;
+}
+
+const std::string& limitResponse(bool outOfDescriptors = false) {
+  static const std::string limit = refusalResponse(
+      "connection_limit",
+      "egressd: the proxy is at its connection limit (--max-connections); try again later\n");
+  static const std::string descriptors = refusalResponse(
+      "out_of_descriptors",
+      "egressd: the proxy is out of file descriptors (RLIMIT_NOFILE); try again later\n");
+  return outOfDescriptors ? descriptors : limit;
 }
 
 }  // namespace
@@ -123,8 +132,40 @@ struct ProxyServer::Impl {
     co_await serveConnection(std::move(socket), orig, std::move(sandbox), config, threadPools);
   }
 
-  // Counts, audits and answers a connection over config.maxConnections.
-  void refuseOverLimit(tcp::socket socket, const OrigDst& orig, SandboxContext& sandbox);
+  // Counts, audits and answers a connection over config.maxConnections (`reason`
+  // connection_limit) or one taken with the spare descriptor (out_of_descriptors: no
+  // lingering then, the descriptor is needed back at once).
+  void refuseOverLimit(tcp::socket socket, const OrigDst& orig, SandboxContext& sandbox,
+                       const std::string& reason = "connection_limit");
+
+  // One descriptor held in reserve (/dev/null): when accept() fails with EMFILE/ENFILE the
+  // connection waits in the listen queue, where the client would only see a stall. The
+  // spare is closed, the connection accepted with its descriptor and answered with the 503,
+  // and the spare opened again. False when even that found no descriptor.
+  std::mutex spareMutex;
+  UniqueFd spare{::open("/dev/null", O_RDONLY | O_CLOEXEC)};
+  bool refuseWithSpare(tcp::acceptor& acceptor, SandboxContext& sandbox) {
+    std::lock_guard lock(spareMutex);
+    spare.reset();
+    const int fd =
+        ::accept4(acceptor.native_handle(), nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
+    bool answered = false;
+    if (fd >= 0) {
+      auto orig = takeOrigDst(config.origDstMapFd, fd);
+      tcp::socket socket(acceptor.get_executor());
+      asio::error_code ec;
+      socket.assign(acceptor.local_endpoint(ec).protocol(), fd, ec);
+      if (ec) {
+        ::close(fd);
+      } else {
+        refuseOverLimit(std::move(socket), orig.ok() ? *orig : OrigDst{}, sandbox,
+                        "out_of_descriptors");
+        answered = true;
+      }
+    }
+    spare = UniqueFd(::open("/dev/null", O_RDONLY | O_CLOEXEC));
+    return answered;
+  }
 
   asio::awaitable<void> acceptLoop(std::shared_ptr<tcp::acceptor> acceptor,
                                    std::shared_ptr<SandboxContext> sandbox,
@@ -135,7 +176,12 @@ struct ProxyServer::Impl {
         co_return;
       }
       if (ec) {
-        // EMFILE and friends: say so, back off a little instead of spinning.
+        if ((ec.value() == EMFILE || ec.value() == ENFILE) &&
+            refuseWithSpare(*acceptor, *sandbox)) {
+          continue;
+        }
+        // Out of descriptors even with the spare, or another error: say so, back off a
+        // little instead of spinning.
         spdlog::warn("sandbox {}: accept on the proxy listener: {}", sandbox->id, ec.message());
         asio::steady_timer pause(acceptor->get_executor(), std::chrono::milliseconds(50));
         co_await pause.async_wait(kNoThrow);
@@ -176,7 +222,8 @@ struct ProxyServer::Impl {
 };
 
 void ProxyServer::Impl::refuseOverLimit(tcp::socket socket, const OrigDst& orig,
-                                        SandboxContext& sandbox) {
+                                        SandboxContext& sandbox, const std::string& reason) {
+  const bool outOfDescriptors = reason == "out_of_descriptors";
   if (sandbox.connectionsRefused != nullptr) {
     sandbox.connectionsRefused->inc();
   }
@@ -187,10 +234,17 @@ void ProxyServer::Impl::refuseOverLimit(tcp::socket socket, const OrigDst& orig,
                           .count();
   if (int64_t last = lastWarned.load();
       now - last >= 10 && lastWarned.compare_exchange_strong(last, now)) {
-    spdlog::warn(
-        "proxy: {} connections open, the limit (--max-connections); refusing more "
-        "with 503 connection_limit (sandbox {})",
-        config.maxConnections, sandbox.id);
+    if (outOfDescriptors) {
+      spdlog::warn(
+          "proxy: out of file descriptors (RLIMIT_NOFILE) below --max-connections {}; "
+          "refusing with 503 out_of_descriptors (sandbox {})",
+          config.maxConnections, sandbox.id);
+    } else {
+      spdlog::warn(
+          "proxy: {} connections open, the limit (--max-connections); refusing more "
+          "with 503 connection_limit (sandbox {})",
+          config.maxConnections, sandbox.id);
+    }
   }
   if (config.audit != nullptr) {
     audit::AuditRecord r;
@@ -199,17 +253,23 @@ void ProxyServer::Impl::refuseOverLimit(tcp::socket socket, const OrigDst& orig,
     r.protocol = "tcp";
     r.origDst = orig.toString();
     r.decision = "deny";
-    r.reason = "connection_limit";
+    r.reason = reason;
     r.status = 503;
-    r.detail = std::to_string(config.maxConnections) + " connections already open";
+    r.detail = outOfDescriptors
+                   ? "out of file descriptors below " + std::to_string(config.maxConnections) +
+                         " connections"
+                   : std::to_string(config.maxConnections) + " connections already open";
     config.audit->write(r);
   }
-  if (lingering.fetch_add(1, std::memory_order_relaxed) >= kMaxLingeringRefusals) {
-    // Too many draining already: the 503 goes out in one non-blocking send (a fresh
-    // socket's buffer holds it) and the socket closes at once. A client whose request
-    // already arrived may then see a reset instead of the 503.
-    lingering.fetch_sub(1, std::memory_order_relaxed);
-    const std::string& response = limitResponse();
+  if (outOfDescriptors ||
+      lingering.fetch_add(1, std::memory_order_relaxed) >= kMaxLingeringRefusals) {
+    // Too many draining already (or no descriptor to spare): the 503 goes out in one
+    // non-blocking send (a fresh socket's buffer holds it) and the socket closes at once. A
+    // client whose request already arrived may then see a reset instead of the 503.
+    if (!outOfDescriptors) {
+      lingering.fetch_sub(1, std::memory_order_relaxed);
+    }
+    const std::string& response = limitResponse(outOfDescriptors);
     (void)::send(socket.native_handle(), response.data(), response.size(),
                  MSG_DONTWAIT | MSG_NOSIGNAL);
     asio::error_code ignored;
