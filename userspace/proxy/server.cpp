@@ -263,15 +263,25 @@ void ProxyServer::Impl::refuseOverLimit(tcp::socket socket, const OrigDst& orig,
   }
   if (outOfDescriptors ||
       lingering.fetch_add(1, std::memory_order_relaxed) >= kMaxLingeringRefusals) {
-    // Too many draining already (or no descriptor to spare): the 503 goes out in one
-    // non-blocking send (a fresh socket's buffer holds it) and the socket closes at once. A
-    // client whose request already arrived may then see a reset instead of the 503.
+    // Too many draining already (or no descriptor to spare): what the client already sent
+    // is read and dropped (a connection that waited in the listen queue has its request
+    // there; closing over unread bytes would send a RST that can destroy the 503), the 503
+    // goes out in one non-blocking send (a fresh socket's buffer holds it) and the socket
+    // closes at once. Bytes arriving after that can still turn the close into a reset.
     if (!outOfDescriptors) {
       lingering.fetch_sub(1, std::memory_order_relaxed);
     }
+    const int fd = socket.native_handle();
+    auto drain = [fd] {
+      std::array<char, 4096> sink;
+      for (int i = 0; i < 16 && ::recv(fd, sink.data(), sink.size(), MSG_DONTWAIT) > 0; ++i) {
+      }
+    };
+    drain();
     const std::string& response = limitResponse(outOfDescriptors);
-    (void)::send(socket.native_handle(), response.data(), response.size(),
-                 MSG_DONTWAIT | MSG_NOSIGNAL);
+    (void)::send(fd, response.data(), response.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+    ::shutdown(fd, SHUT_WR);
+    drain();
     asio::error_code ignored;
     socket.close(ignored);
     return;
