@@ -127,6 +127,9 @@ int main(int argc, char** argv) {
       "io-timeout-ms", "give up (504/close) when an upstream or body stalls this long",
       cxxopts::value<unsigned>()->default_value("60000"))("json",
                                                           "verify: print the results as JSON")(
+      "max-connections",
+      "proxied connections served at once; more get a 503 (0 = from RLIMIT_NOFILE)",
+      cxxopts::value<uint64_t>()->default_value("0"))(
       "log-level", "trace|debug|info|warn|error",
       cxxopts::value<std::string>()->default_value("info"))("h,help", "this help");
 
@@ -172,6 +175,7 @@ int main(int argc, char** argv) {
   proxy.headerTimeoutMs = args["header-timeout-ms"].as<unsigned>();
   proxy.idleTimeoutMs = args["idle-timeout-ms"].as<unsigned>();
   proxy.ioTimeoutMs = args["io-timeout-ms"].as<unsigned>();
+  proxy.maxConnections = args["max-connections"].as<uint64_t>();
 
   auto require = [&](bool ok, const char* what) {
     if (!ok) {

@@ -315,6 +315,17 @@ Result<std::unique_ptr<ProxyRuntime>> ProxyRuntime::start(const ProxyOptions& op
     });
   }
   impl->registry.addCollector([raw](std::string& out) { raw->renderKernelCounters(out); });
+  if (impl->audit) {
+    // A full disk or a stalled audit consumer loses records rather than blocking the proxy
+    // (docs/security.md "Faults"): monitoring sees that here, before the next audit line.
+    impl->registry.addCollector([raw](std::string& out) {
+      metrics::appendFamilyHeader(out, "egressd_audit_records_dropped_total",
+                                  "Audit records lost: the audit buffer was full (output stalled) "
+                                  "or a write failed (e.g. disk full).",
+                                  "counter");
+      metrics::appendSample(out, "egressd_audit_records_dropped_total", {}, raw->audit->dropped());
+    });
+  }
   if (!options.metrics.empty()) {
     auto server = metrics::MetricsServer::start(options.metrics, impl->registry);
     if (!server.ok()) {
@@ -343,6 +354,7 @@ Result<std::unique_ptr<ProxyRuntime>> ProxyRuntime::start(const ProxyOptions& op
     config.headerTimeout = std::chrono::milliseconds(options.headerTimeoutMs);
     config.idleTimeout = std::chrono::milliseconds(options.idleTimeoutMs);
     config.ioTimeout = std::chrono::milliseconds(options.ioTimeoutMs);
+    config.maxConnections = options.maxConnections;
     config.origDstMapFd = impl->maps->fd(EGRESSD_MAP_ORIG_DST);
     config.audit = impl->audit.get();
     config.metrics = &impl->registry;
@@ -420,6 +432,9 @@ Status ProxyRuntime::addSandbox(const std::string& id, uint32_t slot, const poli
                                                 "Response bytes relayed to sandboxes.", labels);
   sb->connectionsAccepted = &impl_->registry.counter(
       "egressd_proxy_connections_total", "Connections accepted from sandboxes.", labels);
+  sb->connectionsRefused = &impl_->registry.counter(
+      "egressd_proxy_connections_refused_total",
+      "Connections refused with a 503: at --max-connections, or out of file descriptors.", labels);
   {
     std::lock_guard lock(impl_->mutex);
     impl_->sandboxes[id] = sb;

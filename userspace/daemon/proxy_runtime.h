@@ -30,6 +30,7 @@ struct ProxyOptions {
   unsigned headerTimeoutMs = 15000;
   unsigned idleTimeoutMs = 60000;
   unsigned ioTimeoutMs = 60000;
+  uint64_t maxConnections = 0;  // proxy::ProxyConfig::maxConnections
   // Extra PEM bundle trusted for upstream TLS besides the system store ("" = none).
   std::string upstreamCaFile;
   // Where per-sandbox files go (sandboxes/<id>/ca.crt).

@@ -180,18 +180,44 @@ const SandboxManager::PolicyEntry* SandboxManager::policyFor(const SandboxRecord
 Result<std::map<std::string, SandboxManager::PolicyEntry>> SandboxManager::loadPolicyDir() const {
   std::map<std::string, PolicyEntry> out;
   std::error_code ec;
-  if (options_.policyDir.empty() || !std::filesystem::is_directory(options_.policyDir, ec)) {
+  if (options_.policyDir.empty()) {
     return out;
   }
+  // Missing: no policy files (yet). Anything else that is not a readable directory is an
+  // error, never "no policies": callers keep the policies in force.
+  const auto dirStatus = std::filesystem::status(options_.policyDir, ec);
+  if (ec && ec != std::errc::no_such_file_or_directory) {
+    return Error(kInvalidPolicy, "policy directory " + options_.policyDir + ": " + ec.message());
+  }
+  if (!std::filesystem::exists(dirStatus)) {
+    return out;
+  }
+  if (!std::filesystem::is_directory(dirStatus)) {
+    return Error(kInvalidPolicy,
+                 "policy directory " + options_.policyDir + ": " + std::strerror(ENOTDIR));
+  }
   std::vector<std::string> files;
-  for (const auto& e : std::filesystem::directory_iterator(options_.policyDir, ec)) {
-    const std::string ext = e.path().extension().string();
-    if (e.is_regular_file() && (ext == ".yaml" || ext == ".yml")) {
-      files.push_back(e.path().string());
+  for (auto it = std::filesystem::directory_iterator(options_.policyDir, ec);
+       !ec && it != std::filesystem::directory_iterator(); it.increment(ec)) {
+    const std::filesystem::path& path = it->path();
+    const std::string ext = path.extension().string();
+    // Hidden files are editors' (an Emacs lock file is a dangling ".#name.yaml" symlink).
+    if ((ext != ".yaml" && ext != ".yml") || path.filename().string().starts_with(".")) {
+      continue;
     }
+    std::error_code typeError;
+    if (!std::filesystem::is_regular_file(path, typeError)) {
+      // A policy file that cannot be read (a directory, a FIFO, a dangling symlink) is an
+      // error like a malformed one: skipping it would drop its policy silently.
+      return Error(kInvalidPolicy,
+                   "policy file " + path.string() + ": " +
+                       (typeError ? typeError.message() : std::string("not a regular file")));
+    }
+    files.push_back(path.string());
   }
   if (ec) {
-    return systemError(ec.value(), "reading policy directory " + options_.policyDir);
+    return Error(kInvalidPolicy,
+                 "reading policy directory " + options_.policyDir + ": " + ec.message());
   }
   std::sort(files.begin(), files.end());
   for (const std::string& file : files) {

@@ -132,6 +132,8 @@ struct SandboxContext {
   metrics::Counter* bytesFromSandbox = nullptr;
   metrics::Counter* bytesToSandbox = nullptr;
   metrics::Counter* connectionsAccepted = nullptr;
+  // Refused with a 503 because the proxy was at ProxyConfig::maxConnections.
+  metrics::Counter* connectionsRefused = nullptr;
 
   // egressd_requests_total{sandbox, layer="proxy", decision, reason}, resolved once per
   // (decision, reason): the registry lookup builds and escapes label strings.

@@ -45,11 +45,24 @@ struct ProxyConfig {
   // No byte from the upstream (or from the sandbox while its body streams) for this long.
   std::chrono::milliseconds ioTimeout{60000};
   size_t bufferBytes = 16 * 1024;  // per direction, per connection
+  // Connections served at once, all sandboxes together; one more is answered with a 503
+  // (X-Egressd-Reason: connection_limit) and closed, instead of stalling in the listen
+  // queue once the process runs out of descriptors. 0: derived from RLIMIT_NOFILE at start
+  // (kFdsPerConnection each, kReservedFds kept for everything else).
+  uint64_t maxConnections = 0;
   // TLS (owned by the caller, shared by every thread; null: TLS is refused). The server
   // side of intercepted connections, and the client side to upstreams (verifying).
   SSL_CTX* interceptTls = nullptr;
   SSL_CTX* upstreamTls = nullptr;
 };
+
+// A proxied connection holds up to four descriptors: the sandbox's socket, the upstream
+// socket and a splice pipe (two ends).
+inline constexpr uint64_t kFdsPerConnection = 4;
+inline constexpr uint64_t kReservedFds = 256;
+// maxConnections for a descriptor limit of `nofile`: what fits besides kReservedFds, at
+// least 16.
+uint64_t connectionLimitFor(uint64_t nofile);
 
 class ProxyServer {
  public:

@@ -271,7 +271,15 @@ class SockDiag {
       }
     }
     if (!haveCgroupId) {
-      missingCgroupId = true;
+      // Minisocks carry no cgroup: a connection closed by its owner and waiting in
+      // FIN_WAIT2 (a timewait sock; its FIN is sent, it sends no data) and a SYN_RECV
+      // request sock (a listener's, not an outgoing connection). A busy host always has
+      // some; they are nobody's to end. Only a full socket without the attribute means the
+      // kernel cannot tell sandboxes apart.
+      if (info.protocol != IPPROTO_TCP ||
+          (info.state != TCP_FIN_WAIT2 && info.state != TCP_SYN_RECV)) {
+        missingCgroupId = true;
+      }
       return std::nullopt;
     }
     return out;
