@@ -202,6 +202,29 @@ struct Policy {
 // tls.requireSni as written, else its default (true when allowedHosts is written).
 bool requiresSni(const Policy& policy);
 
+// One problem found in a policy file, with where it is.
+struct Diagnostic {
+  std::string source;  // the file name (or the API's "source")
+  SourcePos pos;       // 0:0 when the problem has no place (an unreadable file)
+  std::string path;    // the key path, "allow[2].ports"; empty for the document itself
+  std::string message;
+  // "FILE:LINE:COL: PATH: MESSAGE", the form editors and compilers use.
+  std::string text() const;
+};
+
+// Every error of a policy, not only the first (`egressd validate`): each top-level key,
+// each allow rule and each unknown key is checked on its own. `policy` is set only when
+// there is no error; `unreadable` when the file could not be read at all.
+struct PolicyCheck {
+  std::optional<Policy> policy;
+  std::vector<Diagnostic> errors;
+  std::vector<std::string> warnings;
+  bool unreadable = false;
+};
+PolicyCheck checkPolicy(std::string_view yamlText, const std::string& sourceName);
+PolicyCheck checkPolicyFile(const std::string& path);
+
+// The first error's text (and those of the others, one per line) as one Error.
 Result<Policy> loadPolicyFile(const std::string& path);
 // `sourceName` only labels messages ("FILE" above); nothing is read from it.
 Result<Policy> parsePolicy(std::string_view yamlText, const std::string& sourceName);

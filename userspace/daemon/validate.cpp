@@ -1,0 +1,63 @@
+// egressd validate FILE...: the policy checks of `egressctl policy validate`, without a
+// daemon (like `nginx -t`), reporting every error of every file rather than the first.
+#include <nlohmann/json.hpp>
+
+#include <iostream>
+
+#include "daemon/commands.h"
+#include "policy/policy.h"
+
+namespace egressd::daemon {
+
+int validateCommand(const std::vector<std::string>& files, bool json) {
+  bool anyError = false;
+  bool anyUnreadable = false;
+  nlohmann::json report = nlohmann::json::array();
+  for (const std::string& file : files) {
+    const policy::PolicyCheck check = policy::checkPolicyFile(file);
+    anyError = anyError || (!check.errors.empty() && !check.unreadable);
+    anyUnreadable = anyUnreadable || check.unreadable;
+    if (json) {
+      nlohmann::json errors = nlohmann::json::array();
+      for (const policy::Diagnostic& d : check.errors) {
+        errors.push_back({{"file", d.source},
+                          {"line", d.pos.line},
+                          {"column", d.pos.column},
+                          {"path", d.path},
+                          {"message", d.message},
+                          {"text", d.text()}});
+      }
+      nlohmann::json entry = {{"file", file},
+                              {"valid", check.errors.empty()},
+                              {"errors", errors},
+                              {"warnings", check.warnings}};
+      if (check.policy) {
+        entry["policy"] = check.policy->name;
+      }
+      report.push_back(std::move(entry));
+      continue;
+    }
+    for (const policy::Diagnostic& d : check.errors) {
+      std::cerr << d.text() << "\n";
+    }
+    for (const std::string& warning : check.warnings) {
+      std::cerr << "warning: " << warning << "\n";
+    }
+    if (check.policy) {
+      std::cout << file << ": valid (policy " << check.policy->name << ")\n";
+    } else if (!check.unreadable) {
+      std::cerr << file << ": " << check.errors.size()
+                << (check.errors.size() == 1 ? " error" : " errors") << "\n";
+    }
+  }
+  if (json) {
+    std::cout << nlohmann::json{{"valid", !anyError && !anyUnreadable}, {"files", report}}.dump(2)
+              << "\n";
+  }
+  if (anyError) {
+    return kExitBadPolicy;
+  }
+  return anyUnreadable ? kExitFailure : 0;
+}
+
+}  // namespace egressd::daemon
