@@ -178,9 +178,9 @@ std::shared_ptr<const control::Router> makeControlRouter(SandboxManager& m) {
       }
       query.after = after;
     }
-    for (auto [key, field] : {std::pair{"sandbox", &query.sandbox},
-                              std::pair{"layer", &query.layer},
-                              std::pair{"decision", &query.decision}}) {
+    for (auto [key, field] :
+         {std::pair{"sandbox", &query.sandbox}, std::pair{"layer", &query.layer},
+          std::pair{"decision", &query.decision}}) {
       if (auto it = r.query.find(key); it != r.query.end()) {
         *field = it->second;
       }

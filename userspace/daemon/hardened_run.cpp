@@ -23,9 +23,12 @@ Result<int> runHardened(const HardenedCommand& c) {
   // add to the trust store get the CA, those that replace it get the system bundle + CA.
   if (!c.caCertificate.empty()) {
     const std::vector<std::pair<std::string, std::string>> trust = {
-        {"SSL_CERT_FILE", c.caBundle},       {"REQUESTS_CA_BUNDLE", c.caBundle},
-        {"CURL_CA_BUNDLE", c.caBundle},      {"GIT_SSL_CAINFO", c.caBundle},
-        {"NODE_EXTRA_CA_CERTS", c.caCertificate}, {"EGRESSD_CA_CERT", c.caCertificate}};
+        {"SSL_CERT_FILE", c.caBundle},
+        {"REQUESTS_CA_BUNDLE", c.caBundle},
+        {"CURL_CA_BUNDLE", c.caBundle},
+        {"GIT_SSL_CAINFO", c.caBundle},
+        {"NODE_EXTRA_CA_CERTS", c.caCertificate},
+        {"EGRESSD_CA_CERT", c.caCertificate}};
     for (const auto& [name, value] : trust) {
       setVariable(spawn.env, name, value);
     }

@@ -573,10 +573,10 @@ ApiResponse SandboxManager::createSandbox(const ApiRequest& request) {
             "create the default cgroup parent " + *resolvedParent +
             " (or start egressd daemon with --cgroup-parent PATH, an existing cgroup)"));
       }
-    } else if (struct stat st {}; ::stat(resolvedParent->c_str(), &st) != 0) {
+    } else if (struct stat st{}; ::stat(resolvedParent->c_str(), &st) != 0) {
       return apiError(400, "invalid_request",
-                      "cgroup parent " + *resolvedParent + " (egressd daemon --cgroup-parent): " +
-                          std::strerror(errno));
+                      "cgroup parent " + *resolvedParent +
+                          " (egressd daemon --cgroup-parent): " + std::strerror(errno));
     }
     record.cgroupPath = *resolvedParent + "/" + *id;
     if (::mkdir(record.cgroupPath.c_str(), 0755) != 0) {
@@ -1073,8 +1073,8 @@ ApiResponse SandboxManager::auditTail(const AuditQuery& query) {
     if (errno == ENOENT) {
       return ApiResponse{200, {{"records", nlohmann::json::array()}, {"next", 0}}};
     }
-    return apiError(500, "internal", "cannot read the audit log " + path + ": " +
-                                         std::strerror(errno));
+    return apiError(500, "internal",
+                    "cannot read the audit log " + path + ": " + std::strerror(errno));
   }
   // The tail only: the last 4 MiB hold far more lines than anyone asks for. A follower
   // reads from its offset, at most that much per call; a log that shrank was rotated or

@@ -89,7 +89,7 @@ class SandboxManager {
   control::ApiResponse showPolicy(const std::string& name);
   struct AuditQuery {
     size_t lines = 50;
-    std::string sandbox;   // "" = any; likewise layer and decision
+    std::string sandbox;  // "" = any; likewise layer and decision
     std::string layer;
     std::string decision;
     // Set: the records written after this byte offset of the log (a previous answer's
