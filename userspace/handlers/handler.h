@@ -1,4 +1,4 @@
-// Handler chains (design.md "handler"): the compiled `outboundHandlers` of one policy and
+// Handler chains (docs/design.md "Vocabulary", handler): the compiled `outboundHandlers` of one policy and
 // their evaluation against one HTTP request.
 //
 // Everything a policy author can get wrong is found by HandlerSet::compile, with the file

@@ -586,7 +586,7 @@ asio::awaitable<bool> HttpSession<Stream>::handleRequest() {
   }
   const uint16_t port = orig_.port;
   policy::HostDecision decision = view->hosts.decide(*host, port);
-  // Handlers run after the host policy (design.md precedence 1-2): a host it denies for a
+  // Handlers run after the host policy (docs/design.md precedence 1-2): a host it denies for a
   // reason of its own never reaches one (handlerMayApply).
   const handlers::HostBinding* binding =
       handlerMayApply(decision) ? view->handlers.pick(host_) : nullptr;
