@@ -162,8 +162,10 @@ std::string bashCompletion() {
 }
 
 std::string zshCompletion() {
-  return "#compdef egressctl\n"
-         "# zsh completion for egressctl: the bash completion through bashcompinit.\n"
+  // Meant to be sourced (~/.zshrc: source <(egressctl completion zsh)), not installed as a
+  // #compdef file: compinit would run it as the completion function itself.
+  return "# zsh completion for egressctl: the bash completion through bashcompinit.\n"
+         "autoload -U +X compinit && { (( ${+_comps} )) || compinit; }\n"
          "autoload -U +X bashcompinit && bashcompinit\n" +
          bashCompletion();
 }

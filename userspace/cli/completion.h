@@ -10,7 +10,7 @@ namespace egressd::cli {
 // A bash script defining and registering _egressctl. Sandbox ids and policy names are asked
 // of the daemon (`egressctl __complete sandboxes|policies`, honouring --socket on the line).
 std::string bashCompletion();
-// The same function for zsh, through bashcompinit.
+// The same function for zsh, through bashcompinit; to be sourced from ~/.zshrc.
 std::string zshCompletion();
 
 }  // namespace egressd::cli
