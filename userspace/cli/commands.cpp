@@ -323,6 +323,22 @@ Result<Command> parseCommand(const std::vector<std::string>& args, const Inputs&
   return command;
 }
 
+std::string auditFollowPath(const std::string& firstPath, uint64_t next) {
+  std::string query;
+  if (size_t q = firstPath.find('?'); q != std::string::npos) {
+    size_t start = q + 1;
+    while (start < firstPath.size()) {
+      const size_t amp = std::min(firstPath.find('&', start), firstPath.size());
+      const std::string pair = firstPath.substr(start, amp - start);
+      if (!pair.empty() && !pair.starts_with("lines=") && !pair.starts_with("after=")) {
+        query += pair + "&";
+      }
+      start = amp + 1;
+    }
+  }
+  return "/v1/audit?" + query + "after=" + std::to_string(next);
+}
+
 std::string renderHuman(const Command& command, const json& body) {
   for (const Verb& verb : verbTable()) {
     if (verb.name == command.verb && verb.render) {

@@ -10,6 +10,7 @@
 // Per-sandbox verbs name the sandbox with -s/--sandbox ID (env EGRESSD_SANDBOX).
 #pragma once
 
+#include <cstdint>
 #include <functional>
 #include <map>
 #include <optional>
@@ -116,5 +117,8 @@ std::string renderDaemonStatus(const nlohmann::json& status);
 // asked and why), and the header line for them: `audit tail`, also while following.
 std::string renderAuditRecord(const nlohmann::json& record);
 std::string auditHeader();
+// The request after one that ended at byte `next` of the log, for audit tail -f: the same
+// filters, no line count (only what is written from now on), after=next.
+std::string auditFollowPath(const std::string& firstPath, uint64_t next);
 
 }  // namespace egressd::cli

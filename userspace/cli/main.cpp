@@ -5,6 +5,8 @@
 // (cli/run.h); `audit tail -f` repeats its request from where the last answer ended.
 #include <nlohmann/json.hpp>
 
+#include <unistd.h>
+
 #include <chrono>
 #include <iostream>
 #include <optional>
@@ -230,6 +232,12 @@ int apiCommand(const egressd::cli::Command& command) {
 
 // sandbox create ID --run -- CMD: create, run, and delete the sandbox when the command ends.
 int createAndRun(const egressd::cli::Command& command) {
+  if (::geteuid() != 0) {
+    // Checked before anything is created: runInSandbox would refuse after the create.
+    std::cerr << "egressctl: --run needs root: it starts the command inside the new sandbox's "
+                 "cgroup\n";
+    return egressd::cli::kExitFailure;
+  }
   if (int created = apiCommand(command); created != egressd::cli::kExitOk) {
     return created;
   }
@@ -274,25 +282,7 @@ int followAudit(const egressd::cli::Command& command) {
     }
     std::cout.flush();
     const uint64_t next = body.value("next", uint64_t{0});
-    // Only what is written from now on: drop -n, keep the filters.
-    std::string query;
-    if (size_t q = command.path.find('?'); q != std::string::npos) {
-      std::string rest = command.path.substr(q + 1);
-      size_t start = 0;
-      while (start <= rest.size()) {
-        size_t amp = rest.find('&', start);
-        std::string pair =
-            rest.substr(start, amp == std::string::npos ? std::string::npos : amp - start);
-        if (!pair.empty() && !pair.starts_with("lines=")) {
-          query += pair + "&";
-        }
-        if (amp == std::string::npos) {
-          break;
-        }
-        start = amp + 1;
-      }
-    }
-    path = "/v1/audit?" + query + "after=" + std::to_string(next);
+    path = egressd::cli::auditFollowPath(command.path, next);
     std::this_thread::sleep_for(std::chrono::milliseconds(300));
   }
 }

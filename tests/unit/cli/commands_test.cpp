@@ -231,6 +231,12 @@ TEST_F(CliTest, AuditTail) {
   EXPECT_NE(usageError({"audit", "tail", "--layer", "tcp"}).find("kernel|proxy|dns"),
             std::string::npos);
   usageError({"audit", "tail", "--decision", "maybe"});
+  // Following: the filters stay, the line count goes, the offset moves on.
+  EXPECT_EQ(auditFollowPath("/v1/audit?lines=5&sandbox=sb%2F1&layer=dns", 1234),
+            "/v1/audit?sandbox=sb%2F1&layer=dns&after=1234");
+  EXPECT_EQ(auditFollowPath("/v1/audit", 0), "/v1/audit?after=0");
+  EXPECT_EQ(auditFollowPath("/v1/audit?decision=deny&after=10", 20),
+            "/v1/audit?decision=deny&after=20");
 }
 
 TEST_F(CliTest, RunInASandbox) {
