@@ -1,9 +1,9 @@
 // The policy model (docs/design.md "Policy file") and its YAML loader. Loading is
 // all-or-nothing and never throws: the problems come back as one Error, one per line, each
 // starting with "FILE:LINE:COL: " (1-based) and naming the field (checkPolicy() gives them
-// apart, for egressd validate), so a rejected policy can be fixed
-// from the message alone while the rules already in force stay untouched. Loading never
-// reads secret files or environment variables; it only records where secrets come from.
+// apart, for egressd validate), so a rejected policy can be fixed from the message alone
+// while the rules already in force stay untouched. Loading never reads secret files or
+// environment variables; it only records where secrets come from.
 #pragma once
 
 #include <cstddef>
