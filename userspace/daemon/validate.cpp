@@ -5,6 +5,7 @@
 #include <iostream>
 
 #include "daemon/commands.h"
+#include "handlers/handler.h"
 #include "policy/policy.h"
 
 namespace egressd::daemon {
@@ -14,7 +15,19 @@ int validateCommand(const std::vector<std::string>& files, bool json) {
   bool anyUnreadable = false;
   nlohmann::json report = nlohmann::json::array();
   for (const std::string& file : files) {
-    const policy::PolicyCheck check = policy::checkPolicyFile(file);
+    policy::PolicyCheck check = policy::checkPolicyFile(file);
+    if (check.policy) {
+      // What the daemon and egressd run check next: the handler chains compile (templates,
+      // conditions, references), with their own warnings.
+      auto compiled = handlers::HandlerSet::compile(*check.policy);
+      if (!compiled.ok()) {
+        check.errors.push_back(policy::Diagnostic{file, {}, "", compiled.error().message()});
+        check.policy.reset();
+      } else {
+        check.warnings.insert(check.warnings.end(), (*compiled)->warnings().begin(),
+                              (*compiled)->warnings().end());
+      }
+    }
     anyError = anyError || (!check.errors.empty() && !check.unreadable);
     anyUnreadable = anyUnreadable || check.unreadable;
     if (json) {
