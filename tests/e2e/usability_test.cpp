@@ -225,6 +225,15 @@ TEST(EgressdCommandLine, ValidateReportsEveryErrorAndExits2) {
   EXPECT_EQ(report["files"][0]["errors"].size(), 3U) << j.out;
   EXPECT_EQ(report["files"][0]["errors"][2]["line"], 6);
   EXPECT_EQ(egressd({"validate", good}).exitCode, 0);
+  // Handler chains are compiled as egressd run and the daemon do.
+  const std::string handler = dir->path() + "/handler.yaml";
+  ASSERT_TRUE(writeFileAtomic(handler,
+                              "name: h\noutbound: x\noutboundHandlers:\n  x:\n"
+                              "    - setHeader: { name: A, value: \"${secret:}\" }\n")
+                  .ok());
+  const test::RunResult h = egressd({"validate", handler});
+  EXPECT_EQ(h.exitCode, 2) << h.describe();
+  EXPECT_TRUE(h.err.starts_with(handler + ":5:7: outboundHandlers.x[0]")) << h.err;
   EXPECT_EQ(egressd({"validate", dir->path() + "/absent.yaml"}).exitCode, 1);
 }
 

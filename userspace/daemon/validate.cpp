@@ -21,7 +21,8 @@ int validateCommand(const std::vector<std::string>& files, bool json) {
       // conditions, references), with their own warnings.
       auto compiled = handlers::HandlerSet::compile(*check.policy);
       if (!compiled.ok()) {
-        check.errors.push_back(policy::Diagnostic{file, {}, "", compiled.error().message()});
+        // Its message starts with FILE:LINE:COL already.
+        check.errors.push_back(policy::Diagnostic{"", {}, "", compiled.error().message()});
         check.policy.reset();
       } else {
         check.warnings.insert(check.warnings.end(), (*compiled)->warnings().begin(),
@@ -33,7 +34,7 @@ int validateCommand(const std::vector<std::string>& files, bool json) {
     if (json) {
       nlohmann::json errors = nlohmann::json::array();
       for (const policy::Diagnostic& d : check.errors) {
-        errors.push_back({{"file", d.source},
+        errors.push_back({{"file", file},
                           {"line", d.pos.line},
                           {"column", d.pos.column},
                           {"path", d.path},

@@ -1063,6 +1063,9 @@ bool requiresSni(const Policy& policy) {
 }
 
 std::string Diagnostic::text() const {
+  if (source.empty()) {
+    return message;  // a message that names its place itself
+  }
   std::string out = source;
   if (pos.line > 0) {
     out += ":" + std::to_string(pos.line) + ":" + std::to_string(pos.column);

@@ -205,7 +205,7 @@ bool requiresSni(const Policy& policy);
 
 // One problem found in a policy file, with where it is.
 struct Diagnostic {
-  std::string source;  // the file name (or the API's "source")
+  std::string source;  // the file name (or the API's "source"); "" when message names it
   SourcePos pos;       // 0:0 when the problem has no place (an unreadable file)
   std::string path;    // the key path, "allow[2].ports"; empty for the document itself
   std::string message;
