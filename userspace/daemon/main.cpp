@@ -103,12 +103,10 @@ int main(int argc, char** argv) {
       return 0;
     }
   }
-  if (own.empty() || own[0] == "-h" || own[0] == "--help" || own[0] == "help") {
-    // `egressd` alone is the daemon; only an explicit help asks for the overview.
-    if (!own.empty()) {
-      std::cout << egressd::daemon::overviewHelp();
-      return 0;
-    }
+  // Help before a mode word is the overview (`egressd` alone is the daemon, not help).
+  if (!own.empty() && (own[0] == "-h" || own[0] == "--help" || own[0] == "help")) {
+    std::cout << egressd::daemon::overviewHelp();
+    return 0;
   }
   std::string modeError;
   auto choice = egressd::daemon::chooseMode(own, &modeError);

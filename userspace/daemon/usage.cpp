@@ -35,8 +35,8 @@ const std::vector<ModeSpec>& modes() {
        "remove a sandbox's pinned enforcement"},
       {kValidate, "validate", "validate [--json] FILE...",
        "check policy files without a daemon: every error with FILE:LINE:COL"},
-      {kVerify, "verify", "verify --policy FILE [--json]",
-       "check that this host enforces a policy as written"},
+      {kVerify, "verify", "verify [--policy FILE] [--json]",
+       "check this host and attack a throw-away sandbox (docs/verify.md)"},
   };
   return kModes;
 }

@@ -44,6 +44,8 @@ TEST(UsageTest, EachModeOffersOnlyItsOwnOptions) {
   EXPECT_TRUE(offers(Mode::kValidate, "json"));
   EXPECT_FALSE(offers(Mode::kValidate, "pin-root"));
   EXPECT_TRUE(offers(Mode::kVerify, "policy"));
+  EXPECT_TRUE(offers(Mode::kVerify, "state-dir"));
+  EXPECT_FALSE(offers(Mode::kVerify, "user"));
   for (const ModeSpec& spec : modes()) {
     EXPECT_TRUE(offers(spec.mode, "help")) << spec.name;
     EXPECT_TRUE(offers(spec.mode, "log-level")) << spec.name;
