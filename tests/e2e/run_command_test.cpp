@@ -695,9 +695,9 @@ TEST_F(RunCommandTest, DetachSweepsOrphansByPidAndStartTimeOnly) {
   record(alive, startTime, aliveCg);
   record(foreign, startTime + 1, foreignCg);
 
-  auto r = runGuarded(
-      {test::egressdBin(), "detach", "--sandbox", "nothing-here", "--pin-root", pin_.path()}, "",
-      "", test::milliseconds(20000));
+  auto r = runGuarded({test::egressdBin(), "detach", "--sandbox", "nothing-here", "--if-exists",
+                       "--pin-root", pin_.path()},
+                      "", "", test::milliseconds(20000));
   EXPECT_EQ(r.exitCode, 0) << r.describe();
   EXPECT_FALSE(pathExists(reusedCg)) << "pid reused by another process: still an orphan";
   EXPECT_FALSE(pathExists(kRunDir + "/runs/" + reused + ".json"));

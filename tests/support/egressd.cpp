@@ -155,10 +155,13 @@ Result<RunResult> EgressdDaemon::apply(const std::string& policyFile) {
   return run(SpawnOptions{.argv = argv}, milliseconds(20000));
 }
 
-Result<RunResult> EgressdDaemon::detach() {
-  return run(SpawnOptions{.argv = {egressdBin(), "detach", "--sandbox", opts_.sandboxId,
-                                   "--pin-root", pinRoot_.path()}},
-             milliseconds(20000));
+Result<RunResult> EgressdDaemon::detach(bool ifExists) {
+  std::vector<std::string> argv = {egressdBin(),    "detach",     "--sandbox",
+                                   opts_.sandboxId, "--pin-root", pinRoot_.path()};
+  if (ifExists) {
+    argv.push_back("--if-exists");
+  }
+  return run(SpawnOptions{.argv = argv}, milliseconds(20000));
 }
 
 Result<RunResult> EgressdDaemon::ctl(std::vector<std::string> args) {
@@ -287,7 +290,7 @@ EgressdDaemon::~EgressdDaemon() {
     proc_.reset();
   }
   if (pathExists(pinRoot_.path())) {
-    auto r = detach();
+    auto r = detach(true);  // the test may have detached it already
     if (!r.ok() || !r->succeeded()) {
       std::fprintf(stderr, "[egressd-test] cleanup: egressd detach --sandbox %s: %s\n",
                    opts_.sandboxId.c_str(),

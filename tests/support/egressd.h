@@ -64,7 +64,8 @@ class EgressdDaemon {
   // `egressd apply` for this sandbox with `policyFile` (default: the current policy file).
   Result<RunResult> apply(const std::string& policyFile = "");
   // `egressd detach --sandbox <id> --pin-root <root>`.
-  Result<RunResult> detach();
+  // `egressd detach`; an unknown sandbox exits 1 unless ifExists.
+  Result<RunResult> detach(bool ifExists = false);
   // `egressctl <args...> --pin-root <root>`.
   Result<RunResult> ctl(std::vector<std::string> args);
   // stdout+stderr of every run of the daemon so far.

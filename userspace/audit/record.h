@@ -1,4 +1,4 @@
-// One audit record per decision (design.md "Contract: names", Audit) and its JSON line.
+// One audit record per decision (docs/design.md "Names", Audit) and its JSON line.
 // The record stores what it is given; callers pass paths through pathForAudit() so query
 // strings (which often carry tokens) never reach the log, and AuditLog redacts the values of
 // known secrets from every field as a second line of defence.

@@ -1,17 +1,23 @@
 // egressctl: the operator's view of egressd. `status` and `maps` read the pinned state
 // directly (no daemon needed; status adds the daemon's own view when its socket answers);
 // every other verb is one control-API request (cli/commands.h maps argv to it and renders
-// the answer).
+// the answer); `run` asks the daemon where a sandbox is and starts the command in it
+// (cli/run.h); `audit tail -f` repeats its request from where the last answer ended.
 #include <nlohmann/json.hpp>
+
+#include <unistd.h>
 
 #include <chrono>
 #include <iostream>
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "bpf/abi.h"
 #include "cli/commands.h"
+#include "cli/completion.h"
+#include "cli/run.h"
 #include "common/fs.h"
 #include "control/client.h"
 #include "loader/enforcer.h"
@@ -210,10 +216,92 @@ int apiCommand(const egressd::cli::Command& command) {
     }
     return egressd::cli::kExitFailure;
   }
+  if (command.run) {
+    // sandbox create --run: stdout is the command's; say what was created on stderr.
+    std::cerr << "egressctl: created sandbox " << command.sandbox << " (cgroup "
+              << response->body.value("cgroup", "?") << ")\n";
+    return egressd::cli::kExitOk;
+  }
   if (command.json) {
     std::cout << response->body.dump() << "\n";
   } else {
     std::cout << egressd::cli::renderHuman(command, response->body);
+  }
+  return egressd::cli::kExitOk;
+}
+
+// sandbox create ID --run -- CMD: create, run, and delete the sandbox when the command ends.
+int createAndRun(const egressd::cli::Command& command) {
+  if (::geteuid() != 0) {
+    // Checked before anything is created: runInSandbox would refuse after the create.
+    std::cerr << "egressctl: --run needs root: it starts the command inside the new sandbox's "
+                 "cgroup\n";
+    return egressd::cli::kExitFailure;
+  }
+  if (int created = apiCommand(command); created != egressd::cli::kExitOk) {
+    return created;
+  }
+  const int status = egressd::cli::runInSandbox(command, command.sandbox);
+  egressd::control::ControlClient client(command.socket);
+  auto deleted =
+      client.call("DELETE", "/v1/sandboxes/" + egressd::control::percentEncode(command.sandbox));
+  if (!deleted.ok() || !deleted->ok()) {
+    std::cerr << "egressctl: deleting sandbox " << command.sandbox << ": "
+              << (deleted.ok() ? egressd::control::errorMessage(*deleted)
+                               : deleted.error().message())
+              << "\n";
+  }
+  return status;
+}
+
+// audit tail -f: the last records, then every new one as it is written, until interrupted.
+int followAudit(const egressd::cli::Command& command) {
+  egressd::control::ControlClient client(command.socket);
+  std::string path = command.path;
+  bool first = true;
+  for (;;) {
+    auto response = client.call("GET", path);
+    if (!response.ok()) {
+      std::cerr << "egressctl: " << response.error().message() << "\n";
+      return egressd::cli::kExitFailure;
+    }
+    if (!response->ok()) {
+      std::cerr << "egressctl: " << egressd::control::errorMessage(*response) << "\n";
+      return egressd::cli::kExitFailure;
+    }
+    const nlohmann::json& body = response->body;
+    if (first && !command.json) {
+      std::cout << egressd::cli::auditHeader();
+    }
+    first = false;
+    if (body.contains("records") && body["records"].is_array()) {
+      for (const nlohmann::json& record : body["records"]) {
+        std::cout << (command.json ? record.dump() + "\n"
+                                   : egressd::cli::renderAuditRecord(record));
+      }
+    }
+    std::cout.flush();
+    const uint64_t next = body.value("next", uint64_t{0});
+    path = egressd::cli::auditFollowPath(command.path, next);
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  }
+}
+
+// The ids completion offers; silent when the daemon does not answer.
+int completeIds(const egressd::cli::Command& command) {
+  egressd::control::ControlClient client(command.socket, std::chrono::seconds(2));
+  auto response = client.call("GET", command.path);
+  if (!response.ok() || !response->ok()) {
+    return egressd::cli::kExitFailure;
+  }
+  const char* list = command.subject == "sandboxes" ? "sandboxes" : "policies";
+  const char* key = command.subject == "sandboxes" ? "id" : "name";
+  if (response->body.contains(list) && response->body[list].is_array()) {
+    for (const auto& item : response->body[list]) {
+      if (item.is_object() && item.contains(key) && item[key].is_string()) {
+        std::cout << item[key].get<std::string>() << "\n";
+      }
+    }
   }
   return egressd::cli::kExitOk;
 }
@@ -228,7 +316,7 @@ int main(int argc, char** argv) {
     const int code = egressd::cli::exitCodeFor(parsed.error());
     std::cerr << "egressctl: " << parsed.error().message() << "\n";
     if (code == egressd::cli::kExitUsage) {
-      std::cerr << "\n" << egressd::cli::usageText();
+      std::cerr << egressd::cli::usageHint() << "\n";
     }
     return code;
   }
@@ -243,7 +331,24 @@ int main(int argc, char** argv) {
       return mapsCommand(pinRoot, command.json);
     case Command::Kind::kStatus:
       return status(pinRoot, command.json, queryDaemon(command));
+    case Command::Kind::kVersion:
+      std::cout << "egressctl " << EGRESSD_VERSION << "\n";
+      return egressd::cli::kExitOk;
+    case Command::Kind::kCompletion:
+      std::cout << (command.subject == "zsh" ? egressd::cli::zshCompletion()
+                                             : egressd::cli::bashCompletion());
+      return egressd::cli::kExitOk;
+    case Command::Kind::kCompleteIds:
+      return completeIds(command);
+    case Command::Kind::kRun:
+      return egressd::cli::runInSandbox(command, command.sandbox);
     case Command::Kind::kApi:
+      if (command.run) {
+        return createAndRun(command);
+      }
+      if (command.follow) {
+        return followAudit(command);
+      }
       return apiCommand(command);
   }
   return egressd::cli::kExitUsage;

@@ -26,8 +26,13 @@ struct SandboxOptions {
 int serveCommand(const SandboxOptions& options, const ProxyOptions& proxy);
 // Arms (or updates) the sandbox and exits; enforcement stays pinned.
 int applyCommand(const SandboxOptions& options);
-// Removes a sandbox's links, rules and slot.
-int detachCommand(const std::string& id, const std::string& pinRoot, const std::string& runDir);
+// Removes a sandbox's links, rules and slot. A sandbox with nothing pinned is an error
+// (kExitFailure) unless ifExists.
+int detachCommand(const std::string& id, const std::string& pinRoot, const std::string& runDir,
+                  bool ifExists = false);
+// `egressd validate FILE...`: every error of every file on stderr (or one JSON document on
+// stdout); kExitBadPolicy when any file has an error, kExitFailure when one cannot be read.
+int validateCommand(const std::vector<std::string>& files, bool json);
 
 struct ControlDaemonOptions {
   std::string pinRoot;

@@ -1,6 +1,9 @@
 #include "daemon/control_routes.h"
 
+#include <algorithm>
 #include <charconv>
+#include <utility>
+#include <vector>
 
 namespace egressd::daemon {
 
@@ -151,18 +154,46 @@ std::shared_ptr<const control::Router> makeControlRouter(SandboxManager& m) {
   });
   router->add("POST", "/v1/reload", [&m](const ApiRequest&) { return m.reloadPolicyFiles(); });
 
+  router->add("GET", "/v1/sandboxes/{id}/spawn",
+              [&m](const ApiRequest& r) { return m.spawnInfo(r.params.at("id")); });
+
   router->add("GET", "/v1/audit", [&m](const ApiRequest& r) -> ApiResponse {
-    size_t lines = 50;
+    SandboxManager::AuditQuery query;
     if (auto it = r.query.find("lines"); it != r.query.end()) {
       const std::string& text = it->second;
-      auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), lines);
-      if (ec != std::errc() || end != text.data() + text.size() || lines == 0 || lines > 100000) {
+      auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), query.lines);
+      if (ec != std::errc() || end != text.data() + text.size() || query.lines == 0 ||
+          query.lines > 100000) {
         return control::apiError(400, "invalid_request",
                                  "lines must be a number from 1 to 100000, got \"" + text + "\"");
       }
     }
-    auto sandbox = r.query.find("sandbox");
-    return m.auditTail(lines, sandbox == r.query.end() ? "" : sandbox->second);
+    if (auto it = r.query.find("after"); it != r.query.end()) {
+      const std::string& text = it->second;
+      uint64_t after = 0;
+      auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), after);
+      if (text.empty() || ec != std::errc() || end != text.data() + text.size()) {
+        return control::apiError(400, "invalid_request",
+                                 "after must be a byte offset, got \"" + text + "\"");
+      }
+      query.after = after;
+    }
+    for (auto [key, field] :
+         {std::pair{"sandbox", &query.sandbox}, std::pair{"layer", &query.layer},
+          std::pair{"decision", &query.decision}}) {
+      if (auto it = r.query.find(key); it != r.query.end()) {
+        *field = it->second;
+      }
+    }
+    for (const auto& [value, allowed] :
+         {std::pair{query.layer, std::vector<std::string>{"kernel", "proxy", "dns"}},
+          std::pair{query.decision, std::vector<std::string>{"allow", "deny", "error"}}}) {
+      if (!value.empty() && std::find(allowed.begin(), allowed.end(), value) == allowed.end()) {
+        return control::apiError(400, "invalid_request",
+                                 "unknown audit filter value \"" + value + "\"");
+      }
+    }
+    return m.auditTail(query);
   });
   return router;
 }

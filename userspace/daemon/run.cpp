@@ -18,6 +18,7 @@
 
 #include "common/scope_guard.h"
 #include "daemon/commands.h"
+#include "daemon/hardened_run.h"
 #include "daemon/proxy_runtime.h"
 #include "daemon/run_env.h"
 #include "daemon/run_owner.h"
@@ -182,65 +183,20 @@ int runCommand(const RunOptions& o) {
     }
   }
 
-  sandbox::SpawnOptions spawn;
-  spawn.argv = o.command;
-  spawn.cgroupPath = cgroup;
-  spawn.allowIoUring = o.allowIoUring;
-  spawn.env = std::move(*commandEnv);
-  setVariable(spawn.env, "EGRESSD_SANDBOX", id);
-  // The command trusts the sandbox's interception CA without being told: variables that
-  // add to the trust store get the CA, those that replace it get the system bundle + CA.
-  if (const SandboxCaFiles ca = (*runtime)->caFiles(id); !ca.certificate.empty()) {
-    const std::vector<std::pair<std::string, std::string>> trust = {
-        {"SSL_CERT_FILE", ca.bundle},
-        {"REQUESTS_CA_BUNDLE", ca.bundle},
-        {"CURL_CA_BUNDLE", ca.bundle},
-        {"GIT_SSL_CAINFO", ca.bundle},
-        {"NODE_EXTRA_CA_CERTS", ca.certificate},
-        {"EGRESSD_CA_CERT", ca.certificate}};
-    for (const auto& [name, value] : trust) {
-      setVariable(spawn.env, name, value);
-    }
-  }
-  spawn.user = *user;
-  // Hidden from the command: each secret file of the policy (its directory is re-created
-  // without it), egressd's run directory but for this sandbox's CA files (the owner records
-  // and other sandboxes' files are not its business) and the daemon's default state directory.
-  auto hidden = sandbox::planHiding(secretFiles, {sandbox::KeepOnly{runDir, {"sandboxes/" + id}},
-                                                  sandbox::KeepOnly{kDefaultStateDir, {}}});
-  if (!hidden.ok()) {
-    std::cerr << "egressd: " << hidden.error().message() << "\n";
-    return kExitFailure;
-  }
-  for (const std::string& warning : hidden->warnings) {
-    spdlog::warn("{}", warning);
-  }
-  spawn.hiddenDirs = std::move(hidden->dirs);
-  UniqueFd landlock;
-  if (auto ruleset = sandbox::createLandlockIsolation(); ruleset.ok()) {
-    landlock = std::move(*ruleset);
-    spawn.landlockRulesetFd = landlock.get();
-  } else {
-    spdlog::warn(
-        "{}: the command can read /proc/PID/root and /proc/PID/environ of processes of its "
-        "own user outside the sandbox",
-        ruleset.error().message());
-  }
-
-  // Installed before the spawn so a Ctrl-C in between is delivered, not lost.
-  auto forwarder = sandbox::SignalForwarder::create();
-  if (!forwarder.ok()) {
-    std::cerr << "egressd: " << forwarder.error().message() << "\n";
-    return kExitFailure;
-  }
-  auto child = sandbox::spawnInCgroup(spawn);
-  if (!child.ok()) {
-    std::cerr << "egressd: " << child.error().message() << "\n";
-    return kExitFailure;
-  }
-  (*forwarder)->setTarget(*child);
-  // Stops forwarding before reaping, so a late signal never reaches a reused pid.
-  auto status = (*forwarder)->waitForTargetExit();
+  HardenedCommand hardened;
+  hardened.sandboxId = id;
+  hardened.cgroup = cgroup;
+  hardened.argv = o.command;
+  hardened.user = *user;
+  hardened.env = std::move(*commandEnv);
+  const SandboxCaFiles ca = (*runtime)->caFiles(id);
+  hardened.caCertificate = ca.certificate;
+  hardened.caBundle = ca.bundle;
+  hardened.secretFiles = secretFiles;
+  hardened.runDir = runDir;
+  hardened.stateDir = kDefaultStateDir;
+  hardened.allowIoUring = o.allowIoUring;
+  auto status = runHardened(hardened);
   (*runtime)->flush();
   if (!status.ok()) {
     std::cerr << "egressd: " << status.error().message() << "\n";

@@ -11,6 +11,8 @@
 namespace egressd::daemon {
 
 inline constexpr const char* kDefaultRunDir = "/run/egressd";
+// `egressd daemon`'s audit log, under its state dir, when --audit-log is not given.
+inline constexpr const char* kDefaultAuditFile = "audit.jsonl";
 // Debian/Ubuntu's bundle; the system store egressd appends the sandbox CA to.
 inline constexpr const char* kSystemCaBundle = "/etc/ssl/certs/ca-certificates.crt";
 

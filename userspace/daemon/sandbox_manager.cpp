@@ -550,16 +550,26 @@ ApiResponse SandboxManager::createSandbox(const ApiRequest& request) {
     return toApi(mount.error());
   }
   if (*createCgroup) {
-    std::string parent =
-        options_.cgroupParent.empty() ? *mount + "/egressd" : options_.cgroupParent;
-    auto resolvedParent = sandbox::resolveCgroupPath(parent);
+    const bool defaultParent = options_.cgroupParent.empty();
+    auto resolvedParent =
+        sandbox::resolveCgroupPath(defaultParent ? *mount + "/egressd" : options_.cgroupParent);
     if (!resolvedParent.ok()) {
-      if (options_.cgroupParent.empty() && ::mkdir(parent.c_str(), 0755) == 0) {
-        resolvedParent = sandbox::resolveCgroupPath(parent);
+      return toApi(resolvedParent.error().wrap("cgroup parent (egressd daemon --cgroup-parent)"));
+    }
+    // The default parent is egressd's own and made on first use, on any layout (unified,
+    // or hybrid with cgroup2 at /sys/fs/cgroup/unified). The hooks need no controllers, so
+    // none are delegated to it. A parent named with --cgroup-parent must exist: a typo
+    // should not create cgroups somewhere unexpected.
+    if (defaultParent) {
+      if (auto made = sandbox::createCgroup(*resolvedParent, true); !made.ok()) {
+        return toApi(made.error().wrap(
+            "create the default cgroup parent " + *resolvedParent +
+            " (or start egressd daemon with --cgroup-parent PATH, an existing cgroup)"));
       }
-      if (!resolvedParent.ok()) {
-        return toApi(resolvedParent.error().wrap("cgroup parent"));
-      }
+    } else if (struct stat st{}; ::stat(resolvedParent->c_str(), &st) != 0) {
+      return apiError(400, "invalid_request",
+                      "cgroup parent " + *resolvedParent +
+                          " (egressd daemon --cgroup-parent): " + std::strerror(errno));
     }
     record.cgroupPath = *resolvedParent + "/" + *id;
     if (::mkdir(record.cgroupPath.c_str(), 0755) != 0) {
@@ -662,6 +672,34 @@ ApiResponse SandboxManager::showSandbox(const std::string& id) {
     return unknownSandbox(id);
   }
   return ApiResponse{200, detailJson(it->second)};
+}
+
+ApiResponse SandboxManager::spawnInfo(const std::string& id) {
+  std::lock_guard lock(mutex_);
+  auto it = sandboxes_.find(id);
+  if (it == sandboxes_.end()) {
+    return unknownSandbox(id);
+  }
+  const SandboxRecord& record = it->second;
+  nlohmann::json files = nlohmann::json::array();
+  nlohmann::json variables = nlohmann::json::array();
+  if (const PolicyEntry* entry = policyFor(record); entry != nullptr) {
+    for (const auto& [name, source] : entry->policy.secrets) {
+      (source.kind == policy::SecretSource::Kind::kFile ? files : variables)
+          .push_back(source.value);
+    }
+  }
+  const SandboxCaFiles ca = runtime_->caFiles(record.id);
+  return ApiResponse{200,
+                     {{"id", record.id},
+                      {"cgroup", record.cgroupPath},
+                      {"netns", record.netns},
+                      {"caCert", ca.certificate},
+                      {"caBundle", ca.bundle},
+                      {"secretFiles", files},
+                      {"secretVariables", variables},
+                      {"runDir", proxyOptions_.runDir},
+                      {"stateDir", options_.stateDir}}};
 }
 
 namespace {
@@ -1015,39 +1053,68 @@ ApiResponse SandboxManager::status() {
                       {"policies", policies_.size()}}};
 }
 
-ApiResponse SandboxManager::auditTail(size_t lines, const std::string& sandbox) {
+ApiResponse SandboxManager::auditTail(const AuditQuery& query) {
   const std::string& path = proxyOptions_.auditLog;
   if (path.empty() || path == "-") {
     return apiError(409, "no_audit_file",
-                    "the daemon writes no audit file (start it with --audit-log FILE)");
+                    "the daemon writes no audit file (it was started with --audit-log - or "
+                    "none)");
   }
   std::ifstream in(path, std::ios::binary);
   if (!in) {
-    return apiError(500, "internal", "cannot read the audit log " + path);
+    // Nothing decided yet: the log is created with its first record.
+    if (errno == ENOENT) {
+      return ApiResponse{200, {{"records", nlohmann::json::array()}, {"next", 0}}};
+    }
+    return apiError(500, "internal",
+                    "cannot read the audit log " + path + ": " + std::strerror(errno));
   }
-  // The tail only: the last 4 MiB hold far more lines than anyone asks for.
+  // The tail only: the last 4 MiB hold far more lines than anyone asks for. A follower
+  // reads from its offset, at most that much per call; a log that shrank was rotated or
+  // truncated, and is read from its start.
   constexpr std::streamoff kWindow = 4 << 20;
   in.seekg(0, std::ios::end);
   const std::streamoff size = in.tellg();
-  in.seekg(size > kWindow ? size - kWindow : 0);
-  std::vector<nlohmann::json> records;
-  std::string line;
-  if (size > kWindow) {
-    std::getline(in, line);  // partial first line
+  std::streamoff from = size > kWindow ? size - kWindow : 0;
+  bool partialFirst = from > 0;
+  if (query.after) {
+    from = static_cast<std::streamoff>(*query.after) <= size
+               ? static_cast<std::streamoff>(*query.after)
+               : 0;
+    partialFirst = false;
   }
-  while (std::getline(in, line)) {
-    auto j = nlohmann::json::parse(line, nullptr, false);
-    if (j.is_discarded() || (!sandbox.empty() && j.value("sandbox", "") != sandbox)) {
+  const std::streamoff to = query.after ? std::min(size, from + kWindow) : size;
+  in.seekg(from);
+  std::string chunk(static_cast<size_t>(to - from), '\0');
+  in.read(chunk.data(), static_cast<std::streamsize>(chunk.size()));
+  chunk.resize(static_cast<size_t>(in.gcount()));
+  // Only complete lines: a record being written is read by the next call.
+  const size_t complete = chunk.rfind('\n') == std::string::npos ? 0 : chunk.rfind('\n') + 1;
+  std::vector<nlohmann::json> records;
+  size_t start = 0;
+  if (partialFirst) {
+    start = chunk.find('\n') == std::string::npos ? complete : chunk.find('\n') + 1;
+  }
+  while (start < complete) {
+    const size_t end = chunk.find('\n', start);
+    auto j = nlohmann::json::parse(chunk.substr(start, end - start), nullptr, false);
+    start = end + 1;
+    if (j.is_discarded() || !j.is_object() ||
+        (!query.sandbox.empty() && j.value("sandbox", "") != query.sandbox) ||
+        (!query.layer.empty() && j.value("layer", "") != query.layer) ||
+        (!query.decision.empty() && j.value("decision", "") != query.decision)) {
       continue;
     }
     records.push_back(std::move(j));
   }
-  const size_t from = records.size() > lines ? records.size() - lines : 0;
+  const size_t first =
+      !query.after && records.size() > query.lines ? records.size() - query.lines : 0;
   nlohmann::json out = nlohmann::json::array();
-  for (size_t i = from; i < records.size(); ++i) {
+  for (size_t i = first; i < records.size(); ++i) {
     out.push_back(std::move(records[i]));
   }
-  return ApiResponse{200, {{"records", out}}};
+  return ApiResponse{
+      200, {{"records", out}, {"next", static_cast<uint64_t>(from) + complete}, {"file", path}}};
 }
 
 // --- state

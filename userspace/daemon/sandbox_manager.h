@@ -60,6 +60,10 @@ class SandboxManager {
   control::ApiResponse deleteSandbox(const std::string& id);
   control::ApiResponse listSandboxes();
   control::ApiResponse showSandbox(const std::string& id);
+  // What a client needs to start a command inside the sandbox with `egressd run`'s
+  // hardening (egressctl run): its cgroup, netns, CA files, the policy's secret sources to
+  // hide or refuse, and egressd's directories to hide.
+  control::ApiResponse spawnInfo(const std::string& id);
 
   enum class HostListKind { kAllowed, kDenied };
   control::ApiResponse setHosts(const std::string& id, HostListKind kind,
@@ -83,7 +87,16 @@ class SandboxManager {
   control::ApiResponse validatePolicy(const std::string& yaml, const std::string& source);
   control::ApiResponse listPolicies();
   control::ApiResponse showPolicy(const std::string& name);
-  control::ApiResponse auditTail(size_t lines, const std::string& sandbox);
+  struct AuditQuery {
+    size_t lines = 50;
+    std::string sandbox;  // "" = any; likewise layer and decision
+    std::string layer;
+    std::string decision;
+    // Set: the records written after this byte offset of the log (a previous answer's
+    // "next"), for `audit tail -f`; unset: the last `lines` records.
+    std::optional<uint64_t> after;
+  };
+  control::ApiResponse auditTail(const AuditQuery& query);
 
   struct PolicyEntry {
     policy::Policy policy;

@@ -4,6 +4,9 @@
 #include <spdlog/spdlog.h>
 #include <sys/epoll.h>
 #include <sys/signalfd.h>
+#include <sys/stat.h>
+
+#include <cstring>
 
 #include <cstdio>
 #include <iostream>
@@ -19,6 +22,7 @@
 #include "daemon/run_owner.h"
 #include "daemon/sandbox_files.h"
 #include "daemon/sandbox_request.h"
+#include "loader/bpffs.h"
 #include "loader/enforcer.h"
 #include "loader/maps.h"
 #include "policy/compile.h"
@@ -39,6 +43,13 @@ std::variant<Inputs, int> loadInputs(const SandboxOptions& o) {
   auto cgroupPath = sandbox::resolveCgroupPath(o.cgroup);
   if (!cgroupPath.ok()) {
     std::cerr << "egressd: " << cgroupPath.error().message() << "\n";
+    return kExitFailure;
+  }
+  // Checked first, so the real error is not preceded by warnings about its processes.
+  if (struct stat st{}; ::stat(cgroupPath->c_str(), &st) != 0) {
+    std::cerr << "egressd: cgroup " << *cgroupPath << ": " << std::strerror(errno)
+              << " (create it first, or use egressd run / egressctl sandbox create "
+                 "--create-cgroup)\n";
     return kExitFailure;
   }
   auto policy = loadPolicy(o.policyFile);
@@ -173,9 +184,29 @@ int applyCommand(const SandboxOptions& o) {
   return 0;
 }
 
-int detachCommand(const std::string& id, const std::string& pinRoot, const std::string& runDir) {
+int detachCommand(const std::string& id, const std::string& pinRoot, const std::string& runDir,
+                  bool ifExists) {
   // Also the orphans of killed `egressd run`s, whichever sandbox was named.
   sweepOrphanRuns(runDir);
+  if (auto valid = loader::validateSandboxId(id); !valid.ok()) {
+    std::cerr << "egressd: detach: " << valid.error().message() << "\n";
+    return kExitUsage;
+  }
+  bool pinned = !loader::pinnedLinks(pinRoot, id).empty();
+  if (!pinned && loader::PinnedMaps::exist(pinRoot)) {
+    auto maps = loader::PinnedMaps::open(pinRoot);
+    auto slot = maps.ok() ? maps->findSlot(id) : Result<std::optional<uint32_t>>(maps.error());
+    pinned = !slot.ok() || slot->has_value();  // unreadable maps: let detach say why
+  }
+  if (!pinned) {
+    removeSandboxFiles(runDir, id);
+    if (ifExists) {
+      return 0;
+    }
+    std::cerr << "egressd: detach: no sandbox '" << id << "' is pinned under " << pinRoot
+              << " (egressctl status lists them; --if-exists makes this exit 0)\n";
+    return kExitFailure;
+  }
   loader::Enforcer enforcer(pinRoot);
   auto status = enforcer.detach(id);
   if (!status.ok()) {

@@ -1,5 +1,5 @@
-// Handler chains (design.md "handler"): the compiled `outboundHandlers` of one policy and
-// their evaluation against one HTTP request.
+// Handler chains (docs/design.md "Vocabulary", handler): the compiled `outboundHandlers` of one
+// policy and their evaluation against one HTTP request.
 //
 // Everything a policy author can get wrong is found by HandlerSet::compile, with the file
 // position of the offending action, so that a bad policy is rejected while the old one stays

@@ -1,5 +1,5 @@
-// Secret values egressd injects into requests (design.md "secret"): set through the control
-// API, or read from the files and environment variables a policy's `secrets:` names.
+// Secret values egressd injects into requests (docs/design.md "Vocabulary", secret): set through
+// the control API, or read from the files and environment variables a policy's `secrets:` names.
 //
 // Values never leave this class except through get(): no error message, log line or
 // exception text ever contains one. Thread-safe: get() runs on proxy threads while the API

@@ -95,7 +95,7 @@ class HostPolicy {
   HostPolicy();
 
   // Names: deniedHosts globs (first in list order wins), then allowedHosts globs; when
-  // allowedHosts is written (design.md precedence 2) anything it does not match is denied,
+  // allowedHosts is written (docs/design.md precedence 2) anything it does not match is denied,
   // whatever enableInternet says; otherwise enableInternet decides. Globs never match IP
   // literals: those are judged by the CIDR rules as the kernel would judge a connection to
   // them on `port` over TCP (deny CIDRs, allow rules, special ranges, then

@@ -1,5 +1,5 @@
 // Instance overrides: what the control API sets on one running sandbox on top of its policy
-// (design.md "instance before class"), and the effective policy they make together.
+// (docs/design.md "instance before class"), and the effective policy they make together.
 //
 // Host lists keep their intent rather than a materialized copy: `set` replaces the policy's
 // list, `added`/`removed` adjust whichever list is in force. A policy reload therefore still
@@ -48,7 +48,7 @@ Result<std::string> hostEntryKey(std::string_view text);
 std::vector<std::string> effectiveHostList(const HostList& base, const HostListOverride& o);
 
 // `base` with the instance's host lists applied (handlers are the proxy's business and are
-// not merged here). A list that is set, or has additions, counts as written (design.md
+// not merged here). A list that is set, or has additions, counts as written (docs/design.md
 // precedence 2: allowedHosts, once written, denies what it does not match).
 Result<Policy> applyHostOverrides(const Policy& base, const InstanceOverrides& o);
 

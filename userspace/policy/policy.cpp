@@ -1,9 +1,10 @@
 // YAML -> Policy. The walk is strict on purpose: unknown and duplicate keys, YAML 1.1
 // booleans ("yes", "on"), empty values and a second YAML document are all errors, because a
 // policy that silently means something other than what its author wrote is a security bug.
-// Inside this file a check reports failure by throwing PolicyError, caught together with
-// yaml-cpp's own exceptions in parsePolicy(): every check sits several levels deep in the
-// YAML walk, and nothing thrown here leaves the public API.
+// Inside this file a check reports failure by throwing PolicyError: every check sits several
+// levels deep in the YAML walk. The walk catches it per top-level key, per allow rule and
+// per unknown key and goes on, so one pass reports every independent mistake (egressd
+// validate); yaml-cpp's own exceptions end the walk. Nothing thrown here leaves the public API.
 #include "policy/policy.h"
 
 #include <yaml-cpp/eventhandler.h>
@@ -33,7 +34,7 @@ constexpr int kMaxJsonDepth = 32;
 constexpr size_t kMaxJsonNodes = 100000;
 
 struct PolicyError {
-  Error error;
+  Diagnostic diagnostic;
 };
 
 // A YAML node with the path that names it in messages ("allow[0].cidr") and its position.
@@ -132,9 +133,24 @@ class Parser {
  public:
   explicit Parser(std::string sourceName) : source_(std::move(sourceName)) {}
 
+  // Never throws PolicyError; errors() then says whether the Policy means anything.
   Policy parse(std::string_view text);
+  const std::vector<Diagnostic>& errors() const { return errors_; }
 
  private:
+  // Runs one independent part of the walk; its failure is recorded, the walk goes on.
+  template <typename F>
+  void recovering(F&& part) const {
+    try {
+      part();
+    } catch (const PolicyError& e) {
+      errors_.push_back(e.diagnostic);
+    }
+  }
+  Diagnostic diagnostic(const SourcePos& pos, const std::string& path,
+                        const std::string& reason) const {
+    return Diagnostic{source_, pos, path, reason};
+  }
   [[noreturn]] void fail(const SourcePos& pos, const std::string& path,
                          const std::string& reason) const;
   [[noreturn]] void fail(const Field& field, const std::string& reason) const {
@@ -171,6 +187,7 @@ class Parser {
   std::map<std::string, Handler> outboundHandlers(const Field& field) const;
   nlohmann::json toJson(const Field& field, int depth, size_t& budget) const;
 
+  void parseTopLevel(const Field& key, const Field& value, Policy& policy, bool& hasName);
   void checkSingleDocument(const std::string& yaml) const;
   void checkHandlerRefs(const Policy& policy) const;
   void addAllowWarnings(Policy& policy);
@@ -181,18 +198,11 @@ class Parser {
 
   std::string source_;
   std::vector<std::string> warnings_;
+  mutable std::vector<Diagnostic> errors_;
 };
 
 void Parser::fail(const SourcePos& pos, const std::string& path, const std::string& reason) const {
-  std::string message = source_;
-  if (pos.line > 0) {
-    message += ":" + std::to_string(pos.line) + ":" + std::to_string(pos.column);
-  }
-  message += ": ";
-  if (!path.empty()) {
-    message += path + ": ";
-  }
-  throw PolicyError{Error(EINVAL, message + reason)};
+  throw PolicyError{diagnostic(pos, path, reason)};
 }
 
 void Parser::warn(const SourcePos& pos, const std::string& path, const std::string& reason) {
@@ -234,7 +244,9 @@ void Parser::rejectUnknownKeys(const Field& map, const std::vector<std::pair<Fie
   for (const auto& [key, value] : items) {
     const std::string name = key.node.Scalar();
     if (std::find(known.begin(), known.end(), name) == known.end()) {
-      fail(key.pos, map.path, "unknown key '" + name + "'" + suggestion(name, known));
+      // Recorded, not thrown: the walk skips the key and reports the rest of the map too.
+      errors_.push_back(
+          diagnostic(key.pos, map.path, "unknown key '" + name + "'" + suggestion(name, known)));
     }
   }
 }
@@ -917,8 +929,27 @@ Policy Parser::parse(std::string_view text) {
   policy.sourceName = source_;
   bool hasName = false;
   for (const auto& [key, value] : items) {
+    recovering([&, &key = key, &value = value] { parseTopLevel(key, value, policy, hasName); });
+  }
+  if (!hasName) {
+    errors_.push_back(diagnostic(root.pos, "", "missing required key 'name'"));
+  }
+  if (!errors_.empty()) {
+    // Cross-key checks would only repeat what is reported already.
+    return policy;
+  }
+  recovering([&] { checkHandlerRefs(policy); });
+  addAllowWarnings(policy);
+  addFrontingWarnings(policy);
+  policy.warnings = std::move(warnings_);
+  return policy;
+}
+
+void Parser::parseTopLevel(const Field& key, const Field& value, Policy& policy, bool& hasName) {
+  {
     const std::string name = key.node.Scalar();
     if (name == "name") {
+      hasName = true;  // written, if wrongly: reported as that, not as missing
       policy.name = scalar(value, "a name");
       // Names show up in paths, logs and the control API.
       if (policy.name.empty() || policy.name.size() > 64 ||
@@ -926,7 +957,6 @@ Policy Parser::parse(std::string_view text) {
                        [](char c) { return isNameChar(c, true) || c == '.'; })) {
         fail(value, "policy names are 1-64 letters, digits, '_', '-' or '.'");
       }
-      hasName = true;
     } else if (name == "enableInternet") {
       policy.enableInternet = boolean(value);
     } else if (name == "interceptHttps") {
@@ -940,7 +970,8 @@ Policy Parser::parse(std::string_view text) {
     } else if (name == "allow") {
       size_t index = 0;
       for (const Field& entry : elements(value, "rules {cidr, ports, protocol}")) {
-        policy.allow.push_back(allowRule(entry, index++));
+        recovering([&] { policy.allow.push_back(allowRule(entry, index)); });
+        ++index;
       }
     } else if (name == "dns") {
       policy.dns = dns(value);
@@ -962,14 +993,6 @@ Policy Parser::parse(std::string_view text) {
       policy.tls = tlsRules(value);
     }
   }
-  if (!hasName) {
-    fail(root, "missing required key 'name'");
-  }
-  checkHandlerRefs(policy);
-  addAllowWarnings(policy);
-  addFrontingWarnings(policy);
-  policy.warnings = std::move(warnings_);
-  return policy;
 }
 
 }  // namespace
@@ -994,24 +1017,69 @@ bool requiresSni(const Policy& policy) {
   return policy.tls.requireSni.value_or(policy.allowedHosts.present);
 }
 
-Result<Policy> parsePolicy(std::string_view yamlText, const std::string& sourceName) {
+std::string Diagnostic::text() const {
+  if (source.empty()) {
+    return message;  // a message that names its place itself
+  }
+  std::string out = source;
+  if (pos.line > 0) {
+    out += ":" + std::to_string(pos.line) + ":" + std::to_string(pos.column);
+  }
+  out += ": ";
+  if (!path.empty()) {
+    out += path + ": ";
+  }
+  return out + message;
+}
+
+PolicyCheck checkPolicy(std::string_view yamlText, const std::string& sourceName) {
+  PolicyCheck check;
   Parser parser(sourceName);
   try {
-    return parser.parse(yamlText);
-  } catch (const PolicyError& e) {
-    return e.error;
-  } catch (const YAML::Exception& e) {
-    const SourcePos pos = posOf(e.mark);
-    std::string where = sourceName;
-    if (pos.line > 0) {
-      where += ":" + std::to_string(pos.line) + ":" + std::to_string(pos.column);
+    Policy policy = parser.parse(yamlText);
+    check.errors = parser.errors();
+    if (check.errors.empty()) {
+      check.warnings = policy.warnings;
+      check.policy = std::move(policy);
     }
-    return Error(EINVAL, where + ": YAML syntax error: " + e.msg);
+  } catch (const PolicyError& e) {
+    check.errors = parser.errors();
+    check.errors.push_back(e.diagnostic);
+  } catch (const YAML::Exception& e) {
+    check.errors = parser.errors();
+    check.errors.push_back(
+        Diagnostic{sourceName, posOf(e.mark), "", "YAML syntax error: " + e.msg});
   } catch (const std::bad_alloc&) {
-    return Error(ENOMEM, sourceName + ": out of memory while parsing the policy");
+    check.errors.push_back(
+        Diagnostic{sourceName, {}, "", "out of memory while parsing the policy"});
   } catch (const std::exception& e) {
-    return Error(EINVAL, sourceName + ": " + e.what());
+    check.errors.push_back(Diagnostic{sourceName, {}, "", e.what()});
   }
+  return check;
+}
+
+PolicyCheck checkPolicyFile(const std::string& path) {
+  auto text = readFile(path);
+  if (!text.ok()) {
+    PolicyCheck check;
+    check.errors.push_back(Diagnostic{path, {}, "", text.error().message()});
+    check.unreadable = true;
+    return check;
+  }
+  return checkPolicy(*text, path);
+}
+
+Result<Policy> parsePolicy(std::string_view yamlText, const std::string& sourceName) {
+  PolicyCheck check = checkPolicy(yamlText, sourceName);
+  if (check.policy) {
+    return std::move(*check.policy);
+  }
+  // Every error, one per line: the first line alone reads as before.
+  std::string message;
+  for (const Diagnostic& d : check.errors) {
+    message += (message.empty() ? "" : "\n") + d.text();
+  }
+  return Error(EINVAL, message);
 }
 
 Result<Policy> loadPolicyFile(const std::string& path) {

@@ -1,8 +1,9 @@
-// The policy model (design.md "Policy file (YAML)") and its YAML loader. Loading is
-// all-or-nothing and never throws: any problem comes back as one Error whose message starts
-// with "FILE:LINE:COL: " (1-based) and names the field, so a rejected policy can be fixed
-// from the message alone while the rules already in force stay untouched. Loading never
-// reads secret files or environment variables; it only records where secrets come from.
+// The policy model (docs/design.md "Policy file") and its YAML loader. Loading is
+// all-or-nothing and never throws: the problems come back as one Error, one per line, each
+// starting with "FILE:LINE:COL: " (1-based) and naming the field (checkPolicy() gives them
+// apart, for egressd validate), so a rejected policy can be fixed from the message alone
+// while the rules already in force stay untouched. Loading never reads secret files or
+// environment variables; it only records where secrets come from.
 #pragma once
 
 #include <cstddef>
@@ -202,6 +203,29 @@ struct Policy {
 // tls.requireSni as written, else its default (true when allowedHosts is written).
 bool requiresSni(const Policy& policy);
 
+// One problem found in a policy file, with where it is.
+struct Diagnostic {
+  std::string source;  // the file name (or the API's "source"); "" when message names it
+  SourcePos pos;       // 0:0 when the problem has no place (an unreadable file)
+  std::string path;    // the key path, "allow[2].ports"; empty for the document itself
+  std::string message;
+  // "FILE:LINE:COL: PATH: MESSAGE", the form editors and compilers use.
+  std::string text() const;
+};
+
+// Every error of a policy, not only the first (`egressd validate`): each top-level key,
+// each allow rule and each unknown key is checked on its own. `policy` is set only when
+// there is no error; `unreadable` when the file could not be read at all.
+struct PolicyCheck {
+  std::optional<Policy> policy;
+  std::vector<Diagnostic> errors;
+  std::vector<std::string> warnings;
+  bool unreadable = false;
+};
+PolicyCheck checkPolicy(std::string_view yamlText, const std::string& sourceName);
+PolicyCheck checkPolicyFile(const std::string& path);
+
+// The first error's text (and those of the others, one per line) as one Error.
 Result<Policy> loadPolicyFile(const std::string& path);
 // `sourceName` only labels messages ("FILE" above); nothing is read from it.
 Result<Policy> parsePolicy(std::string_view yamlText, const std::string& sourceName);

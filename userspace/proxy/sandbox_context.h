@@ -49,7 +49,7 @@ struct HandlerBindings {
   std::optional<handlers::HostBinding> instanceOutbound;  // runtime setOutboundHandler
   std::optional<handlers::HostBinding> policyOutbound;    // policy outbound
 
-  // design.md precedence 3-5: instance per-host, policy per-host, instance catch-all,
+  // docs/design.md precedence 3-5: instance per-host, policy per-host, instance catch-all,
   // policy catch-all. `from` (when given) gets "instance" or "policy". nullptr: no handler.
   // `host` is normalized (policy::normalizeHost).
   const handlers::HostBinding* pick(std::string_view host, std::string_view* from = nullptr) const;

@@ -60,7 +60,7 @@ asio::awaitable<UpstreamChoice> resolveUpstream(const SandboxPolicyView& view,
                                                 const policy::HostDecision& decision,
                                                 const ResolvedAddresses* resolved = nullptr);
 
-// Whether a handler bound to a host may run for it (design.md precedence): when the host
+// Whether a handler bound to a host may run for it (docs/design.md precedence): when the host
 // policy allows the host, or denies it only by default (`internet_disabled`, precedence 6,
 // which applies only when no handler is bound). deniedHosts, allowedHosts, CIDR rules and
 // special ranges come first and no handler overrides them.
@@ -69,7 +69,7 @@ inline bool handlerMayApply(const policy::HostDecision& decision) {
 }
 
 // The decision for a host the policy left to its default deny (`internet_disabled`) when a
-// handler bound to it forwards the request (design.md precedence 6 applies only without a
+// handler bound to it forwards the request (docs/design.md precedence 6 applies only without a
 // handler): allowed with reason "handler" and rule "handler NAME", and judged like a name
 // only enableInternet allowed - its resolved private, special and embedded-IPv4 addresses
 // are refused unless an allow rule covers them (no DNS rebinding through a handler). An

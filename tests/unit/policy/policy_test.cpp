@@ -704,3 +704,56 @@ interceptHttps: ["x.appspot.com"]
 
 }  // namespace
 }  // namespace egressd::policy
+
+// egressd validate reports every independent mistake in one pass, each with its place.
+TEST(PolicyCheckTest, ReportsEveryErrorWithItsPosition) {
+  const char* yaml =
+      "name: bad\n"
+      "enableInternt: false\n"
+      "allow:\n"
+      "  - cidr: 10.0.0.0/33\n"
+      "    ports: [80]\n"
+      "  - cidr: 10.0.0.1\n"
+      "    prots: [80]\n"
+      "denyStatus: 200\n";
+  const egressd::policy::PolicyCheck check = egressd::policy::checkPolicy(yaml, "t.yaml");
+  EXPECT_FALSE(check.policy.has_value());
+  std::vector<std::string> texts;
+  for (const auto& d : check.errors) {
+    texts.push_back(d.text());
+  }
+  EXPECT_EQ(texts, (std::vector<std::string>{
+                       "t.yaml:2:1: unknown key 'enableInternt' (did you mean 'enableInternet'?)",
+                       "t.yaml:4:11: allow[0].cidr: \"10.0.0.0/33\" has an invalid prefix length "
+                       "(expected 0..32)",
+                       "t.yaml:7:5: allow[1]: unknown key 'prots' (did you mean 'ports'?)",
+                       "t.yaml:8:13: denyStatus: expected an integer in 400..599, got \"200\""}));
+  ASSERT_EQ(check.errors.size(), 4U);
+  EXPECT_EQ(check.errors[2].pos.line, 7);
+  EXPECT_EQ(check.errors[2].path, "allow[1]");
+  // The one-Error form carries all of them, the first on the first line.
+  auto parsed = egressd::policy::parsePolicy(yaml, "t.yaml");
+  ASSERT_FALSE(parsed.ok());
+  EXPECT_EQ(parsed.error().message(),
+            texts[0] + "\n" + texts[1] + "\n" + texts[2] + "\n" + texts[3]);
+}
+
+TEST(PolicyCheckTest, ValidPolicyHasNoErrorsAndKeepsWarnings) {
+  const egressd::policy::PolicyCheck check = egressd::policy::checkPolicy(
+      "name: ok\nallow:\n  - cidr: 10.0.0.1\n    ports: [80]\n", "t.yaml");
+  ASSERT_TRUE(check.policy.has_value());
+  EXPECT_TRUE(check.errors.empty());
+  EXPECT_EQ(check.policy->name, "ok");
+  EXPECT_EQ(check.warnings, check.policy->warnings);
+}
+
+TEST(PolicyCheckTest, SyntaxErrorAndUnreadableFile) {
+  const auto syntax = egressd::policy::checkPolicy("name: [x\n", "t.yaml");
+  ASSERT_EQ(syntax.errors.size(), 1U);
+  EXPECT_NE(syntax.errors[0].message.find("YAML syntax error"), std::string::npos);
+  EXPECT_FALSE(syntax.unreadable);
+  const auto missing = egressd::policy::checkPolicyFile("/nonexistent/egressd-test.yaml");
+  EXPECT_TRUE(missing.unreadable);
+  ASSERT_EQ(missing.errors.size(), 1U);
+  EXPECT_NE(missing.errors[0].text().find("/nonexistent/egressd-test.yaml"), std::string::npos);
+}

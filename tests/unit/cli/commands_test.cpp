@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <map>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -223,6 +224,85 @@ TEST_F(CliTest, AuditTail) {
   usageError({"audit", "tail", "-n", "0"});
   usageError({"audit", "tail", "-n", "ten"});
   usageError({"audit", "tail", "-n"});
+  Command filtered = parse({"audit", "tail", "-f", "--layer", "proxy", "--decision", "deny"});
+  EXPECT_TRUE(filtered.follow);
+  EXPECT_EQ(filtered.path, "/v1/audit?layer=proxy&decision=deny");
+  EXPECT_FALSE(parse({"audit", "tail"}).follow);
+  EXPECT_NE(usageError({"audit", "tail", "--layer", "tcp"}).find("kernel|proxy|dns"),
+            std::string::npos);
+  usageError({"audit", "tail", "--decision", "maybe"});
+  // Following: the filters stay, the line count goes, the offset moves on.
+  EXPECT_EQ(auditFollowPath("/v1/audit?lines=5&sandbox=sb%2F1&layer=dns", 1234),
+            "/v1/audit?sandbox=sb%2F1&layer=dns&after=1234");
+  EXPECT_EQ(auditFollowPath("/v1/audit", 0), "/v1/audit?after=0");
+  EXPECT_EQ(auditFollowPath("/v1/audit?decision=deny&after=10", 20),
+            "/v1/audit?decision=deny&after=20");
+}
+
+TEST_F(CliTest, RunInASandbox) {
+  Command run = parse({"run", "-s", "sb1", "--user", "nobody", "--env", "A=1", "--env", "B", "--",
+                       "curl", "-s", "http://x.test/"});
+  EXPECT_EQ(run.kind, Command::Kind::kRun);
+  EXPECT_EQ(run.sandbox, "sb1");
+  EXPECT_EQ(run.method, "GET");
+  EXPECT_EQ(run.path, "/v1/sandboxes/sb1/spawn");
+  ASSERT_TRUE(run.run.has_value());
+  // Options after "--" belong to the command, not to egressctl.
+  EXPECT_EQ(run.run->argv, (std::vector<std::string>{"curl", "-s", "http://x.test/"}));
+  EXPECT_EQ(run.run->user, "nobody");
+  EXPECT_EQ(run.run->env, (std::vector<std::string>{"A=1", "B"}));
+  EXPECT_FALSE(run.run->deleteAfter);
+  fake_.env["EGRESSD_SANDBOX"] = "envsb";
+  EXPECT_EQ(parse({"run", "--", "true"}).sandbox, "envsb");
+  EXPECT_NE(usageError({"run", "-s", "sb1"}).find("needs a command after --"), std::string::npos);
+  usageError({"run", "-s", "sb1", "--policy", "p", "--", "true"});
+  // One-shot: create, run, delete.
+  Command once = parse({"sandbox", "create", "r1", "--policy", "agent", "--create-cgroup", "--run",
+                        "--", "sh", "-c", "exit 3"});
+  EXPECT_EQ(once.kind, Command::Kind::kApi);
+  EXPECT_EQ(once.method, "POST");
+  EXPECT_EQ(once.body, json({{"id", "r1"}, {"policy", "agent"}, {"createCgroup", true}}));
+  ASSERT_TRUE(once.run.has_value());
+  EXPECT_TRUE(once.run->deleteAfter);
+  EXPECT_EQ(once.sandbox, "r1");
+  EXPECT_EQ(once.run->argv, (std::vector<std::string>{"sh", "-c", "exit 3"}));
+  EXPECT_NE(usageError({"sandbox", "create", "r1", "--policy", "a", "--", "true"}).find("--run"),
+            std::string::npos);
+  EXPECT_NE(usageError({"sandbox", "create", "r1", "--policy", "a", "--user", "x"}).find("--run"),
+            std::string::npos);
+  usageError({"sandbox", "create", "r1", "--policy", "a", "--run"});
+}
+
+TEST_F(CliTest, VersionAndCompletionVerbs) {
+  EXPECT_EQ(parse({"--version"}).kind, Command::Kind::kVersion);
+  Command bash = parse({"completion", "bash"});
+  EXPECT_EQ(bash.kind, Command::Kind::kCompletion);
+  EXPECT_EQ(bash.subject, "bash");
+  usageError({"completion", "fish"});
+  Command ids = parse({"__complete", "sandboxes"});
+  EXPECT_EQ(ids.kind, Command::Kind::kCompleteIds);
+  EXPECT_EQ(ids.path, "/v1/sandboxes");
+  usageError({"__complete", "secrets"});
+}
+
+// The table is the one place a verb is defined: help lists every entry, each has a builder
+// (or is local), and names are unique.
+TEST(CliTable, EveryVerbIsInTheHelpOnce) {
+  std::set<std::string> names;
+  const std::string help = usageText();
+  for (const Verb& verb : verbTable()) {
+    EXPECT_TRUE(names.insert(verb.name).second) << verb.name;
+    EXPECT_NE(help.find("  " + verb.synopsis + "\n"), std::string::npos) << verb.name;
+    EXPECT_TRUE(verb.build || verb.kind == Command::Kind::kMaps) << verb.name;
+    EXPECT_TRUE(verb.synopsis.starts_with(verb.name)) << verb.name;
+    for (const std::string& option : verb.options) {
+      bool known = false;
+      for (const OptionInfo& info : optionTable()) {
+        known = known || info.name == option;
+      }
+      EXPECT_TRUE(known) << verb.name << " --" << option;
+    }
+  }
 }
 
 TEST_F(CliTest, LocalVerbs) {
@@ -362,8 +442,20 @@ TEST(CliRender, ListsAndOthers) {
                        "path":"/a","status":403,"reason":"denied_host",
                        "rule":"deniedHosts[0] x.test","handler":"noHttp"}]})"));
   EXPECT_EQ(audit,
-            "2024-05-01T12:00:00.000001Z sb1 proxy deny GET x.test/a -> 403 reason=denied_host "
-            "rule=\"deniedHosts[0] x.test\" handler=noHttp\n");
+            "TIME                        SANDBOX        LAYER  DECISION WHAT\n"
+            "2024-05-01T12:00:00.000001Z sb1            proxy  deny     GET x.test/a -> 403  "
+            "denied_host rule=\"deniedHosts[0] x.test\" handler=noHttp\n");
+  // Kernel and DNS records name what they are about too.
+  EXPECT_EQ(renderAuditRecord(json::parse(R"({"time":"T","sandbox":"sb1","layer":"kernel",
+                       "decision":"deny","protocol":"tcp","orig_dst":"10.0.0.1:80",
+                       "reason":"denied_cidr"})")),
+            "T                           sb1            kernel deny     tcp 10.0.0.1:80  "
+            "denied_cidr\n");
+  EXPECT_EQ(renderAuditRecord(json::parse(R"({"time":"T","sandbox":"a-very-long-sandbox-id",
+                       "layer":"dns","decision":"deny","host":"x.test","query_type":"A",
+                       "rcode":"NXDOMAIN","reason":"denied_name"})")),
+            "T                           a-very-long-sandbox-id dns    deny     x.test A -> "
+            "NXDOMAIN  denied_name\n");
   const std::string daemon = renderDaemonStatus(json::parse(
       R"({"version":"0.5.0","pinRoot":"/sys/fs/bpf/egressd","stateDir":"/var/lib/egressd",
           "socket":"/run/egressd/egressd.sock","persistSecrets":true,"sandboxes":2,"policies":1})"));
