@@ -11,6 +11,8 @@ packages=(
   libseccomp-dev libcap-dev libssl-dev libgtest-dev libgmock-dev clang-format git
   # fuzzing (scripts/fuzz.sh): clang 14 with its sanitizer and libFuzzer runtimes
   clang-14 libclang-rt-14-dev
+  # static analysis (scripts/tidy.sh)
+  clang-tidy
   # tests and demo: real servers and clients
   iproute2 dnsmasq-base bind9-dnsutils socat curl python3 procps
   # benchmark: DNS load

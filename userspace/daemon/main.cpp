@@ -227,9 +227,9 @@ int main(int argc, char** argv) {
       }
       return egressd::daemon::validateCommand(positionals, args.count("json") != 0U);
     case Mode::kVerify:
-      return egressd::verify::verifyCommand({stringOr(args, "policy"), args.count("json") != 0U,
-                                             stringOr(args, "pin-root"),
-                                             stringOr(args, "state-dir"), stringOr(args, "socket")});
+      return egressd::verify::verifyCommand(
+          {stringOr(args, "policy"), args.count("json") != 0U, stringOr(args, "pin-root"),
+           stringOr(args, "state-dir"), stringOr(args, "socket")});
     case Mode::kRun: {
       if (sandbox.policyFile.empty() || command.empty()) {
         return usageError("run needs --policy FILE and a command after --");
