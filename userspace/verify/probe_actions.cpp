@@ -417,11 +417,23 @@ ActionResult tlsClientHello(const std::string& addr, uint16_t port, const std::s
                                (rc == 1 ? ", handshake completed" : ", no handshake"));
 }
 
-ActionResult setRoutingHeader() {
-  UniqueFd fd(::socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0));
+// setsockopt(level, name) on a new socket of `family`/`type`: the kernel's setsockopt hook
+// decides. `accepted` names the option in the success text (default: `option`).
+static ActionResult setOptionOnFreshSocket(int family, int type, int level, int name,
+                                           const void* value, socklen_t size,
+                                           const std::string& option,
+                                           const std::string& accepted = {}) {
+  UniqueFd fd(::socket(family, type | SOCK_CLOEXEC, 0));
   if (!fd) {
     return ActionResult::failure(errno, "socket");
   }
+  if (::setsockopt(fd.get(), level, name, value, size) != 0) {
+    return ActionResult::failure(errno, "setsockopt(" + option + ")");
+  }
+  return ActionResult::success((accepted.empty() ? option : accepted) + " accepted");
+}
+
+ActionResult setRoutingHeader() {
   alignas(8) uint8_t buf[sizeof(ipv6_sr_hdr) + 2 * sizeof(in6_addr)] = {};
   auto* srh = reinterpret_cast<ipv6_sr_hdr*>(buf);
   srh->hdrlen = static_cast<uint8_t>(sizeof(buf) / 8 - 1);
@@ -430,48 +442,28 @@ ActionResult setRoutingHeader() {
   srh->first_segment = 1;
   ::inet_pton(AF_INET6, "2001:db8:e9::a", &srh->segments[0]);
   ::inet_pton(AF_INET6, "2001:db8:e9::b", &srh->segments[1]);
-  if (::setsockopt(fd.get(), IPPROTO_IPV6, IPV6_RTHDR, buf, sizeof(buf)) != 0) {
-    return ActionResult::failure(errno, "setsockopt(IPV6_RTHDR)");
-  }
-  return ActionResult::success("IPV6_RTHDR (segment routing, type 4) accepted");
+  return setOptionOnFreshSocket(AF_INET6, SOCK_STREAM, IPPROTO_IPV6, IPV6_RTHDR, buf, sizeof(buf),
+                                "IPV6_RTHDR", "IPV6_RTHDR (segment routing, type 4)");
 }
 
 ActionResult setRoutingHeader2292() {
-  UniqueFd fd(::socket(AF_INET6, SOCK_DGRAM | SOCK_CLOEXEC, 0));
-  if (!fd) {
-    return ActionResult::failure(errno, "socket");
-  }
-  int one = 1;
-  if (::setsockopt(fd.get(), IPPROTO_IPV6, IPV6_2292RTHDR, &one, sizeof(one)) != 0) {
-    return ActionResult::failure(errno, "setsockopt(IPV6_2292RTHDR)");
-  }
-  return ActionResult::success("IPV6_2292RTHDR accepted");
+  const int one = 1;
+  return setOptionOnFreshSocket(AF_INET6, SOCK_DGRAM, IPPROTO_IPV6, IPV6_2292RTHDR, &one,
+                                sizeof(one), "IPV6_2292RTHDR");
 }
 
 ActionResult setIpOptions() {
-  UniqueFd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  if (!fd) {
-    return ActionResult::failure(errno, "socket");
-  }
   // Record route (RFC 791): the kernel takes it from an unprivileged socket (source routes
   // need CAP_NET_RAW, which the sandbox lacks anyway), so only the policy can refuse it.
-  uint8_t opts[8] = {IPOPT_RR, 7, 4, 0, 0, 0, 0, IPOPT_END};
-  if (::setsockopt(fd.get(), IPPROTO_IP, IP_OPTIONS, opts, sizeof(opts)) != 0) {
-    return ActionResult::failure(errno, "setsockopt(IP_OPTIONS)");
-  }
-  return ActionResult::success("IP_OPTIONS (record route) accepted");
+  const uint8_t opts[8] = {IPOPT_RR, 7, 4, 0, 0, 0, 0, IPOPT_END};
+  return setOptionOnFreshSocket(AF_INET, SOCK_STREAM, IPPROTO_IP, IP_OPTIONS, opts, sizeof(opts),
+                                "IP_OPTIONS", "IP_OPTIONS (record route)");
 }
 
 ActionResult setNoDelay() {
-  UniqueFd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  if (!fd) {
-    return ActionResult::failure(errno, "socket");
-  }
-  int one = 1;
-  if (::setsockopt(fd.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) != 0) {
-    return ActionResult::failure(errno, "setsockopt(TCP_NODELAY)");
-  }
-  return ActionResult::success("TCP_NODELAY accepted");
+  const int one = 1;
+  return setOptionOnFreshSocket(AF_INET, SOCK_STREAM, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one),
+                                "TCP_NODELAY");
 }
 
 ActionResult ioUringSetup() {
