@@ -10,31 +10,30 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <fstream>
-#include <random>
 #include <string>
 #include <vector>
 
 #include "client_hello_check.h"
 #include "client_hello_seeds.h"
+#include "mutator.h"
 #include "tls/client_hello.h"
 
 namespace {
 
 using egressd::tls::fuzz::clientHelloSeeds;
 
-class Mutator {
+// ClientHello-specific edits on top of the generic ones: record, handshake and inner length
+// fields moved by small and boundary amounts, and the handshake re-framed into records of
+// random sizes.
+class HelloMutator {
  public:
-  explicit Mutator(uint64_t seed) : rng_(seed) {}
+  explicit HelloMutator(uint64_t seed) : mutator_(seed) {}
 
-  uint64_t below(uint64_t bound) { return bound == 0 ? 0 : rng_() % bound; }
+  uint64_t below(uint64_t bound) { return mutator_.below(bound); }
 
-  std::string mutate(std::string input, const std::vector<std::string>& pool) {
-    const int rounds = below(3) == 0 ? 2 + static_cast<int>(below(3)) : 1;
-    for (int i = 0; i < rounds; ++i) {
-      mutateOnce(input, pool);
-    }
-    return input;
+  std::string mutate(const std::string& input, const std::vector<std::string>& pool) {
+    return mutator_.mutate(
+        input, pool, [this](std::string& s) { helloEdit(s); }, 5);
   }
 
  private:
@@ -54,44 +53,21 @@ class Mutator {
     }
   }
 
-  void mutateOnce(std::string& input, const std::vector<std::string>& pool) {
-    const size_t pos = below(input.size() + 1);
+  void helloEdit(std::string& input) {
     static constexpr int64_t kDeltas[] = {-1, 1, -2, 2, -4, 4, 255, -256, 0x4000, 0x10000};
     const int64_t delta = kDeltas[below(sizeof(kDeltas) / sizeof(kDeltas[0]))];
-    switch (below(10)) {
-      case 0:
-        if (!input.empty()) {
-          input[pos % input.size()] ^= static_cast<char>(1u << below(8));
-        }
-        break;
-      case 1:
-        if (!input.empty()) {
-          input[pos % input.size()] = static_cast<char>(below(256));
-        }
-        break;
-      case 2:
-        input.resize(pos);
-        break;
-      case 3:  // the record or handshake length of the first record
+    switch (below(3)) {
+      case 0:  // the record or handshake length of the first record
         if (below(2) == 0) {
           addTo(input, 3, 2, delta);
         } else {
           addTo(input, 6, 3, delta);
         }
         break;
-      case 4:  // some 2-byte length further in (extension and list lengths)
-        addTo(input, pos, below(2) == 0 ? 2 : 1, delta);
+      case 1:  // some 1- or 2-byte length further in (extension and list lengths)
+        addTo(input, below(input.size() + 1), below(2) == 0 ? 2 : 1, delta);
         break;
-      case 5:
-        input.erase(pos, 1 + below(6));
-        break;
-      case 6:
-        if (pos < input.size()) {
-          const std::string piece = input.substr(pos, 1 + below(40));
-          input.insert(below(input.size() + 1), piece);
-        }
-        break;
-      case 7: {  // re-frame the handshake bytes into records of random sizes
+      default: {  // re-frame the handshake bytes into records of random sizes
         const std::string message = egressd::tls::fuzz::handshakeBytes(input);
         if (!message.empty()) {
           std::vector<size_t> sizes;
@@ -102,18 +78,10 @@ class Mutator {
         }
         break;
       }
-      case 8: {
-        const std::string& other = pool[below(pool.size())];
-        input = input.substr(0, pos) + other.substr(below(other.size() + 1));
-        break;
-      }
-      default:
-        input.insert(pos, 1, static_cast<char>(below(256)));
-        break;
     }
   }
 
-  std::mt19937_64 rng_;
+  egressd::fuzz::Mutator mutator_;
 };
 
 void checkOne(const std::string& input) {
@@ -123,14 +91,8 @@ void checkOne(const std::string& input) {
 
 int writeSeeds(const char* dir) {
   int count = 0;
-  for (const std::string& seed : clientHelloSeeds()) {
-    const std::string path = std::string(dir) + "/seed-" + std::to_string(count++);
-    std::ofstream out(path, std::ios::binary);
-    out.write(seed.data(), static_cast<std::streamsize>(seed.size()));
-    if (!out) {
-      std::fprintf(stderr, "cannot write %s\n", path.c_str());
-      return 1;
-    }
+  if (!egressd::fuzz::writeSeedFiles(dir, clientHelloSeeds(), count)) {
+    return 1;
   }
   std::printf("wrote %d seed files\n", count);
   return 0;
@@ -160,7 +122,7 @@ int main(int argc, char** argv) {
   for (const std::string& input : seeds) {
     checkOne(input);
   }
-  Mutator mutator(seed);
+  HelloMutator mutator(seed);
   size_t statuses[5] = {};
   for (size_t i = 0; i < iterations; ++i) {
     const std::string input = mutator.mutate(seeds[mutator.below(seeds.size())], seeds);

@@ -8,13 +8,12 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <fstream>
-#include <random>
 #include <string>
 #include <vector>
 
 #include "http_fuzz.h"
 #include "http_seeds.h"
+#include "mutator.h"
 
 namespace {
 
@@ -22,66 +21,26 @@ using egressd::http::fuzz::dictionary;
 using egressd::http::fuzz::requestSeeds;
 using egressd::http::fuzz::responseSeeds;
 
-class Mutator {
+// HTTP-specific edits on top of the generic ones: framing tokens from the dictionary and
+// the bytes that delimit heads, headers and chunk sizes.
+class HttpMutator {
  public:
-  explicit Mutator(uint64_t seed) : rng_(seed), dictionary_(dictionary()) {}
+  explicit HttpMutator(uint64_t seed)
+      : mutator_(seed, std::string_view("\r\n \t:0;,", 8)), dictionary_(dictionary()) {}
 
-  std::string mutate(std::string input, const std::vector<std::string>& pool) {
-    // Mostly a single mutation: a head with several is rarely still valid enough to reach
-    // the body and pipelining logic.
-    const int rounds = below(4) == 0 ? 2 + static_cast<int>(below(3)) : 1;
-    for (int i = 0; i < rounds; ++i) {
-      mutateOnce(input, pool);
-    }
-    return input;
+  uint64_t below(uint64_t bound) { return mutator_.below(bound); }
+
+  std::string mutate(const std::string& input, const std::vector<std::string>& pool) {
+    return mutator_.mutate(
+        input, pool,
+        [this](std::string& s) {
+          s.insert(mutator_.below(s.size() + 1), dictionary_[mutator_.below(dictionary_.size())]);
+        },
+        2);
   }
-
-  uint64_t below(uint64_t bound) { return bound == 0 ? 0 : rng_() % bound; }
 
  private:
-  void mutateOnce(std::string& input, const std::vector<std::string>& pool) {
-    const size_t pos = below(input.size() + 1);
-    switch (below(8)) {
-      case 0:
-        if (!input.empty()) {
-          input[pos % input.size()] ^= static_cast<char>(1u << below(8));
-        }
-        break;
-      case 1:
-        if (!input.empty()) {
-          input[pos % input.size()] = static_cast<char>(below(256));
-        }
-        break;
-      case 2:
-        input.insert(pos, dictionary_[below(dictionary_.size())]);
-        break;
-      case 3:
-        input.erase(pos, 1 + below(8));
-        break;
-      case 4:
-        if (pos < input.size()) {
-          const std::string piece = input.substr(pos, 1 + below(32));
-          input.insert(below(input.size() + 1), piece);
-        }
-        break;
-      case 5: {
-        const std::string& other = pool[below(pool.size())];
-        input = input.substr(0, pos) + other.substr(below(other.size() + 1));
-        break;
-      }
-      case 6:
-        if (!input.empty()) {
-          static constexpr char kSpecial[] = {'\r', '\n', ' ', '\t', ':', '0', ';', ','};
-          input[pos % input.size()] = kSpecial[below(sizeof(kSpecial))];
-        }
-        break;
-      default:
-        input.resize(pos);
-        break;
-    }
-  }
-
-  std::mt19937_64 rng_;
+  egressd::fuzz::Mutator mutator_;
   std::vector<std::string> dictionary_;
 };
 
@@ -93,17 +52,9 @@ void checkBoth(const std::string& input) {
 
 int writeSeeds(const char* requestDir, const char* responseDir) {
   int count = 0;
-  for (const auto& [dir, seeds] :
-       {std::pair{requestDir, requestSeeds()}, std::pair{responseDir, responseSeeds()}}) {
-    for (const std::string& seed : seeds) {
-      const std::string path = std::string(dir) + "/seed-" + std::to_string(count++);
-      std::ofstream out(path, std::ios::binary);
-      out.write(seed.data(), static_cast<std::streamsize>(seed.size()));
-      if (!out) {
-        std::fprintf(stderr, "cannot write %s\n", path.c_str());
-        return 1;
-      }
-    }
+  if (!egressd::fuzz::writeSeedFiles(requestDir, requestSeeds(), count) ||
+      !egressd::fuzz::writeSeedFiles(responseDir, responseSeeds(), count)) {
+    return 1;
   }
   std::printf("wrote %d seed files\n", count);
   return 0;
@@ -141,7 +92,7 @@ int main(int argc, char** argv) {
   // Mostly mutations of a request for the request parser and of a response for the response
   // parser (mismatched inputs fail at their first byte and test little); every eighth input
   // goes to both.
-  Mutator mutator(seed);
+  HttpMutator mutator(seed);
   for (size_t i = 0; i < iterations; ++i) {
     const bool request = (i & 1) == 0;
     const std::vector<std::string>& seeds = request ? requests : responses;

@@ -16,9 +16,10 @@
 #include <filesystem>
 #include <fstream>
 #include <iterator>
-#include <random>
 #include <string>
 #include <vector>
+
+#include "mutator.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size);
 
@@ -47,65 +48,6 @@ std::string readFile(const std::filesystem::path& path) {
   }
   return std::string(std::istreambuf_iterator<char>(in), {});
 }
-
-class Mutator {
- public:
-  explicit Mutator(uint64_t seed) : rng_(seed) {}
-
-  uint64_t below(uint64_t bound) { return bound == 0 ? 0 : rng_() % bound; }
-
-  std::string mutate(std::string input, const std::vector<std::string>& pool) {
-    const int rounds = below(3) == 0 ? 2 + static_cast<int>(below(4)) : 1;
-    for (int i = 0; i < rounds; ++i) {
-      const size_t pos = below(input.size() + 1);
-      switch (below(8)) {
-        case 0:
-          if (!input.empty()) {
-            input[pos % input.size()] ^= static_cast<char>(1u << below(8));
-          }
-          break;
-        case 1:
-          if (!input.empty()) {
-            static constexpr char kSpecial[] = {'\0', '\xff', '\x7f', '\x80', '\r', '\n', ' ',
-                                                '"',  '$',    '{',    '}',    '%',  '/',  '.'};
-            input[pos % input.size()] =
-                below(2) == 0 ? static_cast<char>(below(256)) : kSpecial[below(sizeof(kSpecial))];
-          }
-          break;
-        case 2:
-          input.insert(pos, 1 + below(4), static_cast<char>(below(256)));
-          break;
-        case 3:
-          input.erase(pos, 1 + below(8));
-          break;
-        case 4:
-          if (pos < input.size()) {
-            const std::string piece = input.substr(pos, 1 + below(32));
-            input.insert(below(input.size() + 1), piece);
-          }
-          break;
-        case 5: {
-          const std::string& other = pool[below(pool.size())];
-          input = input.substr(0, pos) + other.substr(below(other.size() + 1));
-          break;
-        }
-        case 6:  // a length or count field moved by a small amount
-          if (!input.empty()) {
-            input[pos % input.size()] =
-                static_cast<char>(input[pos % input.size()] + (below(2) == 0 ? 1 : -1));
-          }
-          break;
-        default:
-          input.resize(pos);
-          break;
-      }
-    }
-    return input;
-  }
-
- private:
-  std::mt19937_64 rng_;
-};
 
 }  // namespace
 
@@ -153,7 +95,7 @@ int main(int argc, char** argv) {
   for (const std::string& input : corpus) {
     runOne(input);
   }
-  Mutator mutator(seed);
+  egressd::fuzz::Mutator mutator(seed);
   for (size_t i = 0; i < iterations; ++i) {
     runOne(mutator.mutate(corpus[mutator.below(corpus.size())], corpus));
   }

@@ -71,17 +71,52 @@ std::optional<uint64_t> parseContentLength(std::string_view text) {
   return value;
 }
 
+// The options of every Connection header (RFC 9110 7.6.1: a comma list of tokens, each
+// trimmed of optional whitespace, case-insensitive), read from the values as collected -
+// the same text serializeRequestHead sends on. llhttp's F_CONNECTION_* flags are not the
+// meaning: it does not recognise "keep-alive<HTAB>" as a token, so a head and its
+// re-serialization (trimmed) would differ in whether the connection persists.
+struct ConnectionOptions {
+  bool close = false;
+  bool keepAlive = false;
+  bool upgrade = false;
+};
+
+ConnectionOptions connectionOptions(const std::vector<Header>& headers) {
+  ConnectionOptions options;
+  for (const Header& header : headers) {
+    // llhttp reads the legacy Proxy-Connection the same way; so do we, to agree with it.
+    if (!equalsIgnoreCase(header.name, "Connection") &&
+        !equalsIgnoreCase(header.name, "Proxy-Connection")) {
+      continue;
+    }
+    std::string_view rest = header.value;
+    while (!rest.empty()) {
+      const size_t comma = rest.find(',');
+      std::string_view token = rest.substr(0, comma);
+      rest = comma == std::string_view::npos ? std::string_view() : rest.substr(comma + 1);
+      while (!token.empty() && (token.front() == ' ' || token.front() == '\t')) {
+        token.remove_prefix(1);
+      }
+      while (!token.empty() && (token.back() == ' ' || token.back() == '\t')) {
+        token.remove_suffix(1);
+      }
+      options.close = options.close || equalsIgnoreCase(token, "close");
+      options.keepAlive = options.keepAlive || equalsIgnoreCase(token, "keep-alive");
+      options.upgrade = options.upgrade || equalsIgnoreCase(token, "upgrade");
+    }
+  }
+  return options;
+}
+
 // The connection persists after this message (RFC 9112 9.3); computed here rather than with
 // llhttp_should_keep_alive because the body decision is ours (HEAD, 204, 304 skip bodies
 // that llhttp's EOF logic would otherwise count).
-bool persistsConnection(const llhttp_t& parser, bool bodyUntilClose) {
-  if (bodyUntilClose || (parser.flags & F_CONNECTION_CLOSE) != 0) {
+bool persistsConnection(const ConnectionOptions& options, int versionMinor, bool bodyUntilClose) {
+  if (bodyUntilClose || options.close) {
     return false;
   }
-  if (parser.http_major == 1 && parser.http_minor >= 1) {
-    return true;
-  }
-  return (parser.flags & F_CONNECTION_KEEP_ALIVE) != 0;
+  return versionMinor >= 1 || options.keepAlive;
 }
 
 // How a head ends, decided in on_headers_complete.
@@ -570,10 +605,19 @@ struct RequestParser::Impl final : detail::ParserCore {
     if (upgrade != nullptr) {
       head_.upgradeProtocol = upgrade->value;
     }
+    const ConnectionOptions connection = connectionOptions(head_.headers);
+    // llhttp decides where the message ends from its own reading of Connection (an upgrade
+    // stops it after the head): where that differs from the trimmed tokens the origin will
+    // read, two parties would frame the stream differently. Refused, like other ambiguity.
+    if (connection.upgrade != ((parser_.flags & F_CONNECTION_UPGRADE) != 0) ||
+        connection.close != ((parser_.flags & F_CONNECTION_CLOSE) != 0) ||
+        connection.keepAlive != ((parser_.flags & F_CONNECTION_KEEP_ALIVE) != 0)) {
+      return reject(kBadRequest, "ambiguous Connection header");
+    }
     // RFC 9110 7.8: Upgrade needs "Connection: upgrade" and is ignored in HTTP/1.0.
     head_.upgrade =
         parser_.upgrade != 0 && !head_.upgradeProtocol.empty() && head_.versionMinor == 1;
-    head_.keepAlive = persistsConnection(parser_, false);
+    head_.keepAlive = persistsConnection(connection, head_.versionMinor, false);
     // An upgrade with a body (rare, but legal) switches protocols after the body.
     return head_.hasBody ? HeadOutcome::kBody : HeadOutcome::kNoBody;
   }
@@ -732,7 +776,8 @@ struct ResponseParser::Impl final : detail::ParserCore {
         untilClose = true;
       }
     }
-    head_.keepAlive = persistsConnection(parser_, untilClose);
+    head_.keepAlive =
+        persistsConnection(connectionOptions(head_.headers), head_.versionMinor, untilClose);
     return noBody ? HeadOutcome::kNoBody : HeadOutcome::kBody;
   }
 

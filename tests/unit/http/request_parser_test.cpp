@@ -283,6 +283,55 @@ TEST(RequestParser, Http10ClosesUnlessKeepAlive) {
   EXPECT_FALSE(close11.head().keepAlive);
 }
 
+// Connection options are tokens trimmed of whitespace (RFC 9110 7.6.1). llhttp, which
+// frames the stream, does not trim a tab inside the value: where its reading and the
+// trimmed one differ, the request is refused rather than framed two ways (found by the
+// replay fuzzer: "keep-alive<TAB>" persisted for one reading and not for the other).
+TEST(RequestParser, ConnectionTokensReadTwoWaysAreRefused) {
+  for (const char* value : {"keep-alive\t", "close\t", "Upgrade\t", "foo, close\t"}) {
+    SCOPED_TRACE(value);
+    RequestParser parser;
+    const std::string request = std::string("GET / HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\n") +
+                                "Connection: " + value + "\r\n\r\n";
+    const ParseStep step = feedAll(parser, request);
+    ASSERT_EQ(step.kind, Kind::kError);
+    EXPECT_EQ(step.status, 400);
+    EXPECT_EQ(step.reason, "ambiguous Connection header");
+  }
+  // Leading and spaced whitespace llhttp reads as we do: one meaning, accepted.
+  for (const char* value : {"\tclose", " close ", "keep-alive ,  close"}) {
+    SCOPED_TRACE(value);
+    RequestParser parser;
+    const std::string request =
+        std::string("GET / HTTP/1.1\r\nHost: a\r\nConnection: ") + value + "\r\n\r\n";
+    ASSERT_EQ(feedAll(parser, request).kind, Kind::kHead);
+    EXPECT_FALSE(parser.head().keepAlive);
+  }
+  RequestParser http10;
+  const ParseStep step =
+      feedAll(http10, "GET / HTTP/1.0\r\nConnection: keep-alive\t\r\nHost: a\r\n\r\n");
+  ASSERT_EQ(step.kind, Kind::kError);
+  EXPECT_EQ(step.reason, "ambiguous Connection header");
+}
+
+TEST(RequestParser, ConnectionTokensAreCommaListsAcrossHeaders) {
+  RequestParser lists;
+  ASSERT_EQ(feedAll(lists, "GET / HTTP/1.0\r\nConnection: foo , Keep-Alive\r\n\r\n").kind,
+            Kind::kHead);
+  EXPECT_TRUE(lists.head().keepAlive);
+  RequestParser twoHeaders;
+  ASSERT_EQ(feedAll(twoHeaders,
+                    "GET / HTTP/1.1\r\nHost: a\r\nConnection: foo\r\nConnection: close\r\n\r\n")
+                .kind,
+            Kind::kHead);
+  EXPECT_FALSE(twoHeaders.head().keepAlive);
+  // The legacy Proxy-Connection counts as llhttp counts it.
+  RequestParser legacy;
+  ASSERT_EQ(feedAll(legacy, "GET / HTTP/1.0\r\nProxy-Connection: keep-alive\r\n\r\n").kind,
+            Kind::kHead);
+  EXPECT_TRUE(legacy.head().keepAlive);
+}
+
 TEST(RequestParser, AbsoluteFormBecomesOriginForm) {
   RequestParser parser;
   auto step = feedAll(parser,

@@ -53,6 +53,18 @@ TEST(ResponseParser, ChunkedBodyWithTrailers) {
   }
 }
 
+// An origin's "close" is honoured however it is spaced: the connection is not reused.
+TEST(ResponseParser, ConnectionCloseWithWhitespaceEndsTheConnection) {
+  for (const char* value : {"close", "close\t", " close ", "keep-alive, close\t"}) {
+    SCOPED_TRACE(value);
+    ResponseParser parser;
+    const std::string head =
+        std::string("HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: ") + value + "\r\n\r\n";
+    ASSERT_EQ(feedAll(parser, head).kind, Kind::kHead);
+    EXPECT_FALSE(parser.head().keepAlive);
+  }
+}
+
 TEST(ResponseParser, ReadUntilCloseBody) {
   ResponseParser parser;
   const std::string head = "HTTP/1.1 200 OK\r\nContent-Type: text/html\r\n\r\n";
