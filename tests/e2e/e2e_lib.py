@@ -74,3 +74,22 @@ def read_ws_frame(rfile):
     if masked:
         payload = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
     return opcode, payload, masked
+
+
+def parse_response_head(head):
+    """(status, content_length) of an HTTP/1.1 response head (bytes up to CRLFCRLF)."""
+    lines = head.decode("latin-1").split("\r\n")
+    status = int(lines[0].split()[1])
+    length = 0
+    for line in lines[1:]:
+        name, _, value = line.partition(":")
+        if name.strip().lower() == "content-length":
+            length = int(value.strip())
+    return status, length
+
+
+async def read_response(reader):
+    """(status, body) of one Content-Length-framed response from an asyncio reader."""
+    status, length = parse_response_head(await reader.readuntil(b"\r\n\r\n"))
+    body = await reader.readexactly(length) if length else b""
+    return status, body

@@ -81,7 +81,7 @@ Result<std::unique_ptr<ControlDaemon>> ControlDaemon::start(Options opts) {
       return std::move(written).error();
     }
   }
-  EGRESSD_TRY(d->spawnAndWaitReady());
+  EGRESSD_TRY(d->process_.start(d->daemonArgv(), d->opts_.extraEnv, d->opts_.readyTimeout));
   return d;
 }
 
@@ -106,57 +106,6 @@ std::vector<std::string> ControlDaemon::daemonArgv() const {
   }
   argv.insert(argv.end(), opts_.extraArgs.begin(), opts_.extraArgs.end());
   return argv;
-}
-
-Status ControlDaemon::spawnAndWaitReady() {
-  const auto argv = daemonArgv();
-  auto p = Process::spawn(SpawnOptions{.argv = argv, .extraEnv = opts_.extraEnv});
-  if (!p.ok()) {
-    return std::move(p).error();
-  }
-  proc_.emplace(std::move(p).value());
-  if (!proc_->waitForOutput("egressd ready", opts_.readyTimeout)) {
-    std::string why = proc_->running() ? "no 'egressd ready' within " +
-                                             std::to_string(opts_.readyTimeout.count()) + " ms"
-                                       : "exited before 'egressd ready'";
-    RunResult r = proc_->stop(milliseconds(2000));
-    pastLogs_ += r.out + r.err;
-    proc_.reset();
-    return Error(EIO, "'" + joinArgv(argv) + "': " + why + ": " + r.describe());
-  }
-  return okStatus();
-}
-
-Result<RunResult> ControlDaemon::killAndWait(int sig, milliseconds timeout) {
-  if (!proc_) {
-    return Error(ESRCH, "daemon not running");
-  }
-  EGRESSD_TRY(proc_->signal(sig));
-  auto r = proc_->wait(timeout);
-  if (r.ok()) {
-    pastLogs_ += r->out + r->err;
-    proc_.reset();
-  }
-  return r;
-}
-
-Status ControlDaemon::restart() {
-  if (proc_ && proc_->running()) {
-    return Error(EBUSY, "restart: daemon still running (pid " + std::to_string(proc_->pid()) + ")");
-  }
-  if (proc_) {
-    RunResult r = proc_->stop(milliseconds(0));
-    pastLogs_ += r.out + r.err;
-    proc_.reset();
-  }
-  return spawnAndWaitReady();
-}
-
-Status ControlDaemon::signal(int sig) {
-  if (!proc_) {
-    return Error(ESRCH, "daemon not running");
-  }
-  return proc_->signal(sig);
 }
 
 Result<std::string> ControlDaemon::writePolicyFile(const std::string& fileName,
@@ -265,14 +214,6 @@ ApiReply ControlDaemon::api(const std::string& method, const std::string& path,
   return reply;
 }
 
-std::string ControlDaemon::logs() const {
-  std::string s = pastLogs_;
-  if (proc_) {
-    s += proc_->stdoutText() + proc_->stderrText();
-  }
-  return s;
-}
-
 std::string ControlDaemon::stateDump() const {
   std::string out;
   std::error_code ec;
@@ -375,13 +316,7 @@ ControlDaemon::~ControlDaemon() {
   if (running()) {
     deleteAllSandboxes();
   }
-  if (proc_) {
-    RunResult r = proc_->stop(milliseconds(5000));
-    if (r.termSignal == SIGKILL) {
-      std::fprintf(stderr, "[egressd-test] egressd daemon did not exit on SIGTERM within 5 s\n");
-    }
-    proc_.reset();
-  }
+  process_.stop(milliseconds(5000), "egressd daemon");
   pinRoot_.remove();
 }
 

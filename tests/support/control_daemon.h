@@ -17,6 +17,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/result.h"
+#include "daemon_process.h"
 #include "process.h"
 #include "temp_dir.h"
 
@@ -77,13 +78,15 @@ class ControlDaemon {
   std::string auditLogPath() const { return opts_.auditLog ? dir_.path() + "/audit.jsonl" : ""; }
   const Options& options() const { return opts_; }
 
-  bool running() { return proc_ && proc_->running(); }
-  pid_t pid() const { return proc_ ? proc_->pid() : -1; }
+  bool running() { return process_.running(); }
+  pid_t pid() const { return process_.pid(); }
   // Sends `sig` and waits (bounded) for the daemon to exit.
-  Result<RunResult> killAndWait(int sig, milliseconds timeout = milliseconds(10000));
+  Result<RunResult> killAndWait(int sig, milliseconds timeout = milliseconds(10000)) {
+    return process_.killAndWait(sig, timeout);
+  }
   // Starts the daemon again with the same arguments (state dir included) and waits.
-  Status restart();
-  Status signal(int sig);
+  Status restart() { return process_.restart(); }
+  Status signal(int sig) { return process_.signal(sig); }
 
   // Writes (atomically) / removes a file in the policy directory.
   Result<std::string> writePolicyFile(const std::string& fileName, const std::string& yaml) const;
@@ -105,7 +108,7 @@ class ControlDaemon {
                const std::optional<std::string>& rawBody = std::nullopt) const;
 
   // stdout+stderr of every run of the daemon so far.
-  std::string logs() const;
+  std::string logs() const { return process_.logs(); }
   // Every file of the state directory with its content, for messages about a failed restart.
   std::string stateDump() const;
 
@@ -118,7 +121,6 @@ class ControlDaemon {
  private:
   ControlDaemon(Options opts, TempDir dir) : opts_(std::move(opts)), dir_(std::move(dir)) {}
   std::vector<std::string> daemonArgv() const;
-  Status spawnAndWaitReady();
   std::vector<std::string> ctlPrefix(bool json) const;
   // Best effort: deletes every sandbox the running daemon lists.
   void deleteAllSandboxes();
@@ -126,8 +128,7 @@ class ControlDaemon {
   Options opts_;
   TempDir dir_;
   PinRoot pinRoot_;
-  std::optional<Process> proc_;
-  std::string pastLogs_;
+  DaemonProcess process_;
 };
 
 }  // namespace egressd::test

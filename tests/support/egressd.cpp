@@ -67,7 +67,7 @@ Result<std::unique_ptr<EgressdDaemon>> EgressdDaemon::start(Options opts) {
   std::unique_ptr<EgressdDaemon> d(new EgressdDaemon(std::move(opts), std::move(dir).value()));
   d->policyPath_ = d->dir_.path() + "/policy.yaml";
   EGRESSD_TRY(d->writePolicy(d->opts_.policyYaml));
-  EGRESSD_TRY(d->spawnAndWaitReady());
+  EGRESSD_TRY(d->startProcess());
   return d;
 }
 
@@ -83,7 +83,7 @@ std::vector<std::string> EgressdDaemon::sandboxArgs(const std::string& policyFil
   return args;
 }
 
-Status EgressdDaemon::spawnAndWaitReady() {
+Status EgressdDaemon::startProcess() {
   std::vector<std::string> argv{egressdBin()};
   auto tail = sandboxArgs(policyPath_);
   argv.insert(argv.end(), tail.begin(), tail.end());
@@ -94,46 +94,7 @@ Status EgressdDaemon::spawnAndWaitReady() {
     argv.insert(argv.end(), {"--metrics", "unix:" + metricsSocketPath()});
   }
   argv.insert(argv.end(), opts_.extraArgs.begin(), opts_.extraArgs.end());
-  auto p = Process::spawn(SpawnOptions{.argv = argv});
-  if (!p.ok()) {
-    return std::move(p).error();
-  }
-  proc_.emplace(std::move(p).value());
-  if (!proc_->waitForOutput("egressd ready", opts_.readyTimeout)) {
-    std::string why = proc_->running() ? "no 'egressd ready' within " +
-                                             std::to_string(opts_.readyTimeout.count()) + " ms"
-                                       : "exited before 'egressd ready'";
-    RunResult r = proc_->stop(milliseconds(2000));
-    pastLogs_ += r.out + r.err;
-    proc_.reset();
-    return Error(EIO, "'" + joinArgv(argv) + "': " + why + ": " + r.describe());
-  }
-  return okStatus();
-}
-
-Result<RunResult> EgressdDaemon::killAndWait(int sig, milliseconds timeout) {
-  if (!proc_) {
-    return Error(ESRCH, "daemon not running");
-  }
-  EGRESSD_TRY(proc_->signal(sig));
-  auto r = proc_->wait(timeout);
-  if (r.ok()) {
-    pastLogs_ += r->out + r->err;
-    proc_.reset();
-  }
-  return r;
-}
-
-Status EgressdDaemon::restart() {
-  if (proc_ && proc_->running()) {
-    return Error(EBUSY, "restart: daemon still running (pid " + std::to_string(proc_->pid()) + ")");
-  }
-  if (proc_) {
-    RunResult r = proc_->stop(milliseconds(0));
-    pastLogs_ += r.out + r.err;
-    proc_.reset();
-  }
-  return spawnAndWaitReady();
+  return process_.start(std::move(argv), {}, opts_.readyTimeout);
 }
 
 Status EgressdDaemon::writePolicy(const std::string& yaml) {
@@ -142,10 +103,7 @@ Status EgressdDaemon::writePolicy(const std::string& yaml) {
 
 Status EgressdDaemon::reload(const std::string& yaml) {
   EGRESSD_TRY(writePolicy(yaml));
-  if (!proc_) {
-    return Error(ESRCH, "reload: daemon not running");
-  }
-  return proc_->signal(SIGHUP);
+  return process_.signal(SIGHUP);
 }
 
 Result<RunResult> EgressdDaemon::apply(const std::string& policyFile) {
@@ -169,14 +127,6 @@ Result<RunResult> EgressdDaemon::ctl(std::vector<std::string> args) {
   args.push_back("--pin-root");
   args.push_back(pinRoot_.path());
   return run(SpawnOptions{.argv = args}, milliseconds(20000));
-}
-
-std::string EgressdDaemon::logs() const {
-  std::string s = pastLogs_;
-  if (proc_) {
-    s += proc_->stdoutText() + proc_->stderrText();
-  }
-  return s;
 }
 
 std::string EgressdDaemon::auditLogPath() const {
@@ -282,13 +232,7 @@ Result<std::string> EgressdDaemon::scrapeMetrics() const {
 }
 
 EgressdDaemon::~EgressdDaemon() {
-  if (proc_) {
-    RunResult r = proc_->stop(milliseconds(5000));
-    if (r.termSignal == SIGKILL) {
-      std::fprintf(stderr, "[egressd-test] egressd did not exit on SIGTERM within 5 s\n");
-    }
-    proc_.reset();
-  }
+  process_.stop(milliseconds(5000), "egressd");
   if (pathExists(pinRoot_.path())) {
     auto r = detach(true);  // the test may have detached it already
     if (!r.ok() || !r->succeeded()) {

@@ -14,6 +14,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/result.h"
+#include "daemon_process.h"
 #include "process.h"
 #include "temp_dir.h"
 
@@ -50,13 +51,15 @@ class EgressdDaemon {
   const std::string& pinRoot() const { return pinRoot_.path(); }
   const std::string& policyPath() const { return policyPath_; }
   const TempDir& dir() const { return dir_; }
-  bool running() { return proc_ && proc_->running(); }
-  pid_t pid() const { return proc_ ? proc_->pid() : -1; }
+  bool running() { return process_.running(); }
+  pid_t pid() const { return process_.pid(); }
 
   // Sends `sig` and waits (bounded) for the daemon to exit.
-  Result<RunResult> killAndWait(int sig, milliseconds timeout = milliseconds(10000));
+  Result<RunResult> killAndWait(int sig, milliseconds timeout = milliseconds(10000)) {
+    return process_.killAndWait(sig, timeout);
+  }
   // Starts the daemon again with the same arguments and waits for readiness.
-  Status restart();
+  Status restart() { return process_.restart(); }
   // Rewrites the policy file (atomically).
   Status writePolicy(const std::string& yaml);
   // Rewrites the policy file and sends SIGHUP.
@@ -69,7 +72,7 @@ class EgressdDaemon {
   // `egressctl <args...> --pin-root <root>`.
   Result<RunResult> ctl(std::vector<std::string> args);
   // stdout+stderr of every run of the daemon so far.
-  std::string logs() const;
+  std::string logs() const { return process_.logs(); }
 
   // "" unless started with Options::auditLog / Options::metrics.
   std::string auditLogPath() const;
@@ -93,7 +96,7 @@ class EgressdDaemon {
 
  private:
   EgressdDaemon(Options opts, TempDir dir) : opts_(std::move(opts)), dir_(std::move(dir)) {}
-  Status spawnAndWaitReady();
+  Status startProcess();
   // Polls auditRecords() until `done` says so or the timeout passes; the last records read.
   Result<std::vector<nlohmann::json>> pollAudit(
       const std::function<bool(const std::vector<nlohmann::json>&)>& done,
@@ -103,8 +106,7 @@ class EgressdDaemon {
   TempDir dir_;
   PinRoot pinRoot_;
   std::string policyPath_;
-  std::optional<Process> proc_;
-  std::string pastLogs_;
+  DaemonProcess process_;
 };
 
 }  // namespace egressd::test

@@ -35,7 +35,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-from e2e_lib import parse_endpoint  # noqa: E402
+from e2e_lib import parse_endpoint, parse_response_head  # noqa: E402
 
 
 class Cut(Exception):
@@ -47,13 +47,7 @@ async def read_response(reader, timeout):
         head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), timeout)
     except asyncio.IncompleteReadError as e:
         raise Cut("closed_without_status" if not e.partial else "cut_in_head") from e
-    lines = head.decode("latin-1").split("\r\n")
-    status = int(lines[0].split()[1])
-    length = 0
-    for line in lines[1:]:
-        name, _, value = line.partition(":")
-        if name.strip().lower() == "content-length":
-            length = int(value.strip())
+    status, length = parse_response_head(head)
     try:
         body = await asyncio.wait_for(reader.readexactly(length), timeout) if length else b""
     except asyncio.IncompleteReadError as e:

@@ -20,20 +20,7 @@ import time
 
 # The shared helpers live one directory up (tests/e2e/e2e_lib.py).
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-from e2e_lib import parse_endpoint  # noqa: E402
-
-
-async def read_response(reader):
-    head = await reader.readuntil(b"\r\n\r\n")
-    lines = head.decode("latin-1").split("\r\n")
-    status = int(lines[0].split()[1])
-    length = 0
-    for line in lines[1:]:
-        name, _, value = line.partition(":")
-        if name.strip().lower() == "content-length":
-            length = int(value.strip())
-    body = await reader.readexactly(length) if length else b""
-    return status, body
+from e2e_lib import parse_endpoint, read_response  # noqa: E402
 
 
 async def one_connection(i, args, stats, all_connected, connected_count):
