@@ -1,21 +1,14 @@
-// YAML -> Policy. The walk is strict on purpose: unknown and duplicate keys, YAML 1.1
-// booleans ("yes", "on"), empty values and a second YAML document are all errors, because a
-// policy that silently means something other than what its author wrote is a security bug.
-// Inside this file a check reports failure by throwing PolicyError: every check sits several
-// levels deep in the YAML walk. The walk catches it per top-level key, per allow rule and
-// per unknown key and goes on, so one pass reports every independent mistake (egressd
+// YAML -> Policy: the policy schema (which keys exist, their types and what they mean) over
+// yaml/strict_reader.h, which checks well-formedness and places every error. A check reports
+// failure by throwing yaml::FieldError; the walk catches it per top-level key, per allow rule
+// and per unknown key and goes on, so one pass reports every independent mistake (egressd
 // validate); yaml-cpp's own exceptions end the walk. Nothing thrown here leaves the public API.
 #include "policy/policy.h"
-
-#include <yaml-cpp/eventhandler.h>
-#include <yaml-cpp/yaml.h>
 
 #include <algorithm>
 #include <cctype>
 #include <cerrno>
-#include <exception>
 #include <map>
-#include <sstream>
 #include <string>
 #include <utility>
 #include <vector>
@@ -23,73 +16,12 @@
 #include "common/ascii.h"
 #include "common/fs.h"
 #include "policy/host_policy.h"
+#include "policy/policy_warnings.h"
+#include "yaml/strict_reader.h"
 
 namespace egressd::policy {
 
 namespace {
-
-// Conversion of handler actions/params to JSON: limits for aliases that expand
-// exponentially ("billion laughs") or refer to themselves, which yaml-cpp accepts.
-constexpr int kMaxJsonDepth = 32;
-constexpr size_t kMaxJsonNodes = 100000;
-
-struct PolicyError {
-  Diagnostic diagnostic;
-};
-
-// A YAML node with the path that names it in messages ("allow[0].cidr") and its position.
-struct Field {
-  YAML::Node node;
-  std::string path;
-  SourcePos pos;
-
-  bool isNull() const { return node.IsNull(); }
-};
-
-SourcePos posOf(const YAML::Mark& mark) {
-  if (mark.line < 0 || mark.column < 0) {
-    return {};
-  }
-  return {mark.line + 1, mark.column + 1};
-}
-
-std::string quote(std::string_view text) {
-  return "\"" + std::string(text) + "\"";
-}
-
-size_t editDistance(std::string_view a, std::string_view b) {
-  std::vector<size_t> row(b.size() + 1);
-  for (size_t j = 0; j <= b.size(); ++j) {
-    row[j] = j;
-  }
-  for (size_t i = 1; i <= a.size(); ++i) {
-    size_t diagonal = row[0];
-    row[0] = i;
-    for (size_t j = 1; j <= b.size(); ++j) {
-      const size_t above = row[j];
-      const size_t substitute = diagonal + (a[i - 1] == b[j - 1] ? 0 : 1);
-      row[j] = std::min({above + 1, row[j - 1] + 1, substitute});
-      diagonal = above;
-    }
-  }
-  return row[b.size()];
-}
-
-// " (did you mean 'enableInternet'?)" when one candidate is close enough, else "".
-std::string suggestion(std::string_view word, const std::vector<std::string>& candidates) {
-  const std::string lowered = toLowerAscii(word);
-  const size_t allowed = word.size() >= 5 ? 2 : 1;
-  std::string best;
-  size_t bestDistance = allowed + 1;
-  for (const auto& candidate : candidates) {
-    const size_t distance = editDistance(lowered, toLowerAscii(candidate));
-    if (distance < bestDistance) {
-      best = candidate;
-      bestDistance = distance;
-    }
-  }
-  return best.empty() ? "" : " (did you mean '" + best + "'?)";
-}
 
 bool isNameChar(char c, bool allowDash) {
   return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || (allowDash && c == '-');
@@ -100,75 +32,29 @@ bool isName(std::string_view text, bool allowDash) {
          std::all_of(text.begin(), text.end(), [&](char c) { return isNameChar(c, allowDash); });
 }
 
-// Sees each document's start and whether it holds anything, without building nodes.
-class DocumentScan : public YAML::EventHandler {
- public:
-  void OnDocumentStart(const YAML::Mark& mark) override {
-    start = mark;
-    content = false;
-  }
-  void OnDocumentEnd() override {}
-  void OnNull(const YAML::Mark&, YAML::anchor_t) override {}
-  void OnAlias(const YAML::Mark&, YAML::anchor_t) override { content = true; }
-  void OnScalar(const YAML::Mark&, const std::string&, YAML::anchor_t,
-                const std::string&) override {
-    content = true;
-  }
-  void OnSequenceStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
-                       YAML::EmitterStyle::value) override {
-    content = true;
-  }
-  void OnSequenceEnd() override {}
-  void OnMapStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
-                  YAML::EmitterStyle::value) override {
-    content = true;
-  }
-  void OnMapEnd() override {}
+using yaml::boolean;
+using yaml::elements;
+using yaml::entries;
+using yaml::fail;
+using yaml::Field;
+using yaml::integer;
+using yaml::quote;
+using yaml::scalar;
 
-  YAML::Mark start;
-  bool content = false;
-};
+uint16_t port(const Field& field) {
+  return static_cast<uint16_t>(integer(field, 1, 65535));
+}
 
+// One pass over one policy document; errors and warnings go to `diagnostics`.
 class Parser {
  public:
-  explicit Parser(std::string sourceName) : source_(std::move(sourceName)) {}
+  explicit Parser(yaml::Diagnostics& diagnostics) : diagnostics_(diagnostics) {}
 
-  // Never throws PolicyError; errors() then says whether the Policy means anything.
+  // Throws what the walk cannot recover from (yaml::Diagnostics::run records it); the other
+  // errors are in the diagnostics, which then say whether the Policy means anything.
   Policy parse(std::string_view text);
-  const std::vector<Diagnostic>& errors() const { return errors_; }
 
  private:
-  // Runs one independent part of the walk; its failure is recorded, the walk goes on.
-  template <typename F>
-  void recovering(F&& part) const {
-    try {
-      part();
-    } catch (const PolicyError& e) {
-      errors_.push_back(e.diagnostic);
-    }
-  }
-  Diagnostic diagnostic(const SourcePos& pos, const std::string& path,
-                        const std::string& reason) const {
-    return Diagnostic{source_, pos, path, reason};
-  }
-  [[noreturn]] void fail(const SourcePos& pos, const std::string& path,
-                         const std::string& reason) const;
-  [[noreturn]] void fail(const Field& field, const std::string& reason) const {
-    fail(field.pos, field.path, reason);
-  }
-  void warn(const SourcePos& pos, const std::string& path, const std::string& reason);
-
-  // Map entries in file order; rejects non-scalar and duplicate keys.
-  std::vector<std::pair<Field, Field>> entries(const Field& map, bool hostKeys = false) const;
-  void rejectUnknownKeys(const Field& map, const std::vector<std::pair<Field, Field>>& items,
-                         const std::vector<std::string>& known) const;
-  std::vector<Field> elements(const Field& seq, const std::string& what) const;
-
-  std::string scalar(const Field& field, const std::string& what) const;
-  bool boolean(const Field& field) const;
-  long integer(const Field& field, long min, long max) const;
-  uint16_t port(const Field& field) const;
-
   HostList hostList(const Field& field) const;
   HostGlob hostGlob(const Field& field) const;
   InterceptHttps interceptHttps(const Field& field) const;
@@ -185,126 +71,15 @@ class Parser {
   std::vector<HostHandler> outboundByHost(const Field& field) const;
   HandlerRef handlerRef(const Field& field) const;
   std::map<std::string, Handler> outboundHandlers(const Field& field) const;
-  nlohmann::json toJson(const Field& field, int depth, size_t& budget) const;
 
   void parseTopLevel(const Field& key, const Field& value, Policy& policy, bool& hasName);
-  void checkSingleDocument(const std::string& yaml) const;
   void checkHandlerRefs(const Policy& policy) const;
-  void addAllowWarnings(Policy& policy);
-  // `http:` / `tls:` (docs/security.md) and the domain-fronting warning.
+  // `http:` / `tls:` (docs/security.md).
   HttpRules httpRules(const Field& field) const;
   TlsRules tlsRules(const Field& field) const;
-  void addFrontingWarnings(const Policy& policy);
 
-  std::string source_;
-  std::vector<std::string> warnings_;
-  mutable std::vector<Diagnostic> errors_;
+  yaml::Diagnostics& diagnostics_;
 };
-
-void Parser::fail(const SourcePos& pos, const std::string& path, const std::string& reason) const {
-  throw PolicyError{diagnostic(pos, path, reason)};
-}
-
-void Parser::warn(const SourcePos& pos, const std::string& path, const std::string& reason) {
-  warnings_.push_back(source_ + ":" + std::to_string(pos.line) + ":" + std::to_string(pos.column) +
-                      ": " + path + ": " + reason);
-}
-
-std::vector<std::pair<Field, Field>> Parser::entries(const Field& map, bool hostKeys) const {
-  if (!map.node.IsMap()) {
-    fail(map, "expected a mapping (key: value)");
-  }
-  std::vector<std::pair<Field, Field>> out;
-  std::map<std::string, SourcePos> seen;
-  for (auto it = map.node.begin(); it != map.node.end(); ++it) {
-    const SourcePos keyPos = posOf(it->first.Mark());
-    if (!it->first.IsScalar()) {
-      fail(keyPos, map.path, "keys must be plain strings");
-    }
-    const std::string key = it->first.Scalar();
-    std::string childPath;
-    if (hostKeys) {
-      childPath = map.path + "[" + quote(key) + "]";
-    } else {
-      childPath = map.path.empty() ? key : map.path + "." + key;
-    }
-    if (auto [prev, inserted] = seen.emplace(key, keyPos); !inserted) {
-      fail(keyPos, childPath,
-           "duplicate key (first at line " + std::to_string(prev->second.line) + ")");
-    }
-    // A null value's own mark points at whatever token follows; the key is where it is.
-    const SourcePos valuePos = it->second.IsNull() ? keyPos : posOf(it->second.Mark());
-    out.push_back({Field{it->first, childPath, keyPos}, Field{it->second, childPath, valuePos}});
-  }
-  return out;
-}
-
-void Parser::rejectUnknownKeys(const Field& map, const std::vector<std::pair<Field, Field>>& items,
-                               const std::vector<std::string>& known) const {
-  for (const auto& [key, value] : items) {
-    const std::string name = key.node.Scalar();
-    if (std::find(known.begin(), known.end(), name) == known.end()) {
-      // Recorded, not thrown: the walk skips the key and reports the rest of the map too.
-      errors_.push_back(
-          diagnostic(key.pos, map.path, "unknown key '" + name + "'" + suggestion(name, known)));
-    }
-  }
-}
-
-std::vector<Field> Parser::elements(const Field& seq, const std::string& what) const {
-  if (!seq.node.IsSequence()) {
-    fail(seq, "expected a list of " + what);
-  }
-  std::vector<Field> out;
-  size_t index = 0;
-  for (const auto& element : seq.node) {
-    SourcePos pos = posOf(element.Mark());
-    if (pos.line == 0) {
-      pos = seq.pos;
-    }
-    out.push_back(Field{element, seq.path + "[" + std::to_string(index) + "]", pos});
-    ++index;
-  }
-  return out;
-}
-
-std::string Parser::scalar(const Field& field, const std::string& what) const {
-  if (field.isNull()) {
-    fail(field, "missing value (expected " + what + ")");
-  }
-  if (!field.node.IsScalar()) {
-    fail(field, "expected " + what);
-  }
-  return field.node.Scalar();
-}
-
-bool Parser::boolean(const Field& field) const {
-  const std::string text = scalar(field, "true or false");
-  // YAML 1.2 core schema only: "yes"/"on" are strings, and guessing would be a bug.
-  if (text == "true" || text == "True" || text == "TRUE") {
-    return true;
-  }
-  if (text == "false" || text == "False" || text == "FALSE") {
-    return false;
-  }
-  fail(field, "expected true or false, got " + quote(text));
-}
-
-long Parser::integer(const Field& field, long min, long max) const {
-  const std::string range = std::to_string(min) + ".." + std::to_string(max);
-  const std::string text = scalar(field, "an integer in " + range);
-  bool digits = !text.empty() && text.size() <= 9 &&
-                std::all_of(text.begin(), text.end(), [](char c) { return c >= '0' && c <= '9'; });
-  const long value = digits ? std::stol(text) : -1;
-  if (!digits || value < min || value > max) {
-    fail(field, "expected an integer in " + range + ", got " + quote(text));
-  }
-  return value;
-}
-
-uint16_t Parser::port(const Field& field) const {
-  return static_cast<uint16_t>(integer(field, 1, 65535));
-}
 
 HostGlob Parser::hostGlob(const Field& field) const {
   const std::string text = scalar(field, "a host name or glob");
@@ -439,7 +214,7 @@ Protocol Parser::protocol(const Field& field) const {
 
 AllowRule Parser::allowRule(const Field& field, size_t index) const {
   const auto items = entries(field);
-  rejectUnknownKeys(field, items, {"cidr", "host", "ports", "protocol"});
+  diagnostics_.rejectUnknownKeys(field, items, {"cidr", "host", "ports", "protocol"});
   AllowRule rule;
   rule.index = index;
   rule.pos = field.pos;
@@ -480,7 +255,7 @@ AllowRule Parser::allowRule(const Field& field, size_t index) const {
 // dns: {upstream, deniedAnswer, limits}; `resolver` is the old spelling of `upstream`.
 DnsPolicy Parser::dns(const Field& field) const {
   const auto items = entries(field);
-  rejectUnknownKeys(
+  diagnostics_.rejectUnknownKeys(
       field, items,
       {"upstream", "resolver", "deniedAnswer", "limits", "nameRuleGrace", "requireResolved"});
   DnsPolicy dns;
@@ -539,9 +314,9 @@ std::vector<Endpoint> Parser::dnsUpstream(const Field& field) const {
 
 DnsLimits Parser::dnsLimits(const Field& field) const {
   const auto items = entries(field);
-  rejectUnknownKeys(field, items,
-                    {"qps", "burst", "maxNameLength", "maxLabelLength", "uniqueNamesPerMinute",
-                     "queryBytesPerMinute"});
+  diagnostics_.rejectUnknownKeys(field, items,
+                                 {"qps", "burst", "maxNameLength", "maxLabelLength",
+                                  "uniqueNamesPerMinute", "queryBytesPerMinute"});
   DnsLimits limits;
   for (const auto& [key, value] : items) {
     const std::string name = key.node.Scalar();
@@ -564,7 +339,7 @@ DnsLimits Parser::dnsLimits(const Field& field) const {
 
 SocketPermissions Parser::sockets(const Field& field) const {
   const auto items = entries(field);
-  rejectUnknownKeys(field, items, {"ping", "raw", "other"});
+  diagnostics_.rejectUnknownKeys(field, items, {"ping", "raw", "other"});
   SocketPermissions perms;
   for (const auto& [key, value] : items) {
     const std::string name = key.node.Scalar();
@@ -582,7 +357,7 @@ std::map<std::string, SecretSource> Parser::secrets(const Field& field) const {
       fail(key, "secret names may contain only letters, digits and '_'");
     }
     const auto items = entries(value);
-    rejectUnknownKeys(value, items, {"file", "env"});
+    diagnostics_.rejectUnknownKeys(value, items, {"file", "env"});
     if (items.size() != 1) {
       fail(value, "expected exactly one of 'file' or 'env'");
     }
@@ -618,7 +393,7 @@ HandlerRef Parser::handlerRef(const Field& field) const {
       fail(field, "expected a handler name or {handler: NAME, params: {...}}");
     }
     const auto items = entries(field);
-    rejectUnknownKeys(field, items, {"handler", "params"});
+    diagnostics_.rejectUnknownKeys(field, items, {"handler", "params"});
     bool hasHandler = false;
     for (const auto& [key, value] : items) {
       if (key.node.Scalar() == "handler") {
@@ -629,8 +404,8 @@ HandlerRef Parser::handlerRef(const Field& field) const {
         if (!value.node.IsMap()) {
           fail(value, "expected a mapping of parameters");
         }
-        size_t budget = kMaxJsonNodes;
-        ref.params = toJson(value, 0, budget);
+        size_t budget = yaml::kMaxJsonNodes;
+        ref.params = yaml::toJson(value, budget);
       }
     }
     if (!hasHandler) {
@@ -646,7 +421,7 @@ HandlerRef Parser::handlerRef(const Field& field) const {
 std::vector<HostHandler> Parser::outboundByHost(const Field& field) const {
   std::vector<HostHandler> out;
   std::map<std::string, SourcePos> seen;
-  for (const auto& [key, value] : entries(field, true)) {
+  for (const auto& [key, value] : entries(field, yaml::KeyPath::kQuoted)) {
     HostGlob host = hostGlob(key);
     if (auto [prev, inserted] = seen.emplace(host.pattern, key.pos); !inserted) {
       fail(key, "same host as line " + std::to_string(prev->second.line));
@@ -665,66 +440,18 @@ std::map<std::string, Handler> Parser::outboundHandlers(const Field& field) cons
     if (!isName(handler.name, true)) {
       fail(key, "handler names may contain only letters, digits, '_' and '-'");
     }
-    size_t budget = kMaxJsonNodes;
+    size_t budget = yaml::kMaxJsonNodes;
     for (const Field& step : elements(value, "actions")) {
       if (!step.node.IsMap() || step.node.size() != 1) {
         fail(step,
              "an action is a mapping with exactly one key, e.g. "
              "setHeader: { name: ..., value: ... }");
       }
-      handler.actions.push_back(HandlerAction{toJson(step, 0, budget), step.pos});
+      handler.actions.push_back(HandlerAction{yaml::toJson(step, budget), step.pos});
     }
     out.emplace(handler.name, std::move(handler));
   }
   return out;
-}
-
-nlohmann::json Parser::toJson(const Field& field, int depth, size_t& budget) const {
-  if (depth > kMaxJsonDepth) {
-    fail(field, "nested more than " + std::to_string(kMaxJsonDepth) + " levels deep");
-  }
-  if (budget == 0) {
-    fail(field, "too large (more than " + std::to_string(kMaxJsonNodes) + " values)");
-  }
-  --budget;
-  const YAML::Node& node = field.node;
-  if (node.IsNull()) {
-    return nullptr;
-  }
-  if (node.IsSequence()) {
-    nlohmann::json array = nlohmann::json::array();
-    for (const Field& element : elements(field, "values")) {
-      array.push_back(toJson(element, depth + 1, budget));
-    }
-    return array;
-  }
-  if (node.IsMap()) {
-    nlohmann::json object = nlohmann::json::object();
-    for (const auto& [key, value] : entries(field)) {
-      object[key.node.Scalar()] = toJson(value, depth + 1, budget);
-    }
-    return object;
-  }
-  const std::string text = node.Scalar();
-  // Quoted scalars ("!" tag) and explicit tags stay strings; plain ones resolve as in the
-  // YAML 1.2 core schema, so `status: 405` is a number and `value: "405"` a string.
-  if (node.Tag() != "?") {
-    return text;
-  }
-  if (text == "null" || text == "Null" || text == "NULL" || text == "~") {
-    return nullptr;
-  }
-  if (text == "true" || text == "True" || text == "TRUE") {
-    return true;
-  }
-  if (text == "false" || text == "False" || text == "FALSE") {
-    return false;
-  }
-  nlohmann::json number = nlohmann::json::parse(text, nullptr, false);
-  if (!number.is_discarded() && number.is_number()) {
-    return number;
-  }
-  return text;
 }
 
 void Parser::checkHandlerRefs(const Policy& policy) const {
@@ -736,7 +463,7 @@ void Parser::checkHandlerRefs(const Policy& policy) const {
     if (policy.outboundHandlers.count(ref.handler) == 0) {
       fail(ref.pos, path,
            "unknown handler '" + ref.handler + "' (not in outboundHandlers)" +
-               suggestion(ref.handler, names));
+               yaml::didYouMean(ref.handler, names));
     }
   };
   for (const auto& entry : policy.outboundByHost) {
@@ -747,57 +474,9 @@ void Parser::checkHandlerRefs(const Policy& policy) const {
   }
 }
 
-void Parser::addAllowWarnings(Policy& policy) {
-  for (const AllowRule& rule : policy.allow) {
-    const std::string path = "allow[" + std::to_string(rule.index) + "]";
-    for (const PortRange& range : rule.ports) {
-      if (range.first <= kDnsPort && kDnsPort <= range.last) {
-        warn(rule.pos, path,
-             "port 53 always goes to the pinned DNS resolver; this rule never applies to it");
-      }
-      if (rule.protocol == Protocol::kUdp) {
-        continue;
-      }
-      for (uint16_t proxied : policy.proxyPorts) {
-        if (range.first <= proxied && proxied <= range.last) {
-          warn(rule.pos, path,
-               "TCP port " + std::to_string(proxied) +
-                   " is in proxyPorts and always goes through the proxy, where this rule " +
-                   "only opens requests to the address itself (an IP-literal Host, TLS " +
-                   "without a server name)" +
-                   (rule.protocol == Protocol::kTcp ? "" : "; for UDP it applies as written"));
-        }
-      }
-    }
-  }
-}
-
-// Not YAML::LoadAll: in yaml-cpp 0.7 a ',' at document level (",name: x") makes the parser
-// yield an empty document without consuming anything, so LoadAll allocates documents until
-// memory runs out. The event parser can be stopped, and a document that starts where the
-// previous one did is exactly that stray token.
-void Parser::checkSingleDocument(const std::string& yaml) const {
-  std::istringstream in(yaml);
-  YAML::Parser parser(in);
-  DocumentScan scan;
-  int previousStart = -1;
-  for (int count = 0; parser.HandleNextDocument(scan); ++count) {
-    if (scan.start.pos == previousStart) {
-      const auto at = static_cast<size_t>(scan.start.pos);
-      const char c = at < yaml.size() ? yaml[at] : '?';
-      fail(posOf(scan.start), "", std::string("YAML syntax error: unexpected '") + c + "'");
-    }
-    // A trailing "---" or "..." with nothing after it is harmless; a second policy is not.
-    if (count > 0 && scan.content) {
-      fail(posOf(scan.start), "", "only one YAML document is allowed in a policy file");
-    }
-    previousStart = scan.start.pos;
-  }
-}
-
 HttpRules Parser::httpRules(const Field& field) const {
   const auto items = entries(field);
-  rejectUnknownKeys(field, items, {"allowUpgrades", "allowTrace", "forwarded"});
+  diagnostics_.rejectUnknownKeys(field, items, {"allowUpgrades", "allowTrace", "forwarded"});
   HttpRules rules;
   for (const auto& [key, value] : items) {
     const std::string name = key.node.Scalar();
@@ -839,7 +518,7 @@ HttpRules Parser::httpRules(const Field& field) const {
 
 TlsRules Parser::tlsRules(const Field& field) const {
   const auto items = entries(field);
-  rejectUnknownKeys(field, items, {"requireSni"});
+  diagnostics_.rejectUnknownKeys(field, items, {"requireSni"});
   TlsRules rules;
   for (const auto& [key, value] : items) {
     rules.requireSni = boolean(value);
@@ -847,101 +526,38 @@ TlsRules Parser::tlsRules(const Field& field) const {
   return rules;
 }
 
-// Names served by CDNs that route on the Host header inside TLS: a connection whose SNI is
-// one of them may carry requests for any other customer of that CDN (domain fronting),
-// which passthrough cannot see. Suffixes, lowercase.
-constexpr std::string_view kFrontingCdnSuffixes[] = {
-    "cloudfront.net",        "azureedge.net",      "azurefd.net",  "fastly.net",
-    "fastlylb.net",          "akamaized.net",      "akamaihd.net", "edgekey.net",
-    "edgesuite.net",         "googleapis.com",     "appspot.com",  "cdn.cloudflare.net",
-    "workers.dev",           "pages.dev",          "b-cdn.net",    "cdn77.org",
-    "stackpathcdn.com",      "herokuapp.com",      "vercel.app",   "netlify.app",
-    "blob.core.windows.net", "trafficmanager.net", "msecnd.net",
-};
-
-void Parser::addFrontingWarnings(const Policy& policy) {
-  if (policy.interceptHttps.all || policy.outbound) {
-    return;  // every TLS connection is intercepted (a catch-all handler forces it)
-  }
-  // Whether interception (interceptHttps list or a handler bound by name) covers `name`.
-  auto intercepted = [&policy](const std::string& name) {
-    for (const HostGlob& glob : policy.interceptHttps.hosts) {
-      if (hostGlobMatches(glob.pattern, name)) {
-        return true;
-      }
-    }
-    for (const HostHandler& h : policy.outboundByHost) {
-      if (hostGlobMatches(h.host.pattern, name)) {
-        return true;
-      }
-    }
-    return false;
-  };
-  for (const HostGlob& glob : policy.allowedHosts.globs) {
-    for (std::string_view suffix : kFrontingCdnSuffixes) {
-      const std::string dotted = "." + std::string(suffix);
-      const bool under = glob.pattern == suffix ||
-                         (glob.pattern.size() > dotted.size() && glob.pattern.ends_with(dotted));
-      // A name the glob allows under this CDN: the glob itself when it is one (its '*'
-      // standing for one label), else a sample name under the suffix it matches.
-      std::string sample;
-      if (under) {
-        sample = glob.pattern;
-        for (size_t star = sample.find('*'); star != std::string::npos; star = sample.find('*')) {
-          sample.replace(star, 1, "egressd-fronting-probe");
-        }
-      } else if (hostGlobMatches(glob.pattern, "egressd-fronting-probe" + dotted)) {
-        sample = "egressd-fronting-probe" + dotted;
-      } else {
-        continue;
-      }
-      if (intercepted(sample)) {
-        continue;
-      }
-      warn(glob.pos, "allowedHosts",
-           quote(glob.text) + " allows names on " + std::string(suffix) +
-               ", a CDN that routes on the Host header inside TLS: under passthrough a "
-               "connection for an allowed name can carry requests for any other site on it "
-               "(domain fronting); list it in interceptHttps if that matters "
-               "(docs/https.md#domain-fronting)");
-      break;  // one warning per entry
-    }
-  }
-}
-
 Policy Parser::parse(std::string_view text) {
-  const std::string yaml(text);
-  checkSingleDocument(yaml);
-  const YAML::Node doc = YAML::Load(yaml);
+  const YAML::Node doc = yaml::loadSingleDocument(std::string(text), "a policy file");
   if (doc.IsNull()) {
     fail(SourcePos{}, "", "the policy is empty");
   }
-  const Field root{doc, "", posOf(doc.Mark())};
+  const Field root{doc, "", yaml::positionOf(doc.Mark())};
   if (!root.node.IsMap()) {
     fail(root, "a policy must be a mapping of keys such as name, enableInternet, allow");
   }
   const auto items = entries(root);
-  rejectUnknownKeys(root, items,
-                    {"name", "enableInternet", "interceptHttps", "proxyPorts", "allowedHosts",
-                     "deniedHosts", "allow", "dns", "sockets", "denyStatus", "secrets",
-                     "outboundByHost", "outbound", "outboundHandlers", "http", "tls"});
+  diagnostics_.rejectUnknownKeys(
+      root, items,
+      {"name", "enableInternet", "interceptHttps", "proxyPorts", "allowedHosts", "deniedHosts",
+       "allow", "dns", "sockets", "denyStatus", "secrets", "outboundByHost", "outbound",
+       "outboundHandlers", "http", "tls"});
   Policy policy;
-  policy.sourceName = source_;
+  policy.sourceName = diagnostics_.source();
   bool hasName = false;
   for (const auto& [key, value] : items) {
-    recovering([&, &key = key, &value = value] { parseTopLevel(key, value, policy, hasName); });
+    diagnostics_.recovering(
+        [&, &key = key, &value = value] { parseTopLevel(key, value, policy, hasName); });
   }
   if (!hasName) {
-    errors_.push_back(diagnostic(root.pos, "", "missing required key 'name'"));
+    diagnostics_.error(root.pos, "", "missing required key 'name'");
   }
-  if (!errors_.empty()) {
+  if (!diagnostics_.errors().empty()) {
     // Cross-key checks would only repeat what is reported already.
     return policy;
   }
-  recovering([&] { checkHandlerRefs(policy); });
-  addAllowWarnings(policy);
-  addFrontingWarnings(policy);
-  policy.warnings = std::move(warnings_);
+  diagnostics_.recovering([&] { checkHandlerRefs(policy); });
+  addPolicyWarnings(policy, diagnostics_);
+  policy.warnings = diagnostics_.takeWarnings();
   return policy;
 }
 
@@ -970,7 +586,7 @@ void Parser::parseTopLevel(const Field& key, const Field& value, Policy& policy,
     } else if (name == "allow") {
       size_t index = 0;
       for (const Field& entry : elements(value, "rules {cidr, ports, protocol}")) {
-        recovering([&] { policy.allow.push_back(allowRule(entry, index)); });
+        diagnostics_.recovering([&] { policy.allow.push_back(allowRule(entry, index)); });
         ++index;
       }
     } else if (name == "dns") {
@@ -1017,43 +633,15 @@ bool requiresSni(const Policy& policy) {
   return policy.tls.requireSni.value_or(policy.allowedHosts.present);
 }
 
-std::string Diagnostic::text() const {
-  if (source.empty()) {
-    return message;  // a message that names its place itself
-  }
-  std::string out = source;
-  if (pos.line > 0) {
-    out += ":" + std::to_string(pos.line) + ":" + std::to_string(pos.column);
-  }
-  out += ": ";
-  if (!path.empty()) {
-    out += path + ": ";
-  }
-  return out + message;
-}
-
 PolicyCheck checkPolicy(std::string_view yamlText, const std::string& sourceName) {
+  yaml::Diagnostics diagnostics(sourceName);
+  std::optional<Policy> policy;
+  diagnostics.run("policy", [&] { policy = Parser(diagnostics).parse(yamlText); });
   PolicyCheck check;
-  Parser parser(sourceName);
-  try {
-    Policy policy = parser.parse(yamlText);
-    check.errors = parser.errors();
-    if (check.errors.empty()) {
-      check.warnings = policy.warnings;
-      check.policy = std::move(policy);
-    }
-  } catch (const PolicyError& e) {
-    check.errors = parser.errors();
-    check.errors.push_back(e.diagnostic);
-  } catch (const YAML::Exception& e) {
-    check.errors = parser.errors();
-    check.errors.push_back(
-        Diagnostic{sourceName, posOf(e.mark), "", "YAML syntax error: " + e.msg});
-  } catch (const std::bad_alloc&) {
-    check.errors.push_back(
-        Diagnostic{sourceName, {}, "", "out of memory while parsing the policy"});
-  } catch (const std::exception& e) {
-    check.errors.push_back(Diagnostic{sourceName, {}, "", e.what()});
+  check.errors = diagnostics.errors();
+  if (check.errors.empty() && policy) {
+    check.warnings = policy->warnings;
+    check.policy = std::move(policy);
   }
   return check;
 }

@@ -18,14 +18,12 @@
 
 #include "common/result.h"
 #include "policy/cidr.h"
+#include "yaml/diagnostic.h"
 
 namespace egressd::policy {
 
 // Where something was written, for messages about it after parsing (1-based; 0 = unknown).
-struct SourcePos {
-  int line = 0;
-  int column = 0;
-};
+using SourcePos = yaml::SourcePos;
 
 inline constexpr int kDefaultDenyStatus = 403;
 inline constexpr uint16_t kDnsPort = 53;
@@ -203,15 +201,8 @@ struct Policy {
 // tls.requireSni as written, else its default (true when allowedHosts is written).
 bool requiresSni(const Policy& policy);
 
-// One problem found in a policy file, with where it is.
-struct Diagnostic {
-  std::string source;  // the file name (or the API's "source"); "" when message names it
-  SourcePos pos;       // 0:0 when the problem has no place (an unreadable file)
-  std::string path;    // the key path, "allow[2].ports"; empty for the document itself
-  std::string message;
-  // "FILE:LINE:COL: PATH: MESSAGE", the form editors and compilers use.
-  std::string text() const;
-};
+// One problem found in a policy file, with where it is; text() is "FILE:LINE:COL: PATH: MESSAGE".
+using Diagnostic = yaml::Diagnostic;
 
 // Every error of a policy, not only the first (`egressd validate`): each top-level key,
 // each allow rule and each unknown key is checked on its own. `policy` is set only when

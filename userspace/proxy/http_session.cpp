@@ -1,44 +1,27 @@
 #include "proxy/http_session.h"
 
-#include <type_traits>
-
-#include "common/ascii.h"
-#include "proxy/byte_window.h"
-#include "proxy/pipe.h"
-#include "proxy/request_decision.h"
-#include "proxy/request_rules.h"
-#include "proxy/stream_ops.h"
-#include "proxy/upstream_choice.h"
-#include "proxy/upstream_connect.h"
-#include "proxy/upstream_pool.h"
-#include "proxy/watchdog.h"
-
-#include <fcntl.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
-#include <unistd.h>
-
-#include <algorithm>
-#include <asio/co_spawn.hpp>
-#include <asio/detached.hpp>
-#include <asio/experimental/as_tuple.hpp>
 #include <asio/experimental/awaitable_operators.hpp>
-#include <asio/steady_timer.hpp>
-#include <asio/this_coro.hpp>
-#include <asio/write.hpp>
-#include <charconv>
 #include <chrono>
-#include <cstring>
 #include <optional>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include <spdlog/spdlog.h>
 
 #include "audit/audit_log.h"
-#include "common/unique_fd.h"
 #include "metrics/metrics.h"
-#include "tls/contexts.h"
+#include "proxy/byte_tunnel.h"
+#include "proxy/byte_window.h"
+#include "proxy/request_decision.h"
+#include "proxy/request_rules.h"
+#include "proxy/response_relay.h"
+#include "proxy/stream_ops.h"
+#include "proxy/upstream_choice.h"
+#include "proxy/upstream_open.h"
+#include "proxy/upstream_pool.h"
+#include "proxy/upstream_target.h"
+#include "proxy/watchdog.h"
 
 namespace egressd::proxy {
 
@@ -51,48 +34,7 @@ using namespace asio::experimental::awaitable_operators;
 // The first byte of a TLS record carrying a handshake.
 constexpr unsigned char kTlsHandshake = 0x16;
 
-// TCP_NODELAY (heads and small bodies go out at once) and a non-blocking user mode, so a
-// synchronous read_some after readiness returns would_block instead of waiting. Also called
-// on the unix stream sockets a reroute yields (held as tcp::socket): TCP_NODELAY then fails
-// with EOPNOTSUPP, which is harmless and ignored; the non-blocking mode is what matters.
-void prepareSocket(tcp::socket& s) {
-  int on = 1;
-  (void)::setsockopt(s.native_handle(), IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
-  asio::error_code ignored;
-  s.non_blocking(true, ignored);
-}
-
-// After the session closes a TLS-originated upstream (plain session, `reroute: https://`):
-// how long the server gets to answer our close_notify before its connection is cut.
-constexpr int64_t kOriginationLingerMs = 5000;
-
-// Bodies at least this large (what remains of them) are spliced instead of copied.
-constexpr uint64_t kSpliceThreshold = 64 * 1024;
-
-// The parser has validated Content-Length (one header, plain digits, no Transfer-Encoding).
-std::optional<uint64_t> contentLengthOf(const http::ResponseHead& head) {
-  const http::Header* h = head.find("Content-Length");
-  if (h == nullptr) {
-    return std::nullopt;
-  }
-  uint64_t value = 0;
-  auto [end, ec] = std::from_chars(h->value.data(), h->value.data() + h->value.size(), value);
-  if (ec != std::errc() || end != h->value.data() + h->value.size()) {
-    return std::nullopt;
-  }
-  return value;
-}
-
 using Outcome = RequestOutcome;
-
-// Where a request goes: the addresses of its own host (or of a reroute target) on `port`,
-// or a reroute target's unix socket; `key` names the upstream connections it may reuse.
-struct UpstreamTarget {
-  std::string key;
-  std::vector<IpAddress> addrs;
-  uint16_t port = 0;
-  std::optional<handlers::RerouteTarget> reroute;
-};
 
 // One client connection: plain HTTP (Stream = tcp::socket) or HTTP inside intercepted TLS
 // (Stream = TlsStream, both to the client and to the upstreams).
@@ -118,7 +60,9 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Stream>> {
         upstreamBuf_(config.bufferBytes),
         requestParser_(config.limits),
         tlsServerName_(std::move(tlsServerName)),
-        clientHello_(std::move(clientHello)) {}
+        clientHello_(std::move(clientHello)),
+        relay_(client_, upstream_, upstreamBuf_, responseParser_, redactor_, watchdog_,
+               config.ioTimeout, sandbox_->bytesToSandbox) {}
 
   // Serves requests until the connection ends. Plain only: returns true when the client
   // turned out to speak TLS; the socket and what was read of it are then takeClient()'s
@@ -136,17 +80,12 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Stream>> {
   asio::awaitable<Result<std::vector<IpAddress>>> resolveRerouteHost(const std::string& host);
   asio::awaitable<Status> connectUpstream(const UpstreamTarget& target);
   asio::awaitable<bool> forwardRequestBody();
-  enum class ResponseEnd { kComplete, kCompleteUntilClose, kUpgraded, kFailedBeforeBytes, kFailed };
-  asio::awaitable<ResponseEnd> relayResponse(bool upgradeRequested);
-  asio::awaitable<bool> spliceToClient(uint64_t length);
-  asio::awaitable<bool> sendToClient(char* data, size_t size, bool last);
   void finishRequest() {
     requestStart_ = Clock::time_point{};
     headValid_ = false;
     host_.clear();
   }
   asio::awaitable<void> tunnel();
-  asio::awaitable<void> relayRaw(Stream& from, Stream& to, ByteWindow& buf, uint64_t& counter);
 
   asio::awaitable<void> sendLocalResponse(int status, std::string_view body,
                                           const std::vector<http::Header>& headers, bool keepAlive);
@@ -208,15 +147,10 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Stream>> {
   Clock::time_point requestStart_;
   std::string host_;
   uint64_t bytesIn_ = 0;
-  uint64_t bytesOut_ = 0;
+  ResponseProgress response_;
   bool clientKeepAlive_ = true;
-  bool responseStarted_ = false;
   bool headEndsMessage_ = false;
   bool headValid_ = false;  // head() describes the request in flight
-  bool responseKeepAlive_ = false;
-  // For splice: created on the first large body, kept for the connection's life.
-  std::optional<SplicePipe> pipe_;
-  int responseStatus_ = 0;
   const std::string tlsServerName_;
   std::string clientHello_;
   bool tlsDetected_ = false;
@@ -224,6 +158,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Stream>> {
   // the request), and the injected secrets to hide in the response.
   const std::vector<std::string>* upgradeAllow_ = nullptr;
   SecretRedactor redactor_;
+  ResponseRelay<Stream> relay_;  // after everything it refers to
 };
 
 template <typename Stream>
@@ -341,8 +276,8 @@ asio::awaitable<void> HttpSession<Stream>::sendLocalResponse(
   std::string response = http::buildResponse(status, body, headers, keepAlive);
   setDeadline(config_.ioTimeout);
   co_await writeAll(client_, asio::buffer(response));
-  bytesOut_ += response.size();
-  responseStatus_ = status;
+  response_.bytesToClient += response.size();
+  response_.status = status;
 }
 
 template <typename Stream>
@@ -391,9 +326,9 @@ void HttpSession<Stream>::audit(const Outcome& out) {
   r.reason = out.reason;
   r.rule = out.rule;
   r.handler = out.handler;
-  r.status = out.status != 0 ? out.status : responseStatus_;
+  r.status = out.status != 0 ? out.status : response_.status;
   r.bytesIn = bytesIn_;
-  r.bytesOut = bytesOut_;
+  r.bytesOut = response_.bytesToClient;
   r.duration = duration;
   r.detail = out.detail;
   config_.audit->write(r);
@@ -408,9 +343,7 @@ asio::awaitable<bool> HttpSession<Stream>::handleRequest() {
     requestStart_ = Clock::now();
   }
   bytesIn_ = 0;
-  bytesOut_ = 0;
-  responseStatus_ = 0;
-  responseStarted_ = false;
+  response_ = ResponseProgress{};
   upstreamText_.clear();
   host_.clear();
   clientKeepAlive_ = head.keepAlive;
@@ -450,25 +383,9 @@ asio::awaitable<bool> HttpSession<Stream>::handleRequest() {
   const std::vector<std::string> dropHeaders = std::move(decision.dropHeaders);
   const uint16_t port = orig_.port;
   // Where the request goes: its own host's addresses, or the handler's reroute target.
-  UpstreamTarget target;
-  target.port = port;
-  target.key = host_ + "|" + std::to_string(port);
-  target.reroute = std::move(decision.reroute);
-
+  UpstreamTarget target = upstreamTargetFor(host_, port, std::move(decision.reroute));
   if (target.reroute) {
     const handlers::RerouteTarget& r = *target.reroute;
-    target.port = r.port;
-    switch (r.kind) {
-      case handlers::RerouteTarget::Kind::kTcp:
-        target.key = "reroute|tcp|" + r.host + "|" + std::to_string(r.port);
-        break;
-      case handlers::RerouteTarget::Kind::kTls:
-        target.key = "reroute|tls|" + r.host + "|" + std::to_string(r.port);
-        break;
-      case handlers::RerouteTarget::Kind::kUnix:
-        target.key = "reroute|unix|" + r.path;
-        break;
-    }
     if (r.kind != handlers::RerouteTarget::Kind::kUnix) {
       auto resolved = co_await resolveRerouteHost(r.host);
       if (!resolved.ok()) {
@@ -511,25 +428,17 @@ asio::awaitable<bool> HttpSession<Stream>::handleRequest() {
     target.addrs = std::move(choice.addrs);
   }
 
-  // Reuse the open upstream connection when it serves this host and port (or this reroute
-  // target: the keys differ, so a rerouted connection never carries a plain forward).
+  // Reuse the open upstream connection when it serves this target (its key) and its address
+  // is still one the request may go to.
   const std::string& key = target.key;
-  // An open connection is reused only while its address is still one this request may
-  // go to (a policy change or a new DNS answer may have taken it away). A reroute target
-  // is the operator's: no address check.
-  const std::vector<IpAddress>& addrs = target.addrs;
-  const bool rerouted = target.reroute.has_value();
-  auto stillAllowed = [&addrs, rerouted](const IpAddress& a) {
-    return rerouted || std::find(addrs.begin(), addrs.end(), a) != addrs.end();
-  };
-  bool reused = upstream_.is_open() && key == upstreamKey_ && stillAllowed(upstreamAddr_);
+  bool reused = upstream_.is_open() && key == upstreamKey_ && target.mayUse(upstreamAddr_);
   if (reused) {
     upstreamText_ = upstreamConnText_;
   } else {
     releaseUpstream();
     if (auto* pool = this->pool()) {
       while (auto pooled = pool->take(sandbox_->id + "|" + key)) {
-        if (!stillAllowed(pooled->addr)) {
+        if (!target.mayUse(pooled->addr)) {
           closeStream(pooled->socket);
           continue;
         }
@@ -572,6 +481,7 @@ asio::awaitable<bool> HttpSession<Stream>::handleRequest() {
   setHeaders.clear();
   const bool hasBody = !headEndsMessage_;
   const bool upgrade = head.upgrade;
+  const ResponseRules responseRules{clientKeepAlive_, upgrade, upgradeAllow_};
   for (int attempt = 0;; ++attempt) {
     setDeadline(config_.ioTimeout);
     auto [wec, wn] = co_await writeAll(upstream_, asio::buffer(upstreamHead));
@@ -581,10 +491,11 @@ asio::awaitable<bool> HttpSession<Stream>::handleRequest() {
     } else if (hasBody) {
       // Both at once: the upstream may answer 100 Continue (or an early error) before
       // the body, and the client may wait for that 100 before sending it.
-      auto [bodyOk, respEnd] = co_await (forwardRequestBody() && relayResponse(upgrade));
+      auto [bodyOk, respEnd] =
+          co_await (forwardRequestBody() && relay_.relay(head.method, responseRules, response_));
       end = bodyOk ? respEnd : ResponseEnd::kFailed;
     } else {
-      end = co_await relayResponse(upgrade);
+      end = co_await relay_.relay(head.method, responseRules, response_);
     }
     // A kept-alive upstream connection may have been closed by the server meanwhile: retry
     // a bodiless request once on a fresh connection.
@@ -605,20 +516,20 @@ asio::awaitable<bool> HttpSession<Stream>::handleRequest() {
     }
     switch (end) {
       case ResponseEnd::kComplete:
-        out.status = responseStatus_;
+        out.status = response_.status;
         if (upgrade) {
           requestParser_.refuseUpgrade();  // the upstream did not switch protocols
         }
         audit(out);
         finishRequest();
-        if (!responseKeepAlive_) {
+        if (!response_.upstreamKeepAlive) {
           closeUpstream();
         } else {
           upstreamIdle_ = !upgrade;
         }
-        co_return clientKeepAlive_&& responseKeepAlive_;
+        co_return clientKeepAlive_&& response_.upstreamKeepAlive;
       case ResponseEnd::kCompleteUntilClose:
-        out.status = responseStatus_;
+        out.status = response_.status;
         audit(out);
         closeUpstream();
         co_return false;
@@ -645,12 +556,34 @@ asio::awaitable<bool> HttpSession<Stream>::handleRequest() {
       case ResponseEnd::kFailed:
         out.decision = "error";
         out.reason = watchdog_.timedOut ? "timeout" : "relay_failed";
-        out.status = responseStatus_;
+        out.status = response_.status;
         out.detail = "connection aborted mid-response";
         audit(out);
         co_return false;
     }
   }
+}
+
+// Connects upstream_ to `target` (see openUpstream()).
+template <typename Stream>
+asio::awaitable<Status> HttpSession<Stream>::connectUpstream(const UpstreamTarget& target) {
+  const auto started = Clock::now();
+  setDeadline(config_.connectTimeout);
+  UpstreamEndpoint endpoint;
+  Status opened = co_await openUpstream(upstream_, client_.get_executor(), target, host_, config_,
+                                        watchdog_.timedOut, endpoint);
+  // Also after a failure: what was tried, for the audit line.
+  upstreamText_ = std::move(endpoint.text);
+  upstreamAddr_ = endpoint.addr;
+  if (!opened.ok()) {
+    co_return opened;
+  }
+  upstreamConnText_ = upstreamText_;
+  if (sandbox_->upstreamConnect != nullptr) {
+    sandbox_->upstreamConnect->observe(
+        std::chrono::duration<double>(Clock::now() - started).count());
+  }
+  co_return okStatus();
 }
 
 template <typename Stream>
@@ -660,92 +593,6 @@ asio::awaitable<Result<std::vector<IpAddress>>> HttpSession<Stream>::resolveRero
     co_return std::vector<IpAddress>{*ip};
   }
   co_return co_await sandbox_->resolver->resolve(host);
-}
-
-// Connects upstream_ to `target`: the request's own host (TLS for it in an intercepted
-// session) or a handler's reroute target (TLS only for `https://`, whichever kind the
-// session is; a plain session gets it through originateTls()). Errors with code EPROTO are
-// TLS failures.
-template <typename Stream>
-asio::awaitable<Status> HttpSession<Stream>::connectUpstream(const UpstreamTarget& target) {
-  using Kind = handlers::RerouteTarget::Kind;
-  const auto started = Clock::now();
-  setDeadline(config_.connectTimeout);
-  const handlers::RerouteTarget* reroute = target.reroute ? &*target.reroute : nullptr;
-  const bool wantTls = reroute != nullptr ? reroute->kind == Kind::kTls : kTls;
-  const std::string& tlsName = reroute != nullptr ? reroute->host : host_;
-  const std::string what = reroute != nullptr ? reroute->text() : host_;
-
-  // A fresh stream: one that carried TLS before must not keep its SSL for a plain upstream.
-  closeStream(upstream_);
-  upstream_ = Stream(client_.get_executor());
-
-  if (reroute != nullptr && reroute->kind == Kind::kUnix) {
-    auto socket =
-        co_await connectUnix(client_.get_executor(), reroute->path, config_.connectTimeout);
-    upstreamText_ = reroute->text();
-    upstreamAddr_ = IpAddress{};
-    if (!socket.ok()) {
-      co_return std::move(socket).error();
-    }
-    upstream_ = Stream(std::move(*socket));
-    prepareSocket(lowestLayer(upstream_));
-  } else {
-    tcp::socket& socket = lowestLayer(upstream_);
-    const ConnectOutcome connected =
-        co_await connectFirst(socket, target.addrs, target.port, watchdog_.timedOut);
-    upstreamText_ = reroute != nullptr ? reroute->text() : connected.endpointText;
-    upstreamAddr_ = connected.addr;
-    if (!connected.connected) {
-      co_return Error(ECONNREFUSED, "cannot connect to " + what + " (" + connected.errors + ")");
-    }
-    prepareSocket(socket);
-    if (wantTls) {
-      // Verified against the system store plus --upstream-ca-file, for this very name:
-      // a failure is the client's 502, never a plaintext or unverified fallback.
-      if constexpr (kTls) {
-        tls::SslPtr ssl(SSL_new(config_.upstreamTls));
-        Status prepared = ssl ? tls::prepareUpstreamSsl(ssl.get(), tlsName)
-                              : Status(Error(ENOMEM, "SSL_new: " + tls::drainOpenSslErrors()));
-        if (!prepared.ok()) {
-          closeStream(upstream_);
-          co_return Error(EPROTO, "TLS to " + what + " (" + connected.endpointText +
-                                      ") failed: " + prepared.error().message());
-        }
-        upstream_.attach(std::move(ssl), TlsStream::Role::kClient);
-        const std::error_code hec = co_await upstream_.handshake();
-        if (hec) {
-          std::string why = watchdog_.timedOut ? std::string("handshake timed out")
-                                               : tls::upstreamFailureText(upstream_.ssl());
-          if (why.empty()) {
-            why = upstream_.failureText().empty() ? hec.message() : upstream_.failureText();
-          }
-          closeStream(upstream_);
-          co_return Error(EPROTO,
-                          "TLS to " + what + " (" + connected.endpointText + ") failed: " + why);
-        }
-      } else {
-        // The linger bounds how long a server that ignores our close_notify keeps the
-        // pump (and its connection) alive after the session let go of it.
-        auto originated = co_await originateTls(
-            std::move(upstream_), config_.upstreamTls, tlsName, config_.connectTimeout,
-            std::min(config_.ioTimeout, std::chrono::milliseconds(kOriginationLingerMs)));
-        upstream_ = tcp::socket(client_.get_executor());
-        if (!originated.ok()) {
-          co_return Error(EPROTO, "TLS to " + what + " (" + connected.endpointText +
-                                      ") failed: " + originated.error().message());
-        }
-        upstream_ = std::move(*originated);
-        prepareSocket(upstream_);
-      }
-    }
-  }
-  upstreamConnText_ = upstreamText_;
-  if (sandbox_->upstreamConnect != nullptr) {
-    sandbox_->upstreamConnect->observe(
-        std::chrono::duration<double>(Clock::now() - started).count());
-  }
-  co_return okStatus();
 }
 
 // Streams the request body (raw, as framed by the client: the parser validated it) to the
@@ -783,275 +630,13 @@ asio::awaitable<bool> HttpSession<Stream>::forwardRequestBody() {
   }
 }
 
-// Relays the upstream's response(s) to this request: informational 1xx heads, then the
-// final response, byte for byte as the upstream framed them.
-template <typename Stream>
-asio::awaitable<typename HttpSession<Stream>::ResponseEnd> HttpSession<Stream>::relayResponse(
-    bool upgradeRequested) {
-  responseParser_.expectResponseTo(requestParser_.head().method);
-  bool anyByte = false;
-  // Of the final response: its Content-Length and the body bytes relayed so far.
-  std::optional<uint64_t> contentLength;
-  uint64_t bodyRelayed = 0;
-  for (;;) {
-    if (upstreamBuf_.readable() == 0) {
-      setDeadline(config_.ioTimeout);
-      // Asio reads speculatively only when the last read did not drain the socket, so
-      // waiting for a response costs no EAGAIN read.
-      auto [ec, n] = co_await readSome(upstream_, upstreamBuf_.writable());
-      if (ec || n == 0) {
-        if (!ec && anyByte && responseParser_.finishAtEof()) {
-          if (!co_await sendToClient(nullptr, 0, true)) {
-            co_return ResponseEnd::kFailed;
-          }
-          co_return ResponseEnd::kCompleteUntilClose;
-        }
-        co_return anyByte ? ResponseEnd::kFailed : ResponseEnd::kFailedBeforeBytes;
-      }
-      upstreamBuf_.commit(n);
-      anyByte = true;
-    }
-    // Parse all that is buffered, then write it out in one go.
-    size_t forward = 0;
-    bool ended = false;
-    bool upgraded = false;
-    size_t announceCloseAt = 0;  // != 0: insert "Connection: close" there (before the blank line)
-    while (forward < upstreamBuf_.readable() && !ended) {
-      auto step =
-          responseParser_.feed(upstreamBuf_.readPtr() + forward, upstreamBuf_.readable() - forward);
-      if (step.kind == http::RequestParser::Step::Kind::kError) {
-        co_return responseStarted_ || forward > 0 ? ResponseEnd::kFailed
-                                                  : ResponseEnd::kFailedBeforeBytes;
-      }
-      forward += step.consumed;
-      if (step.kind == http::RequestParser::Step::Kind::kHead) {
-        responseStatus_ = responseParser_.head().status;
-        // The client asked to close (its Connection header stayed on this hop) but the
-        // upstream keeps the connection: tell the client the connection ends here.
-        if (!clientKeepAlive_ && responseParser_.head().keepAlive &&
-            !responseParser_.head().informational() && responseStatus_ != 101 &&
-            step.consumed >= 2) {
-          announceCloseAt = forward - 2;
-        }
-        if (responseStatus_ == 101) {
-          if (!upgradeRequested) {
-            co_return ResponseEnd::kFailed;  // a 101 nobody asked for
-          }
-          // The protocol the upstream switched to must be one the policy allows too.
-          const auto chosen = upgradeProtocols(responseParser_.head().headers);
-          if (chosen.empty() || upgradeAllow_ == nullptr || firstUnlisted(chosen, *upgradeAllow_)) {
-            co_return ResponseEnd::kFailed;
-          }
-          upgraded = true;
-          ended = true;
-        } else if (step.endsMessage) {
-          ended = !responseParser_.head().informational();
-        } else if (!responseParser_.head().informational()) {
-          contentLength = contentLengthOf(responseParser_.head());
-          bodyRelayed = 0;
-        }
-      } else if (step.kind == http::RequestParser::Step::Kind::kBody) {
-        bodyRelayed += step.consumed;
-      } else if (step.kind == http::RequestParser::Step::Kind::kMessageEnd) {
-        ended = !responseParser_.head().informational();
-      } else if (step.kind == http::RequestParser::Step::Kind::kNeedMore && step.consumed == 0) {
-        break;
-      }
-    }
-    if (announceCloseAt != 0) {
-      std::string head(upstreamBuf_.readPtr(), announceCloseAt);
-      head += "Connection: close\r\n";
-      head.append(upstreamBuf_.readPtr() + announceCloseAt, forward - announceCloseAt);
-      if (!co_await sendToClient(head.data(), head.size(), ended)) {
-        co_return ResponseEnd::kFailed;
-      }
-      responseStarted_ = true;
-      upstreamBuf_.consume(forward);
-      forward = 0;
-    }
-    if (forward > 0) {
-      responseStarted_ = true;
-      if (!co_await sendToClient(upstreamBuf_.mutableReadPtr(), forward, ended)) {
-        co_return ResponseEnd::kFailed;
-      }
-      upstreamBuf_.consume(forward);
-    }
-    if (upgraded) {
-      co_return ResponseEnd::kUpgraded;
-    }
-    // A large Content-Length body: the rest moves socket to socket in the kernel (splice),
-    // never through the buffer. The parser, which then has not seen the body's end, starts
-    // over for the next response.
-    if constexpr (!kTls) {
-      if (!ended && contentLength && upstreamBuf_.readable() == 0 && !redactor_.scanning() &&
-          *contentLength - bodyRelayed >= kSpliceThreshold) {
-        const bool keepAlive = responseParser_.head().keepAlive;
-        if (!co_await spliceToClient(*contentLength - bodyRelayed)) {
-          co_return ResponseEnd::kFailed;
-        }
-        responseParser_.reset();
-        responseKeepAlive_ = keepAlive;
-        co_return ResponseEnd::kComplete;
-      }
-    }
-    if (ended) {
-      responseKeepAlive_ = responseParser_.head().keepAlive;
-      if (upstreamBuf_.readable() > 0) {
-        // Bytes after the end of the response: the upstream is out of step; do not reuse it.
-        responseKeepAlive_ = false;
-      }
-      co_return ResponseEnd::kComplete;
-    }
-    if (upstreamBuf_.readable() > 0 && upstreamBuf_.full()) {
-      co_return ResponseEnd::kFailed;  // a head larger than the buffer the parser refused
-    }
-    if (upstreamBuf_.readable() > 0) {
-      // The parser wants more before it can consume the rest (a partial head line).
-      setDeadline(config_.ioTimeout);
-      auto [ec, n] = co_await readSome(upstream_, upstreamBuf_.writable());
-      if (ec || n == 0) {
-        co_return ResponseEnd::kFailed;
-      }
-      upstreamBuf_.commit(n);
-    }
-  }
-}
-
-// Response bytes to the client, through the redactor while it scans (the request carried
-// injected secrets); `last`: the response ends with these bytes, so nothing is kept back.
-// `data` is the session's own buffer: the redactor masks it in place.
-template <typename Stream>
-asio::awaitable<bool> HttpSession<Stream>::sendToClient(char* data, size_t size, bool last) {
-  std::string_view bytes(data, size);
-  std::string joined;
-  if (redactor_.scanning() || redactor_.holding()) {
-    bytes = redactor_.pushInPlace(data, size);
-    if (last && redactor_.holding()) {
-      joined.assign(bytes);
-      joined.append(redactor_.flush());
-      bytes = joined;
-    }
-  }
-  if (bytes.empty()) {
-    co_return true;
-  }
-  auto [ec, n] = co_await writeAll(client_, asio::buffer(bytes.data(), bytes.size()));
-  if (ec) {
-    co_return false;
-  }
-  bytesOut_ += bytes.size();
-  if (sandbox_->bytesToSandbox != nullptr) {
-    sandbox_->bytesToSandbox->inc(bytes.size());
-  }
-  co_return true;
-}
-
-// A request egressd answers itself with `status` (out has decision, reason and detail).
-template <typename Stream>
-asio::awaitable<void> HttpSession<Stream>::relayRaw(Stream& from, Stream& to, ByteWindow& buf,
-                                                    uint64_t& counter) {
-  for (;;) {
-    if (buf.readable() > 0) {
-      auto [ec, n] = co_await writeAll(to, asio::buffer(buf.readPtr(), buf.readable()));
-      if (ec) {
-        cancelStream(from);
-        co_return;
-      }
-      counter += buf.readable();
-      buf.consume(buf.readable());
-    }
-    setDeadline(config_.idleTimeout);
-    auto [ec, n] = co_await readSome(from, buf.writable());
-    if (ec || n == 0) {
-      // Half-close: pass the end of this direction on and let the other one finish.
-      shutdownSend(to);
-      co_return;
-    }
-    buf.commit(n);
-  }
-}
-
-// Moves exactly `length` bytes from the upstream to the client through a pipe, without
-// copying them through userspace. False when either side fails or closes early.
-template <typename Stream>
-asio::awaitable<bool> HttpSession<Stream>::spliceToClient(uint64_t length) {
-  if (!pipe_) {
-    pipe_ = SplicePipe::open();
-    if (!pipe_) {
-      co_return false;
-    }
-  }
-  uint64_t remaining = length;
-  size_t inPipe = 0;
-  while (remaining > 0 || inPipe > 0) {
-    setDeadline(config_.ioTimeout);
-    bool progressed = false;
-    if (remaining > 0 && inPipe < pipe_->capacity) {
-      const size_t want =
-          static_cast<size_t>(std::min<uint64_t>(remaining, pipe_->capacity - inPipe));
-      const ssize_t n = ::splice(upstream_.native_handle(), nullptr, pipe_->write.get(), nullptr,
-                                 want, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
-      if (n == 0) {
-        break;  // the upstream closed before the end of the body
-      }
-      if (n > 0) {
-        remaining -= static_cast<uint64_t>(n);
-        inPipe += static_cast<size_t>(n);
-        progressed = true;
-      } else if (errno != EAGAIN) {
-        break;
-      }
-    }
-    if (inPipe > 0) {
-      const ssize_t n = ::splice(pipe_->read.get(), nullptr, client_.native_handle(), nullptr,
-                                 inPipe, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
-      if (n > 0) {
-        inPipe -= static_cast<size_t>(n);
-        bytesOut_ += static_cast<uint64_t>(n);
-        if (sandbox_->bytesToSandbox != nullptr) {
-          sandbox_->bytesToSandbox->inc(static_cast<uint64_t>(n));
-        }
-        progressed = true;
-      } else if (n < 0 && errno != EAGAIN) {
-        break;
-      }
-    }
-    if (progressed) {
-      continue;
-    }
-    // Neither side could move: wait for the side that can unblock us (either, when both can).
-    asio::error_code ec;
-    if (inPipe > 0 && (remaining == 0 || inPipe >= pipe_->capacity)) {
-      std::tie(ec) = co_await client_.async_wait(tcp::socket::wait_write, kNoThrow);
-    } else if (inPipe == 0) {
-      std::tie(ec) = co_await upstream_.async_wait(tcp::socket::wait_read, kNoThrow);
-    } else {
-      auto either = co_await (client_.async_wait(tcp::socket::wait_write, kNoThrow) ||
-                              upstream_.async_wait(tcp::socket::wait_read, kNoThrow));
-      ec =
-          either.index() == 0 ? std::get<0>(std::get<0>(either)) : std::get<0>(std::get<1>(either));
-    }
-    if (ec) {
-      break;
-    }
-  }
-  if (remaining > 0 || inPipe > 0) {
-    // Whatever is left in the pipe belongs to a dead exchange: drop the pipe with it.
-    pipe_.reset();
-    co_return false;
-  }
-  co_return true;
-}
-
 // After a genuine 101 from the upstream: bytes both ways, unparsed, until both ends close.
 template <typename Stream>
 asio::awaitable<void> HttpSession<Stream>::tunnel() {
-  uint64_t up = 0;
-  uint64_t down = 0;
-  co_await (relayRaw(client_, upstream_, clientBuf_, up) &&
-            relayRaw(upstream_, client_, upstreamBuf_, down));
-  bytesIn_ += up;
-  bytesOut_ += down;
+  const TunnelBytes moved = co_await runTunnel(client_, upstream_, clientBuf_, upstreamBuf_,
+                                               watchdog_, config_.idleTimeout);
+  bytesIn_ += moved.fromClient;
+  response_.bytesToClient += moved.toClient;
 }
 
 }  // namespace

@@ -1,5 +1,9 @@
 #include "proxy/stream_ops.h"
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+
 #include <asio/write.hpp>
 
 namespace egressd::proxy {
@@ -14,6 +18,13 @@ asio::awaitable<std::tuple<std::error_code, size_t>> writeAll(asio::ip::tcp::soc
   }
   auto [rest, n] = co_await asio::async_write(socket, asio::buffer(data + done), kNoThrow);
   co_return std::tuple<std::error_code, size_t>{rest, done + n};
+}
+
+void prepareSocket(asio::ip::tcp::socket& s) {
+  int on = 1;
+  (void)::setsockopt(s.native_handle(), IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
+  asio::error_code ignored;
+  s.non_blocking(true, ignored);
 }
 
 }  // namespace egressd::proxy

@@ -43,6 +43,12 @@ inline asio::awaitable<std::tuple<std::error_code, size_t>> writeAll(TlsStream& 
   return s.writeAll(data);
 }
 
+// TCP_NODELAY (heads and small bodies go out at once) and a non-blocking user mode, so a
+// synchronous read_some after readiness returns would_block instead of waiting. Also called
+// on the unix stream sockets a reroute yields (held as tcp::socket): TCP_NODELAY then fails
+// with EOPNOTSUPP, which is harmless and ignored; the non-blocking mode is what matters.
+void prepareSocket(asio::ip::tcp::socket& s);
+
 inline void shutdownSend(asio::ip::tcp::socket& s) {
   std::error_code ignored;
   s.shutdown(asio::ip::tcp::socket::shutdown_send, ignored);
