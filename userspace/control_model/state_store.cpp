@@ -14,7 +14,8 @@ constexpr const char* kStateFile = "state.json";
 
 // May throw nlohmann::json exceptions on content of the wrong type; stateFromJson turns
 // them into an error naming the file.
-Result<DaemonState> parseState(const nlohmann::json& json, const std::string& path) {
+Result<DaemonState> parseState(const nlohmann::json& json, const std::string& path,
+                               StateFormat format) {
   DaemonState state;
   // Named, not temporaries: items() iterates the object it was called on.
   const nlohmann::json storedPolicies = json.value("policies", nlohmann::json::object());
@@ -25,8 +26,14 @@ Result<DaemonState> parseState(const nlohmann::json& json, const std::string& pa
   for (const auto& name : secrets.value("names", nlohmann::json::array())) {
     state.secretNames.push_back(name.get<std::string>());
   }
-  if (secrets.contains("values")) {
-    state.secretValues = secrets["values"].get<std::map<std::string, std::string>>();
+  if (format.secretValues) {
+    const nlohmann::json values = secrets.value("values", nlohmann::json::object());
+    state.secretValues.emplace();
+    for (const std::string& name : state.secretNames) {
+      if (values.contains(name)) {
+        (*state.secretValues)[name] = values[name].get<std::string>();
+      }
+    }
   }
   const nlohmann::json storedSandboxes = json.value("sandboxes", nlohmann::json::array());
   for (const auto& s : storedSandboxes) {
@@ -73,19 +80,21 @@ nlohmann::json stateToJson(const DaemonState& state) {
           {"secrets", secrets}};
 }
 
-Result<DaemonState> stateFromJson(const nlohmann::json& json, const std::string& path) {
+Result<DaemonState> stateFromJson(const nlohmann::json& json, const std::string& path,
+                                  StateFormat format) {
   if (!json.is_object()) {
     return Error(EINVAL, path + ": not valid JSON; move it aside to start empty");
   }
   try {
-    return parseState(json, path);
+    return parseState(json, path, format);
   } catch (const nlohmann::json::exception& e) {
     return Error(EINVAL,
                  path + ": unexpected content (" + e.what() + "); move it aside to start empty");
   }
 }
 
-StateStore::StateStore(std::string stateDir) : path_(std::move(stateDir) + "/" + kStateFile) {}
+StateStore::StateStore(std::string stateDir, StateFormat format)
+    : path_(std::move(stateDir) + "/" + kStateFile), format_(format) {}
 
 Status StateStore::save(const DaemonState& state) const {
   // 0600: with --persist-secrets it holds secret values.
@@ -109,7 +118,7 @@ Result<std::optional<DaemonState>> StateStore::load() const {
   if (json.is_discarded()) {
     return Error(EINVAL, path_ + ": not valid JSON; move it aside to start empty");
   }
-  auto state = stateFromJson(json, path_);
+  auto state = stateFromJson(json, path_, format_);
   if (!state.ok()) {
     return std::move(state).error();
   }

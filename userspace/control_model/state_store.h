@@ -34,15 +34,23 @@ struct DaemonState {
   std::optional<std::map<std::string, std::string>> secretValues;
 };
 
+struct StateFormat {
+  // --persist-secrets: the values of the secrets set through the API are read back (those
+  // of the stored names); without it they are never read, so a state written with it
+  // starts without them.
+  bool secretValues = false;
+};
+
 inline constexpr int kStateVersion = 1;
 
 nlohmann::json stateToJson(const DaemonState& state);
 // Errors (EINVAL) name `path` and say how to start over.
-Result<DaemonState> stateFromJson(const nlohmann::json& json, const std::string& path);
+Result<DaemonState> stateFromJson(const nlohmann::json& json, const std::string& path,
+                                  StateFormat format);
 
 class StateStore {
  public:
-  explicit StateStore(std::string stateDir);
+  StateStore(std::string stateDir, StateFormat format);
 
   const std::string& path() const { return path_; }
   Status save(const DaemonState& state) const;
@@ -52,6 +60,7 @@ class StateStore {
 
  private:
   std::string path_;
+  StateFormat format_;
 };
 
 }  // namespace egressd::control_model

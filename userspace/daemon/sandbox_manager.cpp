@@ -38,7 +38,9 @@ std::string joined(const std::vector<std::string>& items) {
 }  // namespace
 
 SandboxManager::SandboxManager(const ManagerOptions& options)
-    : options_(options), enforcer_(options.pinRoot), stateStore_(options.stateDir) {}
+    : options_(options),
+      enforcer_(options.pinRoot),
+      stateStore_(options.stateDir, control_model::StateFormat{options.persistSecrets}) {}
 
 SandboxManager::~SandboxManager() = default;
 
@@ -524,7 +526,7 @@ Status SandboxManager::restoreFrom(const control_model::DaemonState& state) {
     registry_.put(name, std::move(*entry));
   }
   for (const std::string& name : state.secretNames) {
-    if (options_.persistSecrets && state.secretValues && state.secretValues->count(name) != 0U) {
+    if (state.secretValues && state.secretValues->count(name) != 0U) {
       if (auto set = secrets_->set(name, state.secretValues->at(name)); !set.ok()) {
         spdlog::warn("stored secret {}: {}", name, set.error().message());
       }

@@ -35,7 +35,7 @@ DaemonState sampleState() {
 
 TEST(StateStoreTest, FirstStartHasNoState) {
   test::TempDir dir = test::TempDir::createOrThrow();
-  StateStore store(dir.path());
+  StateStore store(dir.path(), StateFormat{});
   EXPECT_EQ(store.path(), dir.path() + "/state.json");
   auto loaded = store.load();
   ASSERT_TRUE(loaded.ok()) << loaded.error().message();
@@ -44,7 +44,7 @@ TEST(StateStoreTest, FirstStartHasNoState) {
 
 TEST(StateStoreTest, RoundTripKeepsEverythingAndTheFileIsPrivate) {
   test::TempDir dir = test::TempDir::createOrThrow();
-  StateStore store(dir.path());
+  StateStore store(dir.path(), StateFormat{.secretValues = true});
   DaemonState state = sampleState();
   state.secretValues = std::map<std::string, std::string>{{"TOKEN", "s3cret"}};
   ASSERT_TRUE(store.save(state).ok());
@@ -75,6 +75,23 @@ TEST(StateStoreTest, RoundTripKeepsEverythingAndTheFileIsPrivate) {
   EXPECT_EQ(stateToJson(back), stateToJson(state));
 }
 
+TEST(StateStoreTest, SecretValuesAreReadOnlyWhenKeptAndOnlyForStoredNames) {
+  test::TempDir dir = test::TempDir::createOrThrow();
+  ASSERT_TRUE(dir.writeFile("state.json", R"({"secrets": {"names": ["A", "B"],
+                                              "values": {"A": "a", "C": "c", "D": 5}}})")
+                  .ok());
+  auto kept = StateStore(dir.path(), StateFormat{.secretValues = true}).load();
+  ASSERT_TRUE(kept.ok()) << kept.error().message();
+  ASSERT_TRUE((*kept)->secretValues.has_value());
+  EXPECT_EQ(*(*kept)->secretValues, (std::map<std::string, std::string>{{"A", "a"}}));
+  EXPECT_EQ((*kept)->secretNames, (std::vector<std::string>{"A", "B"}));
+
+  auto notKept = StateStore(dir.path(), StateFormat{}).load();
+  ASSERT_TRUE(notKept.ok()) << notKept.error().message();
+  EXPECT_FALSE((*notKept)->secretValues.has_value());
+  EXPECT_EQ((*notKept)->secretNames, (std::vector<std::string>{"A", "B"}));
+}
+
 TEST(StateStoreTest, SecretValuesAreWrittenOnlyWhenKept) {
   const nlohmann::json j = stateToJson(sampleState());
   EXPECT_EQ(j["version"], kStateVersion);
@@ -85,7 +102,7 @@ TEST(StateStoreTest, SecretValuesAreWrittenOnlyWhenKept) {
 
 TEST(StateStoreTest, SavingReplacesTheFileWhole) {
   test::TempDir dir = test::TempDir::createOrThrow();
-  StateStore store(dir.path());
+  StateStore store(dir.path(), StateFormat{});
   ASSERT_TRUE(store.save(sampleState()).ok());
   ASSERT_TRUE(store.save(DaemonState{}).ok());
   auto loaded = store.load();
@@ -98,14 +115,14 @@ TEST(StateStoreTest, SavingReplacesTheFileWhole) {
 TEST(StateStoreTest, NotJsonIsAnErrorNamingTheFile) {
   test::TempDir dir = test::TempDir::createOrThrow();
   ASSERT_TRUE(dir.writeFile("state.json", "{ truncated").ok());
-  auto loaded = StateStore(dir.path()).load();
+  auto loaded = StateStore(dir.path(), StateFormat{}).load();
   ASSERT_FALSE(loaded.ok());
   EXPECT_EQ(loaded.error().code(), EINVAL);
   EXPECT_EQ(loaded.error().message(),
             dir.path() + "/state.json: not valid JSON; move it aside to start empty");
 
   ASSERT_TRUE(dir.writeFile("state.json", "[1, 2]").ok());
-  auto array = StateStore(dir.path()).load();
+  auto array = StateStore(dir.path(), StateFormat{}).load();
   ASSERT_FALSE(array.ok());
   EXPECT_EQ(array.error().message(),
             dir.path() + "/state.json: not valid JSON; move it aside to start empty");
@@ -114,7 +131,7 @@ TEST(StateStoreTest, NotJsonIsAnErrorNamingTheFile) {
 TEST(StateStoreTest, WrongContentIsAnErrorNamingTheFile) {
   test::TempDir dir = test::TempDir::createOrThrow();
   ASSERT_TRUE(dir.writeFile("state.json", R"({"sandboxes": [{"id": 7}]})").ok());
-  auto loaded = StateStore(dir.path()).load();
+  auto loaded = StateStore(dir.path(), StateFormat{}).load();
   ASSERT_FALSE(loaded.ok());
   EXPECT_EQ(loaded.error().code(), EINVAL);
   const std::string& message = loaded.error().message();
@@ -126,7 +143,7 @@ TEST(StateStoreTest, BadOverridesNameTheSandbox) {
   test::TempDir dir = test::TempDir::createOrThrow();
   ASSERT_TRUE(
       dir.writeFile("state.json", R"({"sandboxes": [{"id": "sb9", "overrides": 5}]})").ok());
-  auto loaded = StateStore(dir.path()).load();
+  auto loaded = StateStore(dir.path(), StateFormat{}).load();
   ASSERT_FALSE(loaded.ok());
   EXPECT_EQ(loaded.error().code(), EINVAL);
   EXPECT_EQ(loaded.error().message(),
@@ -135,7 +152,7 @@ TEST(StateStoreTest, BadOverridesNameTheSandbox) {
 }
 
 TEST(StateStoreTest, UnwritableDirectoryIsAnError) {
-  StateStore store("/nonexistent-egressd-test-dir");
+  StateStore store("/nonexistent-egressd-test-dir", StateFormat{});
   auto saved = store.save(sampleState());
   ASSERT_FALSE(saved.ok());
   EXPECT_EQ(saved.error().code(), ENOENT);
