@@ -64,7 +64,7 @@ int controlDaemonCommand(const ControlDaemonOptions& o, const ProxyOptions& prox
       continue;
     }
     if (info.ssi_signo == SIGHUP) {
-      (*manager)->reloadPolicyFiles();
+      (void)(*manager)->reloadPolicyFiles();  // the outcome is logged
       continue;
     }
     spdlog::info("signal {}: exiting; enforcement stays pinned in {}, state in {}", info.ssi_signo,

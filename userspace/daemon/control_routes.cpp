@@ -5,6 +5,8 @@
 #include <utility>
 #include <vector>
 
+#include "daemon/api_errors.h"
+
 namespace egressd::daemon {
 
 using control::ApiRequest;
@@ -28,19 +30,50 @@ Result<policy::HandlerRef> handlerRefFrom(const nlohmann::json& body) {
   return ref;
 }
 
+// POST /v1/sandboxes: {"id", "policy", "cgroup"?, "netns"?, "createCgroup"?}.
+Result<CreateSandboxRequest> createSandboxRequestFrom(const nlohmann::json& body) {
+  auto id = control::stringField(body, "id");
+  auto policyName = control::stringField(body, "policy");
+  auto cgroup = control::optionalString(body, "cgroup");
+  auto netns = control::optionalString(body, "netns");
+  auto createCgroup = control::boolField(body, "createCgroup", false);
+  for (const Status& s : {Status(id.ok() ? okStatus() : Status(id.error())),
+                          Status(policyName.ok() ? okStatus() : Status(policyName.error())),
+                          Status(cgroup.ok() ? okStatus() : Status(cgroup.error())),
+                          Status(netns.ok() ? okStatus() : Status(netns.error())),
+                          Status(createCgroup.ok() ? okStatus() : Status(createCgroup.error()))}) {
+    if (!s.ok()) {
+      return s.error();
+    }
+  }
+  return CreateSandboxRequest{*id, *policyName, *cgroup, *netns, *createCgroup};
+}
+
 }  // namespace
 
 std::shared_ptr<const control::Router> makeControlRouter(SandboxManager& m) {
   auto router = std::make_shared<control::Router>();
   using Kind = SandboxManager::HostListKind;
-  router->add("GET", "/v1/status", [&m](const ApiRequest&) { return m.status(); });
+  router->add("GET", "/v1/status", [&m](const ApiRequest&) {
+    return ApiResponse{200, m.status()};
+  });
 
-  router->add("GET", "/v1/sandboxes", [&m](const ApiRequest&) { return m.listSandboxes(); });
-  router->add("POST", "/v1/sandboxes", [&m](const ApiRequest& r) { return m.createSandbox(r); });
-  router->add("GET", "/v1/sandboxes/{id}",
-              [&m](const ApiRequest& r) { return m.showSandbox(r.params.at("id")); });
-  router->add("DELETE", "/v1/sandboxes/{id}",
-              [&m](const ApiRequest& r) { return m.deleteSandbox(r.params.at("id")); });
+  router->add("GET", "/v1/sandboxes", [&m](const ApiRequest&) {
+    return ApiResponse{200, m.listSandboxes()};
+  });
+  router->add("POST", "/v1/sandboxes", [&m](const ApiRequest& r) -> ApiResponse {
+    auto request = createSandboxRequestFrom(r.body);
+    if (!request.ok()) {
+      return control::invalidRequest(request.error());
+    }
+    return toApiResponse(m.createSandbox(*request), 201);
+  });
+  router->add("GET", "/v1/sandboxes/{id}", [&m](const ApiRequest& r) {
+    return toApiResponse(m.showSandbox(r.params.at("id")));
+  });
+  router->add("DELETE", "/v1/sandboxes/{id}", [&m](const ApiRequest& r) {
+    return toApiResponse(m.deleteSandbox(r.params.at("id")));
+  });
 
   for (const auto& [segment, kind] :
        {std::pair{"allowed-hosts", Kind::kAllowed}, std::pair{"denied-hosts", Kind::kDenied}}) {
@@ -51,30 +84,31 @@ std::shared_ptr<const control::Router> makeControlRouter(SandboxManager& m) {
       if (!hosts.ok()) {
         return control::invalidRequest(hosts.error());
       }
-      return m.setHosts(r.params.at("id"), k, *hosts);
+      return toApiResponse(m.setHosts(r.params.at("id"), k, *hosts));
     });
     router->add("POST", base, [&m, k](const ApiRequest& r) -> ApiResponse {
       auto host = control::stringField(r.body, "host");
       if (!host.ok()) {
         return control::invalidRequest(host.error());
       }
-      return m.addHost(r.params.at("id"), k, *host);
+      return toApiResponse(m.addHost(r.params.at("id"), k, *host));
     });
     router->add("DELETE", base + "/{host}", [&m, k](const ApiRequest& r) {
-      return m.removeHost(r.params.at("id"), k, r.params.at("host"));
+      return toApiResponse(m.removeHost(r.params.at("id"), k, r.params.at("host")));
     });
   }
 
-  router->add("PUT", "/v1/sandboxes/{id}/outbound-by-host/{host}",
-              [&m](const ApiRequest& r) -> ApiResponse {
-                auto ref = handlerRefFrom(r.body);
-                if (!ref.ok()) {
-                  return control::invalidRequest(ref.error());
-                }
-                return m.setOutboundByHost(r.params.at("id"), r.params.at("host"), *ref);
-              });
+  router->add(
+      "PUT", "/v1/sandboxes/{id}/outbound-by-host/{host}",
+      [&m](const ApiRequest& r) -> ApiResponse {
+        auto ref = handlerRefFrom(r.body);
+        if (!ref.ok()) {
+          return control::invalidRequest(ref.error());
+        }
+        return toApiResponse(m.setOutboundByHost(r.params.at("id"), r.params.at("host"), *ref));
+      });
   router->add("DELETE", "/v1/sandboxes/{id}/outbound-by-host/{host}", [&m](const ApiRequest& r) {
-    return m.removeOutboundByHost(r.params.at("id"), r.params.at("host"));
+    return toApiResponse(m.removeOutboundByHost(r.params.at("id"), r.params.at("host")));
   });
   router->add("PUT", "/v1/sandboxes/{id}/outbound-by-host",
               [&m](const ApiRequest& r) -> ApiResponse {
@@ -96,28 +130,32 @@ std::shared_ptr<const control::Router> makeControlRouter(SandboxManager& m) {
                   }
                   refs[host] = *ref;
                 }
-                return m.setOutboundByHosts(r.params.at("id"), refs);
+                return toApiResponse(m.setOutboundByHosts(r.params.at("id"), refs));
               });
   router->add("PUT", "/v1/sandboxes/{id}/outbound", [&m](const ApiRequest& r) -> ApiResponse {
     auto ref = handlerRefFrom(r.body);
     if (!ref.ok()) {
       return control::invalidRequest(ref.error());
     }
-    return m.setOutboundHandler(r.params.at("id"), *ref);
+    return toApiResponse(m.setOutboundHandler(r.params.at("id"), *ref));
   });
-  router->add("DELETE", "/v1/sandboxes/{id}/outbound",
-              [&m](const ApiRequest& r) { return m.removeOutboundHandler(r.params.at("id")); });
+  router->add("DELETE", "/v1/sandboxes/{id}/outbound", [&m](const ApiRequest& r) {
+    return toApiResponse(m.removeOutboundHandler(r.params.at("id")));
+  });
 
-  router->add("GET", "/v1/secrets", [&m](const ApiRequest&) { return m.listSecrets(); });
+  router->add("GET", "/v1/secrets", [&m](const ApiRequest&) {
+    return ApiResponse{200, m.listSecrets()};
+  });
   router->add("PUT", "/v1/secrets/{name+}", [&m](const ApiRequest& r) -> ApiResponse {
     auto value = control::stringField(r.body, "value");
     if (!value.ok()) {
       return control::invalidRequest(value.error());
     }
-    return m.setSecret(r.params.at("name"), std::move(*value));
+    return toApiResponse(m.setSecret(r.params.at("name"), std::move(*value)));
   });
-  router->add("DELETE", "/v1/secrets/{name+}",
-              [&m](const ApiRequest& r) { return m.removeSecret(r.params.at("name")); });
+  router->add("DELETE", "/v1/secrets/{name+}", [&m](const ApiRequest& r) {
+    return toApiResponse(m.removeSecret(r.params.at("name")));
+  });
 
   auto policyBody = [](const ApiRequest& r, std::string* yaml,
                        std::string* source) -> std::optional<ApiResponse> {
@@ -133,16 +171,19 @@ std::shared_ptr<const control::Router> makeControlRouter(SandboxManager& m) {
     *source = s->value_or("");
     return std::nullopt;
   };
-  router->add("GET", "/v1/policies", [&m](const ApiRequest&) { return m.listPolicies(); });
-  router->add("GET", "/v1/policies/{name}",
-              [&m](const ApiRequest& r) { return m.showPolicy(r.params.at("name")); });
+  router->add("GET", "/v1/policies", [&m](const ApiRequest&) {
+    return ApiResponse{200, m.listPolicies()};
+  });
+  router->add("GET", "/v1/policies/{name}", [&m](const ApiRequest& r) {
+    return toApiResponse(m.showPolicy(r.params.at("name")));
+  });
   router->add("POST", "/v1/policies", [&m, policyBody](const ApiRequest& r) {
     std::string yaml;
     std::string source;
     if (auto bad = policyBody(r, &yaml, &source)) {
       return *bad;
     }
-    return m.applyPolicy(yaml, source);
+    return toApiResponse(m.applyPolicy(yaml, source));
   });
   router->add("POST", "/v1/policies/validate", [&m, policyBody](const ApiRequest& r) {
     std::string yaml;
@@ -150,15 +191,16 @@ std::shared_ptr<const control::Router> makeControlRouter(SandboxManager& m) {
     if (auto bad = policyBody(r, &yaml, &source)) {
       return *bad;
     }
-    return m.validatePolicy(yaml, source);
+    return toApiResponse(m.validatePolicy(yaml, source));
   });
-  router->add("POST", "/v1/reload", [&m](const ApiRequest&) { return m.reloadPolicyFiles(); });
+  router->add("POST", "/v1/reload",
+              [&m](const ApiRequest&) { return toApiResponse(m.reloadPolicyFiles()); });
 
   router->add("GET", "/v1/sandboxes/{id}/spawn",
-              [&m](const ApiRequest& r) { return m.spawnInfo(r.params.at("id")); });
+              [&m](const ApiRequest& r) { return toApiResponse(m.spawnInfo(r.params.at("id"))); });
 
   router->add("GET", "/v1/audit", [&m](const ApiRequest& r) -> ApiResponse {
-    SandboxManager::AuditQuery query;
+    audit::AuditQuery query;
     if (auto it = r.query.find("lines"); it != r.query.end()) {
       const std::string& text = it->second;
       auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), query.lines);
@@ -193,7 +235,7 @@ std::shared_ptr<const control::Router> makeControlRouter(SandboxManager& m) {
                                  "unknown audit filter value \"" + value + "\"");
       }
     }
-    return m.auditTail(query);
+    return toApiResponse(m.auditTail(query));
   });
   return router;
 }

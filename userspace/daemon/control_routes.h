@@ -1,5 +1,7 @@
-// The control API's routes (/v1/...), each parsing its request body into the shape the
-// sandbox manager takes. What every route does is documented in docs/control-api.md.
+// The control API's routes (/v1/...): the adapter between HTTP and the sandbox manager.
+// Each route parses its request into the shape the manager takes and turns the manager's
+// result into a response (daemon/api_errors). What every route does is documented in
+// docs/control-api.md.
 #pragma once
 
 #include <memory>

@@ -1,16 +1,18 @@
-// The control-plane daemon's model: named policies, sandboxes with their instance overrides,
-// and the secret store — and every change the control API makes to them. Each change is
-// validated whole before anything moves (bad input changes nothing), then applied to the
-// kernel (double-buffered rule swap), the proxy (one atomic view swap: the next request,
-// also on an open keep-alive connection, sees it), the sandbox's established sockets that
-// the tighter kernel rules now deny (SOCK_DESTROY), and the state file, in that order.
+// The control-plane daemon's service: named policies (control_model::PolicyRegistry),
+// sandboxes with their instance overrides, and the secret store — and every change the
+// control API makes to them. Each change is validated whole before anything moves (bad
+// input changes nothing), then applied to the kernel (double-buffered rule swap), the proxy
+// (one atomic view swap: the next request, also on an open keep-alive connection, sees it),
+// the sandbox's established sockets that the tighter kernel rules now deny (SOCK_DESTROY),
+// all by SandboxLifecycle, and then the state file (control_model::StateStore).
 //
-// Methods return control::ApiResponse directly: this class is the API's implementation and
-// its errors are the API's errors (status, stable code, a message a person can act on).
-// All public methods take one lock; the API server calls them one at a time anyway, the
-// lock is for SIGHUP reloads coming from the main thread.
+// Methods return JSON bodies or an Error with the codes of control_model/errors.h;
+// control_routes (the API adapter) turns them into responses. All public methods take one
+// lock; the API server calls them one at a time anyway, the lock is for SIGHUP reloads
+// coming from the main thread.
 #pragma once
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -20,14 +22,15 @@
 
 #include <nlohmann/json.hpp>
 
-#include "control/api.h"
-#include "daemon/commands.h"
+#include "audit/audit_tail.h"
+#include "common/result.h"
+#include "control_model/override_edits.h"
+#include "control_model/policy_registry.h"
+#include "control_model/state_store.h"
 #include "daemon/proxy_runtime.h"
-#include "daemon/sandbox_request.h"
-#include "handlers/handler.h"
+#include "daemon/sandbox_lifecycle.h"
 #include "handlers/secret_store.h"
 #include "loader/enforcer.h"
-#include "policy/overrides.h"
 #include "policy/policy.h"
 
 namespace egressd::daemon {
@@ -41,8 +44,20 @@ struct ManagerOptions {
   bool persistSecrets = false;
 };
 
+// POST /v1/sandboxes, its fields already typed.
+struct CreateSandboxRequest {
+  std::string id;
+  std::string policyName;
+  std::optional<std::string> cgroup;  // an existing cgroup...
+  std::optional<std::string> netns;
+  bool createCgroup = false;  // ...or one egressd creates
+};
+
 class SandboxManager {
  public:
+  using Json = nlohmann::json;
+  using HostListKind = control_model::HostListKind;
+
   static Result<std::unique_ptr<SandboxManager>> create(const ManagerOptions& options,
                                                         const ProxyOptions& proxy);
   ~SandboxManager();
@@ -51,97 +66,65 @@ class SandboxManager {
   // (re-armed: pinned links are adopted, so enforcement never paused).
   Status restore();
   // SIGHUP and POST /v1/reload: every policy file again, all or nothing.
-  control::ApiResponse reloadPolicyFiles();
+  Result<Json> reloadPolicyFiles();
   void flush();
 
-  // --- the API (control::Router handlers call these with validated shapes)
-  control::ApiResponse status();
-  control::ApiResponse createSandbox(const control::ApiRequest& request);
-  control::ApiResponse deleteSandbox(const std::string& id);
-  control::ApiResponse listSandboxes();
-  control::ApiResponse showSandbox(const std::string& id);
+  Json status();
+  Result<Json> createSandbox(const CreateSandboxRequest& request);
+  Result<Json> deleteSandbox(const std::string& id);
+  Json listSandboxes();
+  Result<Json> showSandbox(const std::string& id);
   // What a client needs to start a command inside the sandbox with `egressd run`'s
   // hardening (egressctl run): its cgroup, netns, CA files, the policy's secret sources to
   // hide or refuse, and egressd's directories to hide.
-  control::ApiResponse spawnInfo(const std::string& id);
+  Result<Json> spawnInfo(const std::string& id);
 
-  enum class HostListKind { kAllowed, kDenied };
-  control::ApiResponse setHosts(const std::string& id, HostListKind kind,
-                                const std::vector<std::string>& hosts);
-  control::ApiResponse addHost(const std::string& id, HostListKind kind, const std::string& host);
-  control::ApiResponse removeHost(const std::string& id, HostListKind kind,
-                                  const std::string& host);
-  control::ApiResponse setOutboundByHost(const std::string& id, const std::string& host,
-                                         const policy::HandlerRef& ref);
-  control::ApiResponse removeOutboundByHost(const std::string& id, const std::string& host);
-  control::ApiResponse setOutboundByHosts(const std::string& id,
-                                          const std::map<std::string, policy::HandlerRef>& refs);
-  control::ApiResponse setOutboundHandler(const std::string& id, const policy::HandlerRef& ref);
-  control::ApiResponse removeOutboundHandler(const std::string& id);
+  Result<Json> setHosts(const std::string& id, HostListKind kind,
+                        const std::vector<std::string>& hosts);
+  Result<Json> addHost(const std::string& id, HostListKind kind, const std::string& host);
+  Result<Json> removeHost(const std::string& id, HostListKind kind, const std::string& host);
+  Result<Json> setOutboundByHost(const std::string& id, const std::string& host,
+                                 const policy::HandlerRef& ref);
+  Result<Json> removeOutboundByHost(const std::string& id, const std::string& host);
+  Result<Json> setOutboundByHosts(const std::string& id,
+                                  const std::map<std::string, policy::HandlerRef>& refs);
+  Result<Json> setOutboundHandler(const std::string& id, const policy::HandlerRef& ref);
+  Result<Json> removeOutboundHandler(const std::string& id);
 
-  control::ApiResponse setSecret(const std::string& name, std::string value);
-  control::ApiResponse removeSecret(const std::string& name);
-  control::ApiResponse listSecrets();
+  Result<Json> setSecret(const std::string& name, std::string value);
+  Result<Json> removeSecret(const std::string& name);
+  Json listSecrets();
 
-  control::ApiResponse applyPolicy(const std::string& yaml, const std::string& source);
-  control::ApiResponse validatePolicy(const std::string& yaml, const std::string& source);
-  control::ApiResponse listPolicies();
-  control::ApiResponse showPolicy(const std::string& name);
-  struct AuditQuery {
-    size_t lines = 50;
-    std::string sandbox;  // "" = any; likewise layer and decision
-    std::string layer;
-    std::string decision;
-    // Set: the records written after this byte offset of the log (a previous answer's
-    // "next"), for `audit tail -f`; unset: the last `lines` records.
-    std::optional<uint64_t> after;
-  };
-  control::ApiResponse auditTail(const AuditQuery& query);
-
-  struct PolicyEntry {
-    policy::Policy policy;
-    std::shared_ptr<const handlers::HandlerSet> handlers;
-    std::string yaml;
-    std::string source;  // "file:/etc/egressd/policies/a.yaml" or "api"
-    bool fromApi = false;
-  };
-  struct SandboxRecord {
-    std::string id;
-    std::string policyName;
-    std::string cgroupPath;
-    bool createdCgroup = false;
-    std::string netns;
-    policy::InstanceOverrides overrides;
-    ProxyTarget proxy;
-    uint64_t closedSockets = 0;
-  };
+  Result<Json> applyPolicy(const std::string& yaml, const std::string& source);
+  Result<Json> validatePolicy(const std::string& yaml, const std::string& source);
+  Json listPolicies();
+  Result<Json> showPolicy(const std::string& name);
+  Result<Json> auditTail(const audit::AuditQuery& query);
 
   explicit SandboxManager(const ManagerOptions& options);
 
  private:
-  struct Compiled;  // a sandbox's effective policy, ready to apply
-  Result<Compiled> compile(const SandboxRecord& record, const PolicyEntry& entry) const;
-  // Applies a compiled policy: kernel, proxy view, socket reaping. `first`: arm anew.
-  Status applyCompiled(SandboxRecord& record, const Compiled& compiled);
-  // Checks a changed record against its policy, then applies it and saves state; on any
-  // error the record stays as it was.
-  control::ApiResponse changeSandbox(const std::string& id,
-                                     const std::function<Status(SandboxRecord&)>& change);
-  Status armNew(SandboxRecord& record, const PolicyEntry& entry);
-  void reapDeniedSockets(SandboxRecord& record, const Compiled& compiled);
-  Result<std::map<std::string, PolicyEntry>> loadPolicyDir() const;
-  Status swapPolicies(std::map<std::string, PolicyEntry> next, std::vector<std::string>* touched);
-  nlohmann::json detailJson(const SandboxRecord& record) const;
+  using Change = std::function<Status(SandboxRecord&, const control_model::PolicyEntry&)>;
+  // Checks a changed copy of the record against its policy, then applies it and saves
+  // state; on any error the record stays as it was.
+  Result<Json> changeSandbox(const std::string& id, const Change& change);
+  // The registry's next set, checked against every sandbox before it replaces the current
+  // one; the sandboxes whose effective policy changed are then updated (ids in `touched`).
+  Status swapPolicies(control_model::PolicySet next, std::vector<std::string>* touched);
+  Status restoreFrom(const control_model::DaemonState& state);
+  Json detailJson(const SandboxRecord& record) const;
+  // Saves the state file; a failure is logged (the change it records is in force already).
+  void saveStateLogged() const;
   Status saveState() const;
-  Status restoreFrom(const nlohmann::json& state, const std::string& statePath);
-  const PolicyEntry* policyFor(const SandboxRecord& record) const;
 
   ManagerOptions options_;
   ProxyOptions proxyOptions_;
   loader::Enforcer enforcer_;
   std::unique_ptr<ProxyRuntime> runtime_;
+  std::unique_ptr<SandboxLifecycle> lifecycle_;
   std::shared_ptr<handlers::SecretStore> secrets_;
-  std::map<std::string, PolicyEntry> policies_;
+  control_model::PolicyRegistry registry_;
+  control_model::StateStore stateStore_;
   std::map<std::string, SandboxRecord> sandboxes_;
   // API secret names whose values were not kept across a restart (persistSecrets off).
   std::vector<std::string> missingSecretNames_;
