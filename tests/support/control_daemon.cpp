@@ -9,6 +9,7 @@
 #include <sstream>
 #include <thread>
 
+#include "audit_file.h"
 #include "common/fs.h"
 #include "egressd.h"
 
@@ -232,55 +233,13 @@ Result<std::vector<nlohmann::json>> ControlDaemon::auditRecords() const {
   if (!opts_.auditLog) {
     return Error(EINVAL, "the daemon was started without an audit log");
   }
-  std::vector<nlohmann::json> records;
-  if (!pathExists(auditLogPath())) {
-    return records;
-  }
-  auto text = readFile(auditLogPath());
-  if (!text.ok()) {
-    return std::move(text).error();
-  }
-  std::istringstream in(*text);
-  std::string line;
-  size_t lineNo = 0;
-  while (std::getline(in, line)) {
-    ++lineNo;
-    if (in.eof()) {
-      break;  // a line still being written (no newline yet)
-    }
-    auto record = nlohmann::json::parse(line, nullptr, false);
-    if (record.is_discarded() || !record.is_object()) {
-      return Error(EINVAL,
-                   auditLogPath() + ":" + std::to_string(lineNo) + ": not a JSON object: " + line);
-    }
-    records.push_back(std::move(record));
-  }
-  return records;
+  return readAuditRecords(auditLogPath());
 }
 
 Result<nlohmann::json> ControlDaemon::waitForAudit(
     const std::function<bool(const nlohmann::json&)>& match, milliseconds timeout) const {
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  for (;;) {
-    auto records = auditRecords();
-    if (!records.ok()) {
-      return std::move(records).error();
-    }
-    for (const auto& r : *records) {
-      if (match(r)) {
-        return r;
-      }
-    }
-    if (std::chrono::steady_clock::now() >= deadline) {
-      std::string seen;
-      for (const auto& r : *records) {
-        seen += "\n  " + r.dump();
-      }
-      return Error(ETIMEDOUT, "no matching audit record within " + std::to_string(timeout.count()) +
-                                  " ms; records:" + (seen.empty() ? " none" : seen));
-    }
-    std::this_thread::sleep_for(milliseconds(50));
-  }
+  EGRESSD_TRY(auditRecords());  // the "no audit log" error
+  return waitForAuditRecord(auditLogPath(), match, timeout);
 }
 
 void ControlDaemon::deleteAllSandboxes() {

@@ -9,6 +9,7 @@
 #include <sstream>
 #include <thread>
 
+#include "audit_file.h"
 #include "common/fs.h"
 #include "names.h"
 
@@ -141,78 +142,20 @@ Result<std::vector<nlohmann::json>> EgressdDaemon::auditRecords() const {
   if (!opts_.auditLog) {
     return Error(EINVAL, "the daemon was started without an audit log");
   }
-  std::vector<nlohmann::json> records;
-  if (!pathExists(auditLogPath())) {
-    return records;  // nothing written yet
-  }
-  auto text = readFile(auditLogPath());
-  if (!text.ok()) {
-    return std::move(text).error();
-  }
-  std::istringstream in(*text);
-  std::string line;
-  size_t lineNo = 0;
-  while (std::getline(in, line)) {
-    ++lineNo;
-    if (in.eof()) {
-      break;  // a line still being written (no newline yet)
-    }
-    auto record = nlohmann::json::parse(line, nullptr, false);
-    if (record.is_discarded() || !record.is_object()) {
-      return Error(EINVAL,
-                   auditLogPath() + ":" + std::to_string(lineNo) + ": not a JSON object: " + line);
-    }
-    records.push_back(std::move(record));
-  }
-  return records;
-}
-
-Result<std::vector<nlohmann::json>> EgressdDaemon::pollAudit(
-    const std::function<bool(const std::vector<nlohmann::json>&)>& done,
-    milliseconds timeout) const {
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  for (;;) {
-    auto records = auditRecords();
-    if (!records.ok() || done(*records) || std::chrono::steady_clock::now() >= deadline) {
-      return records;
-    }
-    std::this_thread::sleep_for(milliseconds(50));
-  }
+  return readAuditRecords(auditLogPath());
 }
 
 Result<nlohmann::json> EgressdDaemon::waitForAudit(
     const std::function<bool(const nlohmann::json&)>& match, milliseconds timeout) const {
-  auto anyMatch = [&](const std::vector<nlohmann::json>& records) {
-    return std::any_of(records.begin(), records.end(), match);
-  };
-  auto records = pollAudit(anyMatch, timeout);
-  if (!records.ok()) {
-    return std::move(records).error();
-  }
-  for (const auto& r : *records) {
-    if (match(r)) {
-      return r;
-    }
-  }
-  std::string seen;
-  for (const auto& r : *records) {
-    seen += "\n  " + r.dump();
-  }
-  return Error(ETIMEDOUT, "no matching audit record within " + std::to_string(timeout.count()) +
-                              " ms; records:" + (seen.empty() ? " none" : seen));
+  EGRESSD_TRY(auditRecords());  // the "no audit log" error
+  return waitForAuditRecord(auditLogPath(), match, timeout);
 }
 
 Result<size_t> EgressdDaemon::waitForAuditCount(
     const std::function<bool(const nlohmann::json&)>& match, size_t count,
     milliseconds timeout) const {
-  auto countOf = [&](const std::vector<nlohmann::json>& records) {
-    return static_cast<size_t>(std::count_if(records.begin(), records.end(), match));
-  };
-  auto records = pollAudit([&](const auto& r) { return countOf(r) >= count; }, timeout);
-  if (!records.ok()) {
-    return std::move(records).error();
-  }
-  return countOf(*records);
+  EGRESSD_TRY(auditRecords());
+  return waitForAuditRecordCount(auditLogPath(), match, count, timeout);
 }
 
 Result<std::string> EgressdDaemon::scrapeMetrics() const {

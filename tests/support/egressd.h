@@ -97,10 +97,6 @@ class EgressdDaemon {
  private:
   EgressdDaemon(Options opts, TempDir dir) : opts_(std::move(opts)), dir_(std::move(dir)) {}
   Status startProcess();
-  // Polls auditRecords() until `done` says so or the timeout passes; the last records read.
-  Result<std::vector<nlohmann::json>> pollAudit(
-      const std::function<bool(const std::vector<nlohmann::json>&)>& done,
-      milliseconds timeout) const;
 
   Options opts_;
   TempDir dir_;
