@@ -11,6 +11,7 @@
 
 #include "common/result.h"
 #include "control_model/policy_registry.h"
+#include "control_model/state_store.h"
 #include "daemon/proxy_runtime.h"
 #include "daemon/sandbox_request.h"
 #include "loader/enforcer.h"
@@ -20,13 +21,8 @@
 
 namespace egressd::daemon {
 
-struct SandboxRecord {
-  std::string id;
-  std::string policyName;
-  std::string cgroupPath;
-  bool createdCgroup = false;
-  std::string netns;
-  policy::InstanceOverrides overrides;
+// What state.json keeps of a sandbox, plus what only the running daemon has.
+struct SandboxRecord : control_model::StoredSandbox {
   ProxyTarget proxy;
   uint64_t closedSockets = 0;
 };

@@ -480,8 +480,7 @@ Status SandboxManager::saveState() const {
     }
   }
   for (const auto& [id, r] : sandboxes_) {
-    state.sandboxes.push_back(
-        {id, r.policyName, r.cgroupPath, r.createdCgroup, r.netns, r.overrides});
+    state.sandboxes.push_back(static_cast<const control_model::StoredSandbox&>(r));
   }
   state.secretNames = secrets_->apiNames();
   state.secretNames.insert(state.secretNames.end(), missingSecretNames_.begin(),
@@ -542,12 +541,7 @@ Status SandboxManager::restoreFrom(const control_model::DaemonState& state) {
   }
   for (const control_model::StoredSandbox& s : state.sandboxes) {
     SandboxRecord record;
-    record.id = s.id;
-    record.policyName = s.policyName;
-    record.cgroupPath = s.cgroupPath;
-    record.createdCgroup = s.createdCgroup;
-    record.netns = s.netns;
-    record.overrides = s.overrides;
+    static_cast<control_model::StoredSandbox&>(record) = s;
     struct stat cg {};
     if (::stat(record.cgroupPath.c_str(), &cg) != 0) {
       spdlog::warn("sandbox {}: its cgroup {} is gone; forgetting the sandbox", record.id,
