@@ -3,6 +3,8 @@
 // failure by throwing yaml::FieldError; the walk catches it per top-level key, per allow rule
 // and per unknown key and goes on, so one pass reports every independent mistake (egressd
 // validate); yaml-cpp's own exceptions end the walk. Nothing thrown here leaves the public API.
+// The handlers part of the schema (secrets, outboundHandlers, outbound, outboundByHost) is in
+// policy_handlers_schema.cpp.
 #include "policy/policy.h"
 
 #include <algorithm>
@@ -16,27 +18,23 @@
 #include "common/ascii.h"
 #include "common/fs.h"
 #include "policy/host_policy.h"
+#include "policy/policy_parser.h"
 #include "policy/policy_warnings.h"
 #include "yaml/strict_reader.h"
 
 namespace egressd::policy {
-
-namespace {
+namespace schema {
 
 bool isNameChar(char c, bool allowDash) {
   return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || (allowDash && c == '-');
 }
 
-bool isName(std::string_view text, bool allowDash) {
-  return !text.empty() &&
-         std::all_of(text.begin(), text.end(), [&](char c) { return isNameChar(c, allowDash); });
-}
+namespace {
 
 using yaml::boolean;
 using yaml::elements;
 using yaml::entries;
 using yaml::fail;
-using yaml::Field;
 using yaml::integer;
 using yaml::quote;
 using yaml::scalar;
@@ -45,41 +43,7 @@ uint16_t port(const Field& field) {
   return static_cast<uint16_t>(integer(field, 1, 65535));
 }
 
-// One pass over one policy document; errors and warnings go to `diagnostics`.
-class Parser {
- public:
-  explicit Parser(yaml::Diagnostics& diagnostics) : diagnostics_(diagnostics) {}
-
-  // Throws what the walk cannot recover from (yaml::Diagnostics::run records it); the other
-  // errors are in the diagnostics, which then say whether the Policy means anything.
-  Policy parse(std::string_view text);
-
- private:
-  HostList hostList(const Field& field) const;
-  HostGlob hostGlob(const Field& field) const;
-  InterceptHttps interceptHttps(const Field& field) const;
-  std::vector<uint16_t> proxyPorts(const Field& field) const;
-  AllowRule allowRule(const Field& field, size_t index) const;
-  std::vector<PortRange> portList(const Field& field) const;
-  PortRange portRange(const Field& field) const;
-  Protocol protocol(const Field& field) const;
-  DnsPolicy dns(const Field& field) const;
-  std::vector<Endpoint> dnsUpstream(const Field& field) const;
-  DnsLimits dnsLimits(const Field& field) const;
-  SocketPermissions sockets(const Field& field) const;
-  std::map<std::string, SecretSource> secrets(const Field& field) const;
-  std::vector<HostHandler> outboundByHost(const Field& field) const;
-  HandlerRef handlerRef(const Field& field) const;
-  std::map<std::string, Handler> outboundHandlers(const Field& field) const;
-
-  void parseTopLevel(const Field& key, const Field& value, Policy& policy, bool& hasName);
-  void checkHandlerRefs(const Policy& policy) const;
-  // `http:` / `tls:` (docs/security.md).
-  HttpRules httpRules(const Field& field) const;
-  TlsRules tlsRules(const Field& field) const;
-
-  yaml::Diagnostics& diagnostics_;
-};
+}  // namespace
 
 HostGlob Parser::hostGlob(const Field& field) const {
   const std::string text = scalar(field, "a host name or glob");
@@ -349,131 +313,6 @@ SocketPermissions Parser::sockets(const Field& field) const {
   return perms;
 }
 
-std::map<std::string, SecretSource> Parser::secrets(const Field& field) const {
-  std::map<std::string, SecretSource> out;
-  for (const auto& [key, value] : entries(field)) {
-    const std::string name = key.node.Scalar();
-    if (!isName(name, false)) {
-      fail(key, "secret names may contain only letters, digits and '_'");
-    }
-    const auto items = entries(value);
-    diagnostics_.rejectUnknownKeys(value, items, {"file", "env"});
-    if (items.size() != 1) {
-      fail(value, "expected exactly one of 'file' or 'env'");
-    }
-    const auto& [kindKey, source] = items.front();
-    SecretSource secret;
-    secret.pos = source.pos;
-    secret.value = scalar(source, "a path or variable name");
-    if (kindKey.node.Scalar() == "file") {
-      secret.kind = SecretSource::Kind::kFile;
-      // The daemon's working directory is arbitrary; a relative path would depend on it.
-      if (secret.value.empty() || secret.value.front() != '/') {
-        fail(source, "secret files need an absolute path, got " + quote(secret.value));
-      }
-    } else {
-      secret.kind = SecretSource::Kind::kEnv;
-      if (!isName(secret.value, false) ||
-          std::isdigit(static_cast<unsigned char>(secret.value[0]))) {
-        fail(source, "invalid environment variable name " + quote(secret.value));
-      }
-    }
-    out.emplace(name, std::move(secret));
-  }
-  return out;
-}
-
-HandlerRef Parser::handlerRef(const Field& field) const {
-  HandlerRef ref;
-  if (field.node.IsScalar()) {
-    ref.handler = field.node.Scalar();
-    ref.pos = field.pos;
-  } else {
-    if (!field.node.IsMap()) {
-      fail(field, "expected a handler name or {handler: NAME, params: {...}}");
-    }
-    const auto items = entries(field);
-    diagnostics_.rejectUnknownKeys(field, items, {"handler", "params"});
-    bool hasHandler = false;
-    for (const auto& [key, value] : items) {
-      if (key.node.Scalar() == "handler") {
-        ref.handler = scalar(value, "a handler name");
-        ref.pos = value.pos;
-        hasHandler = true;
-      } else {
-        if (!value.node.IsMap()) {
-          fail(value, "expected a mapping of parameters");
-        }
-        size_t budget = yaml::kMaxJsonNodes;
-        ref.params = yaml::toJson(value, budget);
-      }
-    }
-    if (!hasHandler) {
-      fail(field, "missing required key 'handler'");
-    }
-  }
-  if (!isName(ref.handler, true)) {
-    fail(ref.pos, field.path, "invalid handler name " + quote(ref.handler));
-  }
-  return ref;
-}
-
-std::vector<HostHandler> Parser::outboundByHost(const Field& field) const {
-  std::vector<HostHandler> out;
-  std::map<std::string, SourcePos> seen;
-  for (const auto& [key, value] : entries(field, yaml::KeyPath::kQuoted)) {
-    HostGlob host = hostGlob(key);
-    if (auto [prev, inserted] = seen.emplace(host.pattern, key.pos); !inserted) {
-      fail(key, "same host as line " + std::to_string(prev->second.line));
-    }
-    out.push_back(HostHandler{std::move(host), handlerRef(value)});
-  }
-  return out;
-}
-
-std::map<std::string, Handler> Parser::outboundHandlers(const Field& field) const {
-  std::map<std::string, Handler> out;
-  for (const auto& [key, value] : entries(field)) {
-    Handler handler;
-    handler.name = key.node.Scalar();
-    handler.pos = key.pos;
-    if (!isName(handler.name, true)) {
-      fail(key, "handler names may contain only letters, digits, '_' and '-'");
-    }
-    size_t budget = yaml::kMaxJsonNodes;
-    for (const Field& step : elements(value, "actions")) {
-      if (!step.node.IsMap() || step.node.size() != 1) {
-        fail(step,
-             "an action is a mapping with exactly one key, e.g. "
-             "setHeader: { name: ..., value: ... }");
-      }
-      handler.actions.push_back(HandlerAction{yaml::toJson(step, budget), step.pos});
-    }
-    out.emplace(handler.name, std::move(handler));
-  }
-  return out;
-}
-
-void Parser::checkHandlerRefs(const Policy& policy) const {
-  std::vector<std::string> names;
-  for (const auto& [name, handler] : policy.outboundHandlers) {
-    names.push_back(name);
-  }
-  auto check = [&](const HandlerRef& ref, const std::string& path) {
-    if (policy.outboundHandlers.count(ref.handler) == 0) {
-      fail(ref.pos, path,
-           "unknown handler '" + ref.handler + "' (not in outboundHandlers)" +
-               yaml::didYouMean(ref.handler, names));
-    }
-  };
-  for (const auto& entry : policy.outboundByHost) {
-    check(entry.ref, "outboundByHost[" + quote(entry.host.text) + "]");
-  }
-  if (policy.outbound) {
-    check(*policy.outbound, "outbound");
-  }
-}
-
 HttpRules Parser::httpRules(const Field& field) const {
   const auto items = entries(field);
   diagnostics_.rejectUnknownKeys(field, items, {"allowUpgrades", "allowTrace", "forwarded"});
@@ -611,7 +450,7 @@ void Parser::parseTopLevel(const Field& key, const Field& value, Policy& policy,
   }
 }
 
-}  // namespace
+}  // namespace schema
 
 std::string_view protocolName(Protocol protocol) {
   switch (protocol) {
@@ -636,7 +475,7 @@ bool requiresSni(const Policy& policy) {
 PolicyCheck checkPolicy(std::string_view yamlText, const std::string& sourceName) {
   yaml::Diagnostics diagnostics(sourceName);
   std::optional<Policy> policy;
-  diagnostics.run("policy", [&] { policy = Parser(diagnostics).parse(yamlText); });
+  diagnostics.run("policy", [&] { policy = schema::Parser(diagnostics).parse(yamlText); });
   PolicyCheck check;
   check.errors = diagnostics.errors();
   if (check.errors.empty() && policy) {
