@@ -31,6 +31,7 @@
 #include "control_fixture.h"
 #include "http_client.h"
 #include "prometheus.h"
+#include "sanitizers.h"
 #include "world.h"
 
 namespace egressd::e2e {
@@ -361,6 +362,14 @@ class LoadFaultTest : public E2eTest {
 
 // --- 1. 10,000 concurrent connections ------------------------------------------------------
 
+// How a load_mix.py connection may end: served, a status from egressd, or closed without one
+// after sending nothing for longer than --header-timeout-ms ("idle_closed": egressd ends a
+// connection that never spoke without an answer; on a busy host the client's barrier, which
+// opens every connection before the first request, can outlast that timeout).
+bool isClearEnding(const std::string& outcome) {
+  return outcome == "served" || outcome.starts_with("status_") || outcome == "idle_closed";
+}
+
 // egressd's RSS bound under the 10,000 connections: 32 MiB plus 48 KiB per connection it
 // serves at once, 1.5 to 2 times what was measured (15 MiB idle, 21-32 KiB per connection:
 // 116-172 MiB peaks with 4,936 connections over five runs; docs/testing.md).
@@ -406,11 +415,11 @@ TEST_F(LoadFaultTest, TenThousandConcurrentConnectionsAreServedOrRefusedClearly)
     }
   });
   const auto started = Clock::now();
-  auto ran = pythonClientIn(
-      *sb, "load_mix.py",
-      {"mix", "--connect", loadEndpoint(), "--host", "allowed.test", "--conns",
-       std::to_string(kConns), "--timeout", "60", "--slow-bytes", "65536", "--slow-wait", "3"},
-      milliseconds(200000));
+  auto ran = pythonClientIn(*sb, "load_mix.py",
+                            {"mix", "--connect", loadEndpoint(), "--host", "allowed.test",
+                             "--conns", std::to_string(kConns), "--timeout", "60", "--slow-bytes",
+                             "65536", "--slow-wait", "3", "--header-timeout", "8"},
+                            milliseconds(200000));
   fdStop = true;
   fdThread.join();
   ASSERT_TRUE(ran.ok()) << ran.error().message();
@@ -428,7 +437,7 @@ TEST_F(LoadFaultTest, TenThousandConcurrentConnectionsAreServedOrRefusedClearly)
   for (const auto& [kind, byOutcome] : outcomes.items()) {
     for (const auto& [outcome, n] : byOutcome.items()) {
       total += n.get<int64_t>();
-      const bool clear = outcome == "served" || outcome.starts_with("status_");
+      const bool clear = isClearEnding(outcome);
       EXPECT_TRUE(clear) << n << " " << kind << " connections ended " << outcome;
     }
   }
@@ -443,7 +452,8 @@ TEST_F(LoadFaultTest, TenThousandConcurrentConnectionsAreServedOrRefusedClearly)
   int64_t taken = 0;
   for (const auto& [kind, byOutcome] : outcomes.items()) {
     refused += num(byOutcome, "status_503");
-    taken += num(byOutcome, "served") + num(byOutcome, "status_408");
+    taken +=
+        num(byOutcome, "served") + num(byOutcome, "status_408") + num(byOutcome, "idle_closed");
     if (kind != "slowloris") {
       EXPECT_EQ(num(byOutcome, "status_408"), 0) << kind << ": " << res.dump();
     } else {
@@ -487,15 +497,23 @@ TEST_F(LoadFaultTest, TenThousandConcurrentConnectionsAreServedOrRefusedClearly)
 
   const uint64_t bound = kRssBaseBoundKib + kRssPerConnectionBoundKib *
                                                 static_cast<uint64_t>(std::max<int64_t>(taken, 0));
-  EXPECT_LT(std::max(peak, hwm), bound)
-      << "egressd's RSS peaked at " << std::max(peak, hwm) / 1024 << " MiB, bound " << bound / 1024
-      << " MiB: " << curveText(curve);
+  if (test::kAddressSanitizer) {
+    std::cout << "[ note     ] RSS bound not checked: this is an ASan build (shadow memory, "
+                 "quarantine)"
+              << std::endl;
+  } else {
+    EXPECT_LT(std::max(peak, hwm), bound)
+        << "egressd's RSS peaked at " << std::max(peak, hwm) / 1024 << " MiB, bound "
+        << bound / 1024 << " MiB: " << curveText(curve);
+  }
   std::cout << "[ numbers  ] 10k: limit " << limit << ", taken " << taken << ", 503 " << refused
             << ", fds peak " << maxOf(fdCurve) << "; "
             << res.value("outcomes", json::object()).dump() << " in " << seconds << " s; RSS idle "
             << rssIdle / 1024 << " MiB, peak " << peak / 1024 << " MiB (VmHWM " << hwm / 1024
             << " MiB); fds before " << fdsBefore << ", after " << fdsAfter << " (idle upstream "
-            << pooled << "); ports " << hi - lo + 1 << ", somaxconn " << somaxconn << std::endl;
+            << pooled << "); ports " << hi - lo + 1 << ", somaxconn " << somaxconn
+            << "; longest silence before a request " << res.value("max_silence", 0.0) << " s"
+            << std::endl;
 }
 
 // --max-connections set low: the same clear refusal on any host, whatever its descriptor
@@ -505,17 +523,18 @@ TEST_F(LoadFaultTest, ConnectionsPastMaxConnectionsGetA503AtOnce) {
                        startSandbox({"--max-connections", "50", "--header-timeout-ms", "2000"}));
   EXPECT_EQ(maxConnectionsOf(sb->daemon().logs()), 50) << sb->daemon().logs();
   const auto started = Clock::now();
-  ASSERT_OK_AND_ASSIGN(json res, pythonClientIn(*sb, "load_mix.py",
-                                                {"mix", "--connect", loadEndpoint(), "--host",
-                                                 "allowed.test", "--conns", "200", "--timeout",
-                                                 "20", "--slow-bytes", "65536", "--slow-wait", "1"},
-                                                milliseconds(60000)));
+  ASSERT_OK_AND_ASSIGN(json res,
+                       pythonClientIn(*sb, "load_mix.py",
+                                      {"mix", "--connect", loadEndpoint(), "--host", "allowed.test",
+                                       "--conns", "200", "--timeout", "20", "--slow-bytes", "65536",
+                                       "--slow-wait", "1", "--header-timeout", "2"},
+                                      milliseconds(60000)));
   const json outcomes = res.value("outcomes", json::object());
   int64_t refused = 0;
   int64_t taken = 0;
   for (const auto& [kind, byOutcome] : outcomes.items()) {
     for (const auto& [outcome, n] : byOutcome.items()) {
-      EXPECT_TRUE(outcome == "served" || outcome == "status_503" ||
+      EXPECT_TRUE(outcome == "served" || outcome == "status_503" || outcome == "idle_closed" ||
                   (kind == "slowloris" && outcome == "status_408"))
           << n << " " << kind << " ended " << outcome;
       (outcome == "status_503" ? refused : taken) += n.get<int64_t>();
@@ -559,18 +578,19 @@ TEST_F(LoadFaultTest, RunningOutOfDescriptorsGetsA503NotAStall) {
   };
   ASSERT_EQ(::prlimit(pid, RLIMIT_NOFILE, &low, nullptr), 0) << std::strerror(errno);
   const auto started = Clock::now();
-  ASSERT_OK_AND_ASSIGN(json res, pythonClientIn(*sb, "load_mix.py",
-                                                {"mix", "--connect", loadEndpoint(), "--host",
-                                                 "allowed.test", "--conns", "600", "--timeout",
-                                                 "20", "--slow-bytes", "65536", "--slow-wait", "1"},
-                                                milliseconds(90000)));
+  ASSERT_OK_AND_ASSIGN(json res,
+                       pythonClientIn(*sb, "load_mix.py",
+                                      {"mix", "--connect", loadEndpoint(), "--host", "allowed.test",
+                                       "--conns", "600", "--timeout", "20", "--slow-bytes", "65536",
+                                       "--slow-wait", "1", "--header-timeout", "2"},
+                                      milliseconds(90000)));
   const double seconds = std::chrono::duration<double>(Clock::now() - started).count();
   const json outcomes = res.value("outcomes", json::object());
   std::map<std::string, int64_t> totals;
   for (const auto& [kind, byOutcome] : outcomes.items()) {
     for (const auto& [outcome, n] : byOutcome.items()) {
       totals[outcome] += n.get<int64_t>();
-      EXPECT_TRUE(outcome == "served" || outcome.starts_with("status_"))
+      EXPECT_TRUE(isClearEnding(outcome))
           << n << " " << kind << " ended " << outcome << ": " << res.dump();
     }
   }
@@ -1187,11 +1207,11 @@ TEST_F(LoadFaultTest, RssStaysBoundedUnderThirtySecondsOfMixedLoad) {
   std::vector<json> rounds;
   std::thread mixer([&] {
     while (!done && Clock::now() - started < kDuration - std::chrono::seconds(4)) {
-      auto r =
-          pythonClientIn(*sb, "load_mix.py",
-                         {"mix", "--connect", loadEndpoint(), "--host", "allowed.test", "--conns",
-                          "2000", "--timeout", "20", "--slow-bytes", "262144", "--slow-wait", "1"},
-                         milliseconds(60000));
+      auto r = pythonClientIn(*sb, "load_mix.py",
+                              {"mix", "--connect", loadEndpoint(), "--host", "allowed.test",
+                               "--conns", "2000", "--timeout", "20", "--slow-bytes", "262144",
+                               "--slow-wait", "1", "--header-timeout", "2"},
+                              milliseconds(60000));
       rounds.push_back(r.ok() ? *r : json{{"error", r.error().message()}});
     }
   });
@@ -1219,8 +1239,7 @@ TEST_F(LoadFaultTest, RssStaysBoundedUnderThirtySecondsOfMixedLoad) {
     const json outcomes = round["outcomes"];
     for (const auto& [kind, byOutcome] : outcomes.items()) {
       for (const auto& [outcome, n] : byOutcome.items()) {
-        EXPECT_TRUE(outcome == "served" || outcome.starts_with("status_"))
-            << n << " " << kind << " ended " << outcome;
+        EXPECT_TRUE(isClearEnding(outcome)) << n << " " << kind << " ended " << outcome;
         if (outcome == "served") {
           served += n.get<int64_t>();
         }
@@ -1230,8 +1249,15 @@ TEST_F(LoadFaultTest, RssStaysBoundedUnderThirtySecondsOfMixedLoad) {
   ASSERT_OK_AND_ASSIGN(json originStats, lw_->origin->settledStats());
   EXPECT_TRUE(NoDirectHits(originStart, originStats));
   const uint64_t peak = std::max(maxOf(curve), hwm);
-  EXPECT_LT(peak, kMixedLoadRssBoundKib)
-      << "egressd's RSS grew past " << kMixedLoadRssBoundKib / 1024 << " MiB: " << curveText(curve);
+  if (test::kAddressSanitizer) {
+    std::cout << "[ note     ] RSS bound not checked: this is an ASan build (shadow memory, "
+                 "quarantine)"
+              << std::endl;
+  } else {
+    EXPECT_LT(peak, kMixedLoadRssBoundKib)
+        << "egressd's RSS grew past " << kMixedLoadRssBoundKib / 1024
+        << " MiB: " << curveText(curve);
+  }
   std::cout << "[ numbers  ] mixed 30 s: RSS idle " << idle / 1024 << " MiB, max " << peak / 1024
             << " MiB; curve " << curveText(curve) << "; loop " << loopOutcomes.dump() << "; "
             << rounds.size() << " mix rounds, " << served << " served" << std::endl;

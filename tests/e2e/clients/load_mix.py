@@ -13,7 +13,11 @@ mix: --conns N connections opened at once, then every one of them is open at the
   path it asked for and the marker seen by the origin), "status_NNN" (egressd answered
   NNN: refused with a clear status), "closed_without_status", "reset", "timeout",
   "connect_ENAME", "unmarked" (a 200 the origin saw without egressd's marker: a direct
-  hit), "mismatch". Prints {"outcomes": {class: {outcome: n}}, "seconds", "errors"}.
+  hit), "mismatch", and "idle_closed": closed without a status after the connection had sent
+  nothing for longer than --header-timeout (the proxy's --header-timeout-ms): egressd ends a
+  connection that never spoke without an answer, by design. On a busy machine opening every
+  connection before the barrier can take longer than that timeout.
+  Prints {"outcomes": {class: {outcome: n}}, "seconds", "max_silence", "errors"}.
 
 loop: --conns workers, each connecting and sending GETs on a kept-alive connection until
   the file --stop exists; every 10th request asks for --denied-host (egressd's 403). A
@@ -67,6 +71,7 @@ def os_error_name(e):
 
 async def mix_connection(i, args, st):
     kind = ("keepalive" if i % 10 < 6 else "slow_reader" if i % 10 < 8 else "slowloris")
+    silence = 0.0
     outcome = None
     writer = None
     answered_first = False
@@ -82,10 +87,13 @@ async def mix_connection(i, args, st):
             outcome = "connect_timeout"
             return
         finally:
+            connected_at = time.monotonic()
             st["connect_done"] += 1
             if st["connect_done"] == args.conns:
                 st["all_connected"].set()
         await st["all_connected"].wait()
+        silence = time.monotonic() - connected_at
+        st["max_silence"] = max(st["max_silence"], silence)
         if kind == "keepalive":
             statuses = []
             for r in range(2):
@@ -133,6 +141,9 @@ async def mix_connection(i, args, st):
             outcome = f"status_{status}"
     except Cut as e:
         outcome = str(e)
+        if (outcome == "closed_without_status" and args.header_timeout is not None
+                and silence > args.header_timeout and not answered_first):
+            outcome = "idle_closed"
     except asyncio.TimeoutError:
         outcome = "timeout"
     except ConnectionResetError:
@@ -155,7 +166,7 @@ async def mix_connection(i, args, st):
 async def run_mix(args):
     keepalive = sum(1 for i in range(args.conns) if i % 10 < 6)
     st = {"outcomes": {}, "errors": [], "connect_done": 0, "first_answers": 0,
-          "keepalive_connected": keepalive, "all_connected": asyncio.Event(),
+          "keepalive_connected": keepalive, "all_connected": asyncio.Event(), "max_silence": 0.0,
           "all_answered": asyncio.Event()}
     start = time.monotonic()
     tasks = [asyncio.create_task(mix_connection(i, args, st)) for i in range(args.conns)]
@@ -170,6 +181,7 @@ async def run_mix(args):
     if pending:
         st["errors"].append(f"{len(pending)} connections still pending at the end")
     return {"outcomes": st["outcomes"], "errors": st["errors"],
+            "max_silence": round(st["max_silence"], 3),
             "seconds": round(time.monotonic() - start, 3)}
 
 
@@ -263,6 +275,8 @@ def main():
     ap.add_argument("--connect-timeout", type=float, default=30.0)
     ap.add_argument("--slow-bytes", type=int, default=256 * 1024)
     ap.add_argument("--slow-wait", type=float, default=3.0)
+    ap.add_argument("--header-timeout", type=float, default=None,
+                    help="the proxy's --header-timeout-ms, in seconds (for idle_closed)")
     ap.add_argument("--denied-host", default="")
     ap.add_argument("--expect-peer", default="", help="comma-separated peer addresses")
     ap.add_argument("--phase", default="/nonexistent")
