@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <csignal>
 #include <filesystem>
 #include <fstream>
@@ -266,6 +267,14 @@ TEST(Package, PurgeLeavesNothingBehind) {
   auto stopped = (*daemon)->killAndWait(SIGTERM);
   ASSERT_TRUE(stopped.ok()) << stopped.error().message();
 
+  // The pin root's lock and another pin root's, which is not the package's to remove.
+  const std::string lockDir = (*daemon)->dir().path() + "/locks";
+  fs::create_directories(lockDir);
+  std::string lockName = pinRoot + ".lock";
+  std::replace(lockName.begin(), lockName.end(), '/', '_');
+  std::ofstream(lockDir + "/" + lockName) << "";
+  std::ofstream(lockDir + "/_sys_fs_bpf_someone-else.lock") << "";
+
   // An operator's policy in the config dir: kept, and named.
   const std::string configDir = (*daemon)->dir().path() + "/etc-egressd";
   fs::create_directories(configDir + "/policies");
@@ -275,7 +284,7 @@ TEST(Package, PurgeLeavesNothingBehind) {
       {"/bin/sh", EGRESSD_SOURCE_DIR "/packaging/debian/postrm", "purge"},
       {"EGRESSD_PURGE_PIN_ROOT=" + pinRoot, "EGRESSD_PURGE_STATE_DIR=" + (*daemon)->stateDir(),
        "EGRESSD_PURGE_RUN_DIR=" + (*daemon)->runDir(), "EGRESSD_PURGE_CONFIG_DIR=" + configDir,
-       "EGRESSD_PURGE_CGROUP_ROOT=" + root->path()});
+       "EGRESSD_PURGE_LOCK_DIR=" + lockDir, "EGRESSD_PURGE_CGROUP_ROOT=" + root->path()});
   EXPECT_TRUE(purged.succeeded()) << purged.describe();
 
   auto sleeperEnd = sleeper->wait(milliseconds(5000));
@@ -289,6 +298,8 @@ TEST(Package, PurgeLeavesNothingBehind) {
   EXPECT_FALSE(fs::exists(pinRoot)) << "pins left in " << pinRoot;
   EXPECT_FALSE(fs::exists((*daemon)->stateDir()));
   EXPECT_FALSE(fs::exists((*daemon)->runDir()));
+  EXPECT_FALSE(fs::exists(lockDir + "/" + lockName));
+  EXPECT_TRUE(fs::exists(lockDir + "/_sys_fs_bpf_someone-else.lock"));
   EXPECT_TRUE(fs::exists(configDir + "/policies/mine.yaml"));
   EXPECT_TRUE(contains(purged.err, "kept " + configDir)) << purged.describe();
 }
