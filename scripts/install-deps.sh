@@ -7,8 +7,10 @@ packages=(
   # build
   build-essential cmake pkg-config clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev
   libyaml-cpp-dev libspdlog-dev libcxxopts-dev nlohmann-json3-dev node-llhttp libasio-dev
-  libidn2-dev libpsl-dev
+  libidn2-dev libpsl-dev libsystemd-dev
   libseccomp-dev libcap-dev libssl-dev libgtest-dev libgmock-dev clang-format git
+  # packaging (packaging/CMakeLists.txt): man pages from --help, the .deb's Depends
+  help2man dpkg-dev
   # fuzzing (scripts/fuzz.sh): clang 14 with its sanitizer and libFuzzer runtimes
   clang-14 libclang-rt-14-dev
   # static analysis (scripts/tidy.sh)

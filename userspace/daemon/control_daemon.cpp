@@ -15,6 +15,7 @@
 #include "daemon/control_routes.h"
 #include "daemon/run_owner.h"
 #include "daemon/sandbox_manager.h"
+#include "daemon/service_manager.h"
 
 namespace egressd::daemon {
 
@@ -53,6 +54,9 @@ int controlDaemonCommand(const ControlDaemonOptions& o, const ProxyOptions& prox
                o.policyDir);
   std::printf("egressd ready\n");
   std::fflush(stdout);
+  // Only now: every persisted sandbox is re-armed (restore) and the socket listens.
+  const std::string readyStatus = "control API on " + o.socketPath;
+  notifyReady(readyStatus);
 
   for (;;) {
     signalfd_siginfo info{};
@@ -64,9 +68,13 @@ int controlDaemonCommand(const ControlDaemonOptions& o, const ProxyOptions& prox
       continue;
     }
     if (info.ssi_signo == SIGHUP) {
-      (void)(*manager)->reloadPolicyFiles();  // the outcome is logged
+      // The same reload as POST /v1/reload: all files or none, the outcome logged.
+      notifyReloading();
+      (void)(*manager)->reloadPolicyFiles();
+      notifyReady(readyStatus);
       continue;
     }
+    notifyStopping();
     spdlog::info("signal {}: exiting; enforcement stays pinned in {}, state in {}", info.ssi_signo,
                  o.pinRoot, o.stateDir);
     break;

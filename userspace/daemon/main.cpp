@@ -1,5 +1,4 @@
 // egressd: every mode (daemon/usage.h lists them and their options). Wiring only.
-#include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
 #include <sys/resource.h>
@@ -13,6 +12,7 @@
 #include "bpf/abi.h"
 #include "daemon/commands.h"
 #include "daemon/sandbox_files.h"
+#include "daemon/service_manager.h"
 #include "daemon/usage.h"
 #include "host/features.h"
 #include "verify/probe_main.h"
@@ -21,13 +21,6 @@
 namespace {
 
 using egressd::daemon::kExitUsage;
-
-// Logs go to stderr: stdout belongs to `egressd run`'s command and to the "ready" line.
-void setLogLevel(const std::string& level) {
-  spdlog::set_default_logger(spdlog::stderr_color_mt("egressd"));
-  spdlog::set_pattern("egressd %^%l%$: %v");
-  spdlog::set_level(spdlog::level::from_str(level));
-}
 
 // One line per host feature probe (host/features.h): what this kernel and host offer
 // egressd, so a report from the field says which features it ran with.
@@ -158,7 +151,8 @@ int main(int argc, char** argv) {
   if (mode != Mode::kRun && !command.empty()) {
     return usageError("only egressd run takes a command after --");
   }
-  setLogLevel(args["log-level"].as<std::string>());
+  // Logs go to stderr: stdout belongs to `egressd run`'s command and to the "ready" line.
+  egressd::daemon::setupLogging(args["log-level"].as<std::string>());
   if (const std::string note = egressd::verify::buildNote(); !note.empty()) {
     spdlog::warn("{}", note);
   }

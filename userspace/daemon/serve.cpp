@@ -22,6 +22,7 @@
 #include "daemon/run_owner.h"
 #include "daemon/sandbox_files.h"
 #include "daemon/sandbox_request.h"
+#include "daemon/service_manager.h"
 #include "loader/bpffs.h"
 #include "loader/enforcer.h"
 #include "loader/maps.h"
@@ -123,6 +124,8 @@ int serveCommand(const SandboxOptions& o, const ProxyOptions& proxyOptions) {
 
   std::printf("egressd ready\n");
   std::fflush(stdout);
+  const std::string readyStatus = "enforcing sandbox " + o.id;
+  notifyReady(readyStatus);
 
   UniqueFd ep(::epoll_create1(EPOLL_CLOEXEC));
   epoll_event ev{};
@@ -142,6 +145,7 @@ int serveCommand(const SandboxOptions& o, const ProxyOptions& proxyOptions) {
         continue;
       }
       if (info.ssi_signo == SIGHUP) {
+        notifyReloading();
         auto newPolicy = loadPolicy(o.policyFile);
         Result<Armed> reloaded =
             newPolicy.ok() ? armWithPolicy(enforcer, o, cgroupPath, *newPolicy, false, target, true)
@@ -155,7 +159,9 @@ int serveCommand(const SandboxOptions& o, const ProxyOptions& proxyOptions) {
           }
           spdlog::info("sandbox {}: policy {} reloaded", o.id, o.policyFile);
         }
+        notifyReady(readyStatus);
       } else {
+        notifyStopping();
         spdlog::info("signal {}: exiting; enforcement of sandbox {} stays pinned in {}",
                      info.ssi_signo, o.id, o.pinRoot);
         running = false;
