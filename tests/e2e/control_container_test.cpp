@@ -8,6 +8,7 @@
 // sandbox netns, which reaches only the test subnets). The real-runtime test at the end runs
 // only where `docker` has a daemon and a local image; it says why it skipped otherwise.
 #include <signal.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -117,6 +118,15 @@ TEST_F(ControlContainer, PidSandboxTakesCgroupAndNetnsFromTheProcess) {
   EXPECT_TRUE(pathExists(pin));
 
   expectEnforced(cg.path());
+
+  // `egressctl run` joins the pinned namespace: the command is in the container's netns.
+  struct stat want {};
+  ASSERT_EQ(::stat(netns_.c_str(), &want), 0) << netns_;
+  ASSERT_OK(w().net->checkExists());
+  const test::RunResult inside = daemon().ctl({"run", "-s", "by-pid", "--user", "nobody", "--",
+                                               "stat", "-L", "-c", "%i", "/proc/self/ns/net"});
+  EXPECT_EQ(inside.exitCode, 0) << inside.describe();
+  EXPECT_EQ(inside.out, std::to_string(want.st_ino) + "\n") << inside.describe();
 
   ASSERT_CTL_OK(daemon().ctlJson({"sandbox", "delete", "by-pid"}));
   EXPECT_FALSE(pathExists(pin)) << "the netns pin outlived the sandbox";
