@@ -24,9 +24,9 @@ std::string compreply(ValueKind kind) {
     case ValueKind::kUser:
       return "COMPREPLY=($(compgen -u -- \"$cur\"))";
     case ValueKind::kLayer:
-      return "COMPREPLY=($(compgen -W \"kernel proxy dns\" -- \"$cur\"))";
+      return "COMPREPLY=($(compgen -W \"kernel proxy dns control\" -- \"$cur\"))";
     case ValueKind::kDecision:
-      return "COMPREPLY=($(compgen -W \"allow deny error\" -- \"$cur\"))";
+      return "COMPREPLY=($(compgen -W \"allow deny error delete\" -- \"$cur\"))";
     case ValueKind::kShell:
       return "COMPREPLY=($(compgen -W \"bash zsh\" -- \"$cur\"))";
     case ValueKind::kNone:

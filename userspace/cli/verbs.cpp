@@ -112,19 +112,28 @@ std::vector<Verb> makeVerbs() {
     Verb v{"sandbox create",
            1,
            1,
-           {"policy", "cgroup", "create-cgroup", "netns", "run", "user", "env", "env-file",
-            "allow-io-uring"},
+           {"policy", "cgroup", "create-cgroup", "pid", "container", "netns", "run", "user", "env",
+            "env-file", "allow-io-uring"},
            false,
-           "sandbox create ID --policy NAME [--cgroup PATH | --create-cgroup] [--netns PATH] "
-           "[--run [RUN OPTIONS] -- CMD ARGS]"};
+           "sandbox create ID --policy NAME [--cgroup PATH [--netns PATH] | --create-cgroup | "
+           "--pid PID | --container ID] [--run [RUN OPTIONS] -- CMD ARGS]"};
     v.takesCommand = true;
     v.build = [](VerbContext& x) -> Status {
       auto policy = x.option("policy");
       if (!policy || policy->empty()) {
         return usage("'sandbox create' needs --policy NAME; usage: egressctl " + x.verb.synopsis);
       }
-      if (x.option("cgroup") && x.flag("create-cgroup")) {
-        return usage("give either --cgroup PATH or --create-cgroup, not both");
+      const int placements = static_cast<int>(x.option("cgroup").has_value()) +
+                             static_cast<int>(x.flag("create-cgroup")) +
+                             static_cast<int>(x.option("pid").has_value()) +
+                             static_cast<int>(x.option("container").has_value());
+      if (placements > 1) {
+        return usage("give one of --cgroup PATH, --create-cgroup, --pid PID, --container ID");
+      }
+      if (x.option("netns") && (x.option("pid") || x.option("container"))) {
+        return usage(
+            "--netns goes with --cgroup: --pid and --container take the network "
+            "namespace of the process or container");
       }
       if (x.flag("run")) {
         EGRESSD_TRY(runOptions(x, true));
@@ -142,6 +151,20 @@ std::vector<Verb> makeVerbs() {
       }
       if (x.flag("create-cgroup")) {
         body["createCgroup"] = true;
+      }
+      // The pid is sent as typed and resolved by the daemon, which checks that it shares
+      // egressctl's pid namespace (daemon/sandbox_target.h says why).
+      if (auto pid = x.option("pid")) {
+        int value = 0;
+        const char* end = pid->data() + pid->size();
+        auto [ptr, ec] = std::from_chars(pid->data(), end, value);
+        if (ec != std::errc() || ptr != end || value <= 0) {
+          return usage("--pid needs a process id, not '" + *pid + "'");
+        }
+        body["pid"] = value;
+      }
+      if (auto container = x.option("container")) {
+        body["container"] = *container;
       }
       if (auto netns = x.option("netns")) {
         body["netns"] = *netns;
@@ -471,8 +494,8 @@ std::vector<Verb> makeVerbs() {
            0,
            {"lines", "sandbox", "follow", "layer", "decision"},
            false,
-           "audit tail [-f] [-n N] [--sandbox ID] [--layer kernel|proxy|dns] "
-           "[--decision allow|deny|error]"};
+           "audit tail [-f] [-n N] [--sandbox ID] [--layer kernel|proxy|dns|control] "
+           "[--decision allow|deny|error|delete]"};
     v.build = [](VerbContext& x) -> Status {
       std::string query;
       auto add = [&](const std::string& key, const std::string& value) {
@@ -491,8 +514,8 @@ std::vector<Verb> makeVerbs() {
         add("sandbox", *id);
       }
       for (const auto& [name, allowed] :
-           {std::pair{"layer", std::vector<std::string>{"kernel", "proxy", "dns"}},
-            std::pair{"decision", std::vector<std::string>{"allow", "deny", "error"}}}) {
+           {std::pair{"layer", std::vector<std::string>{"kernel", "proxy", "dns", "control"}},
+            std::pair{"decision", std::vector<std::string>{"allow", "deny", "error", "delete"}}}) {
         if (auto value = x.option(name)) {
           if (std::find(allowed.begin(), allowed.end(), *value) == allowed.end()) {
             std::string list;
@@ -553,17 +576,30 @@ const std::vector<std::string>& verbGroups() {
 const std::vector<OptionInfo>& optionTable() {
   using V = ValueKind;
   static const std::vector<OptionInfo> kOptions = {
-      {"socket", "", true, V::kFile},         {"pin-root", "", true, V::kDir},
-      {"json", "", false, V::kNone},          {"help", "-h", false, V::kNone},
-      {"version", "", false, V::kNone},       {"sandbox", "-s", true, V::kSandbox},
-      {"policy", "", true, V::kPolicy},       {"cgroup", "", true, V::kDir},
-      {"create-cgroup", "", false, V::kNone}, {"netns", "", true, V::kFile},
-      {"params", "", true, V::kNone},         {"value", "", true, V::kNone},
-      {"from-file", "", true, V::kFile},      {"lines", "-n", true, V::kNone},
-      {"follow", "-f", false, V::kNone},      {"layer", "", true, V::kLayer},
-      {"decision", "", true, V::kDecision},   {"run", "", false, V::kNone},
-      {"user", "", true, V::kUser},           {"env", "", true, V::kNone, true},
-      {"env-file", "", true, V::kFile, true}, {"allow-io-uring", "", false, V::kNone},
+      {"socket", "", true, V::kFile},
+      {"pin-root", "", true, V::kDir},
+      {"json", "", false, V::kNone},
+      {"help", "-h", false, V::kNone},
+      {"version", "", false, V::kNone},
+      {"sandbox", "-s", true, V::kSandbox},
+      {"policy", "", true, V::kPolicy},
+      {"cgroup", "", true, V::kDir},
+      {"create-cgroup", "", false, V::kNone},
+      {"netns", "", true, V::kFile},
+      {"params", "", true, V::kNone},
+      {"value", "", true, V::kNone},
+      {"from-file", "", true, V::kFile},
+      {"lines", "-n", true, V::kNone},
+      {"follow", "-f", false, V::kNone},
+      {"layer", "", true, V::kLayer},
+      {"decision", "", true, V::kDecision},
+      {"run", "", false, V::kNone},
+      {"user", "", true, V::kUser},
+      {"env", "", true, V::kNone, true},
+      {"env-file", "", true, V::kFile, true},
+      {"allow-io-uring", "", false, V::kNone},
+      {"pid", "", true, V::kNone},
+      {"container", "", true, V::kNone},
   };
   return kOptions;
 }

@@ -32,6 +32,7 @@ struct ApiRequest {
   std::map<std::string, std::string> query;   // percent-decoded
   nlohmann::json body;                        // null when the request had no body
   uid_t peerUid = 0;
+  pid_t peerPid = 0;  // SO_PEERCRED, in the daemon's pid namespace; 0 = unknown
 };
 
 struct ApiResponse {

@@ -69,13 +69,15 @@ std::string serialize(const ApiResponse& response, bool keepAlive) {
                              keepAlive);
 }
 
-uid_t peerUid(Socket& socket) {
+// The peer's credentials; uid -1 (treated as not allowed) when they cannot be read. The pid
+// is as this process's pid namespace sees the peer (0 when it cannot see it).
+ucred peerCredentials(Socket& socket) {
   ucred cred{};
   socklen_t len = sizeof(cred);
   if (::getsockopt(socket.native_handle(), SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) {
-    return static_cast<uid_t>(-1);  // unknown: treated as not allowed
+    return ucred{0, static_cast<uid_t>(-1), static_cast<gid_t>(-1)};
   }
-  return cred.uid;
+  return cred;
 }
 
 class Connection {
@@ -87,7 +89,8 @@ class Connection {
         euid_(euid) {}
 
   asio::awaitable<void> run() {
-    const uid_t uid = peerUid(socket_);
+    const ucred peer = peerCredentials(socket_);
+    const uid_t uid = peer.uid;
     if (uid != 0 && uid != euid_) {
       // Refused before parsing anything the peer sent: an unprivileged user gets no say in
       // what the parser or the router see.
@@ -113,6 +116,7 @@ class Connection {
         co_return;
       }
       request->peerUid = uid;
+      request->peerPid = peer.pid;
       disarm();  // the handler's time is not the client's fault
       ApiResponse response;
       try {

@@ -1,7 +1,10 @@
 #include "daemon/control_routes.h"
 
 #include <algorithm>
+#include <cerrno>
 #include <charconv>
+#include <limits>
+#include <optional>
 #include <utility>
 #include <vector>
 
@@ -30,14 +33,32 @@ Result<policy::HandlerRef> handlerRefFrom(const nlohmann::json& body) {
   return ref;
 }
 
-// POST /v1/sandboxes: {"id", "policy", "cgroup"?, "netns"?, "createCgroup"?}.
-Result<CreateSandboxRequest> createSandboxRequestFrom(const nlohmann::json& body) {
+// Absent or null -> nullopt; else a positive integer that fits a pid_t.
+Result<std::optional<pid_t>> optionalPid(const nlohmann::json& body, const std::string& key) {
+  if (!body.is_object() || !body.contains(key) || body.at(key).is_null()) {
+    return std::optional<pid_t>();
+  }
+  const nlohmann::json& value = body.at(key);
+  if (!value.is_number_integer() || value.get<int64_t>() <= 0 ||
+      value.get<int64_t>() > std::numeric_limits<pid_t>::max()) {
+    return Error(EINVAL, "field '" + key + "' must be a process id (an integer > 0)");
+  }
+  return std::optional<pid_t>(static_cast<pid_t>(value.get<int64_t>()));
+}
+
+// POST /v1/sandboxes: {"id", "policy", and one of "cgroup" (+ "netns"), "createCgroup",
+// "pid", "container"}.
+Result<CreateSandboxRequest> createSandboxRequestFrom(const nlohmann::json& body, pid_t peerPid) {
   auto id = control::stringField(body, "id");
   auto policyName = control::stringField(body, "policy");
   auto cgroup = control::optionalString(body, "cgroup");
   auto netns = control::optionalString(body, "netns");
   auto createCgroup = control::boolField(body, "createCgroup", false);
-  for (const Status& s : {Status(id.ok() ? okStatus() : Status(id.error())),
+  auto pid = optionalPid(body, "pid");
+  auto container = control::optionalString(body, "container");
+  for (const Status& s : {Status(pid.ok() ? okStatus() : Status(pid.error())),
+                          Status(container.ok() ? okStatus() : Status(container.error())),
+                          Status(id.ok() ? okStatus() : Status(id.error())),
                           Status(policyName.ok() ? okStatus() : Status(policyName.error())),
                           Status(cgroup.ok() ? okStatus() : Status(cgroup.error())),
                           Status(netns.ok() ? okStatus() : Status(netns.error())),
@@ -46,7 +67,8 @@ Result<CreateSandboxRequest> createSandboxRequestFrom(const nlohmann::json& body
       return s.error();
     }
   }
-  return CreateSandboxRequest{*id, *policyName, *cgroup, *netns, *createCgroup};
+  return CreateSandboxRequest{*id,           *policyName, *cgroup,    *netns,
+                              *createCgroup, *pid,        *container, peerPid};
 }
 
 }  // namespace
@@ -62,7 +84,7 @@ std::shared_ptr<const control::Router> makeControlRouter(SandboxManager& m) {
     return ApiResponse{200, m.listSandboxes()};
   });
   router->add("POST", "/v1/sandboxes", [&m](const ApiRequest& r) -> ApiResponse {
-    auto request = createSandboxRequestFrom(r.body);
+    auto request = createSandboxRequestFrom(r.body, r.peerPid);
     if (!request.ok()) {
       return control::invalidRequest(request.error());
     }
@@ -228,8 +250,8 @@ std::shared_ptr<const control::Router> makeControlRouter(SandboxManager& m) {
       }
     }
     for (const auto& [value, allowed] :
-         {std::pair{query.layer, std::vector<std::string>{"kernel", "proxy", "dns"}},
-          std::pair{query.decision, std::vector<std::string>{"allow", "deny", "error"}}}) {
+         {std::pair{query.layer, std::vector<std::string>{"kernel", "proxy", "dns", "control"}},
+          std::pair{query.decision, std::vector<std::string>{"allow", "deny", "error", "delete"}}}) {
       if (!value.empty() && std::find(allowed.begin(), allowed.end(), value) == allowed.end()) {
         return control::apiError(400, "invalid_request",
                                  "unknown audit filter value \"" + value + "\"");

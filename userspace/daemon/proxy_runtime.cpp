@@ -279,6 +279,12 @@ ProxyRuntime::~ProxyRuntime() {
   }
 }
 
+void ProxyRuntime::auditControlEvent(const audit::AuditRecord& record) {
+  if (impl_->audit) {
+    impl_->audit->write(record);
+  }
+}
+
 Result<std::unique_ptr<ProxyRuntime>> ProxyRuntime::start(const ProxyOptions& options,
                                                           const std::string& pinRoot) {
   auto impl = std::make_unique<Impl>();

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "audit/record.h"
 #include "bpf/abi.h"
 #include "common/result.h"
 #include "daemon/sandbox_files.h"
@@ -71,6 +72,10 @@ class ProxyRuntime {
 
   // The sandbox's published CA files (empty paths: no proxy, so no interception CA).
   SandboxCaFiles caFiles(const std::string& id) const;
+
+  // Writes a record that no proxy, DNS or kernel decision made (layer "control": the daemon
+  // itself, e.g. a sandbox deleted because its cgroup went). Nothing when there is no log.
+  void auditControlEvent(const audit::AuditRecord& record);
 
   // Before exiting: stops taking kernel events, drains those pending, writes buffered audit
   // lines out.

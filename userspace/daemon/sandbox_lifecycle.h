@@ -25,6 +25,8 @@ namespace egressd::daemon {
 struct SandboxRecord : control_model::StoredSandbox {
   ProxyTarget proxy;
   uint64_t closedSockets = 0;
+  // The kernel's id of the cgroup armed; another id at cgroupPath means a new cgroup.
+  uint64_t cgroupId = 0;
 };
 
 // A sandbox's effective policy (policy + instance overrides), ready to apply.

@@ -11,7 +11,9 @@
 #include "common/fs.h"
 #include "control_model/errors.h"
 #include "daemon/sandbox_detail.h"
+#include "daemon/sandbox_target.h"
 #include "loader/bpffs.h"
+#include "sandbox/cgroup.h"
 
 namespace egressd::daemon {
 
@@ -59,6 +61,10 @@ Result<std::unique_ptr<SandboxManager>> SandboxManager::create(const ManagerOpti
   manager->lifecycle_ = std::make_unique<SandboxLifecycle>(options.pinRoot, proxy.enabled,
                                                            manager->enforcer_, *manager->runtime_);
   manager->secrets_ = manager->runtime_->secrets();
+  if (options.cgroupCheckInterval.count() > 0) {
+    manager->cgroupChecker_ = std::jthread(
+        [m = manager.get()](const std::stop_token& stop) { m->checkCgroupsPeriodically(stop); });
+  }
   return manager;
 }
 
@@ -212,8 +218,13 @@ Result<Json> SandboxManager::createSandbox(const CreateSandboxRequest& request) 
   if (auto valid = loader::validateSandboxId(request.id); !valid.ok()) {
     return Error(EINVAL, valid.error().message());
   }
-  if (request.cgroup.has_value() == request.createCgroup) {
-    return Error(EINVAL, "give either \"cgroup\" (an existing cgroup) or \"createCgroup\": true");
+  const int choices =
+      static_cast<int>(request.cgroup.has_value()) + static_cast<int>(request.createCgroup) +
+      static_cast<int>(request.pid.has_value()) + static_cast<int>(request.container.has_value());
+  if (choices != 1) {
+    return Error(EINVAL,
+                 "give one of \"cgroup\" (an existing cgroup), \"createCgroup\": true, "
+                 "\"pid\" (a process's cgroup) or \"container\" (a container's id)");
   }
   std::lock_guard lock(mutex_);
   if (sandboxes_.count(request.id) != 0U) {
@@ -224,31 +235,23 @@ Result<Json> SandboxManager::createSandbox(const CreateSandboxRequest& request) 
     return Error(control_model::kUnknownPolicy,
                  "no policy '" + request.policyName + "' (egressctl policy show lists them)");
   }
-  SandboxRecord record;
-  record.id = request.id;
-  record.policyName = request.policyName;
-  if (request.netns) {
-    struct stat st {};
-    if (::stat(request.netns->c_str(), &st) != 0) {
-      return Error(EINVAL, "netns " + *request.netns + ": " + std::strerror(errno));
-    }
-    record.netns = *request.netns;
-  }
-  auto placed = placeCgroup(
-      record.id, CgroupChoice{request.cgroup, request.createCgroup, options_.cgroupParent});
+  auto placed = placeSandbox(request, options_.cgroupParent, proxyOptions_.runDir,
+                             [this](const std::string& cgroup) -> std::string {
+                               for (const auto& [otherId, other] : sandboxes_) {
+                                 if (other.cgroupPath == cgroup) {
+                                   return otherId;
+                                 }
+                               }
+                               return "";
+                             });
   if (!placed.ok()) {
     return std::move(placed).error();
   }
-  record.cgroupPath = placed->path;
-  record.createdCgroup = placed->created;
-  for (const auto& [otherId, other] : sandboxes_) {
-    if (other.cgroupPath == record.cgroupPath) {
-      return Error(EEXIST, "cgroup " + record.cgroupPath + " is sandbox " + otherId);
-    }
-  }
+  SandboxRecord record = std::move(*placed);
   if (auto armed = lifecycle_->armNew(record, *entry); !armed.ok()) {
     lifecycle_->stopServing(record.id);
     (void)lifecycle_->detachKernel(record.id);
+    unpinNetns(record.netns, proxyOptions_.runDir, record.id);
     if (record.createdCgroup) {
       ::rmdir(record.cgroupPath.c_str());
     }
@@ -275,6 +278,7 @@ Result<Json> SandboxManager::deleteSandbox(const std::string& id) {
   if (it->second.createdCgroup) {
     removeCreatedCgroup(it->second.cgroupPath);
   }
+  unpinNetns(it->second.netns, proxyOptions_.runDir, id);
   sandboxes_.erase(it);
   saveStateLogged();
   spdlog::info("sandbox {} deleted", id);
@@ -547,7 +551,11 @@ Status SandboxManager::restoreFrom(const control_model::DaemonState& state) {
       spdlog::warn("sandbox {}: its cgroup {} is gone; forgetting the sandbox", record.id,
                    record.cgroupPath);
       (void)lifecycle_->detachKernel(record.id);
+      unpinNetns(record.netns, proxyOptions_.runDir, record.id);
       continue;
+    }
+    if (auto id = sandbox::cgroupId(record.cgroupPath); id.ok()) {
+      record.cgroupId = *id;
     }
     const PolicyEntry* entry = registry_.find(record.policyName);
     if (entry == nullptr) {

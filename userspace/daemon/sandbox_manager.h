@@ -12,12 +12,15 @@
 // coming from the main thread.
 #pragma once
 
+#include <chrono>
+#include <condition_variable>
 #include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -29,6 +32,7 @@
 #include "control_model/state_store.h"
 #include "daemon/proxy_runtime.h"
 #include "daemon/sandbox_lifecycle.h"
+#include "daemon/sandbox_target.h"
 #include "handlers/secret_store.h"
 #include "loader/enforcer.h"
 #include "policy/policy.h"
@@ -42,15 +46,9 @@ struct ManagerOptions {
   std::string cgroupParent;  // for createCgroup; "" = <cgroup2 mount>/egressd
   std::string socketPath;    // reported by /v1/status
   bool persistSecrets = false;
-};
-
-// POST /v1/sandboxes, its fields already typed.
-struct CreateSandboxRequest {
-  std::string id;
-  std::string policyName;
-  std::optional<std::string> cgroup;  // an existing cgroup...
-  std::optional<std::string> netns;
-  bool createCgroup = false;  // ...or one egressd creates
+  // How often every sandbox's cgroup is checked: a sandbox whose cgroup is gone is deleted
+  // (see reapVanishedCgroups). 0 = never (tests of the check itself call it directly).
+  std::chrono::milliseconds cgroupCheckInterval{1000};
 };
 
 class SandboxManager {
@@ -65,6 +63,11 @@ class SandboxManager {
   // Start-up: the policy files, then the state file's policies, secrets and sandboxes
   // (re-armed: pinned links are adopted, so enforcement never paused).
   Status restore();
+  // Deletes every sandbox whose cgroup is gone (or was replaced by a new one at the same
+  // path: its id changed), with a log line and an audit record each. The sandbox cannot
+  // enforce anything any more: its links went with the cgroup, and a same-named cgroup made
+  // later (a restarted container) was never armed. Runs every cgroupCheckInterval.
+  void reapVanishedCgroups();
   // SIGHUP and POST /v1/reload: every policy file again, all or nothing.
   Result<Json> reloadPolicyFiles();
   void flush();
@@ -112,6 +115,9 @@ class SandboxManager {
   // one; the sandboxes whose effective policy changed are then updated (ids in `touched`).
   Status swapPolicies(control_model::PolicySet next, std::vector<std::string>* touched);
   Status restoreFrom(const control_model::DaemonState& state);
+  // Undoes a sandbox that lost its cgroup: no cgroup removal, the rest as deleteSandbox.
+  void forgetVanishedSandbox(const std::string& id, const std::string& why);
+  void checkCgroupsPeriodically(const std::stop_token& stop);
   Json detailJson(const SandboxRecord& record) const;
   // Saves the state file; a failure is logged (the change it records is in force already).
   void saveStateLogged() const;
@@ -129,6 +135,10 @@ class SandboxManager {
   // API secret names whose values were not kept across a restart (persistSecrets off).
   std::vector<std::string> missingSecretNames_;
   mutable std::recursive_mutex mutex_;
+  // Last, so it stops first: the check it runs uses everything above.
+  std::condition_variable_any checkWake_;
+  std::mutex checkWakeMutex_;
+  std::jthread cgroupChecker_;
 };
 
 }  // namespace egressd::daemon

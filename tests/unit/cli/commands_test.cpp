@@ -81,6 +81,11 @@ TEST_F(CliTest, SandboxVerbs) {
       {"sandbox", "create", "sb1", "--policy=agent", "--create-cgroup", "--netns", "/run/netns/n1"},
       "POST", "/v1/sandboxes",
       {{"id", "sb1"}, {"policy", "agent"}, {"createCgroup", true}, {"netns", "/run/netns/n1"}});
+  expectRequest({"sandbox", "create", "sb1", "--policy", "agent", "--pid", "4242"}, "POST",
+                "/v1/sandboxes", {{"id", "sb1"}, {"policy", "agent"}, {"pid", 4242}});
+  expectRequest({"sandbox", "create", "sb1", "--policy", "agent", "--container", "0123456789ab"},
+                "POST", "/v1/sandboxes",
+                {{"id", "sb1"}, {"policy", "agent"}, {"container", "0123456789ab"}});
   expectRequest({"sandbox", "list"}, "GET", "/v1/sandboxes");
   expectRequest({"sandbox", "show", "sb1"}, "GET", "/v1/sandboxes/sb1");
   expectRequest({"sandbox", "delete", "a b"}, "DELETE", "/v1/sandboxes/a%20b");
@@ -228,7 +233,7 @@ TEST_F(CliTest, AuditTail) {
   EXPECT_TRUE(filtered.follow);
   EXPECT_EQ(filtered.path, "/v1/audit?layer=proxy&decision=deny");
   EXPECT_FALSE(parse({"audit", "tail"}).follow);
-  EXPECT_NE(usageError({"audit", "tail", "--layer", "tcp"}).find("kernel|proxy|dns"),
+  EXPECT_NE(usageError({"audit", "tail", "--layer", "tcp"}).find("kernel|proxy|dns|control"),
             std::string::npos);
   usageError({"audit", "tail", "--decision", "maybe"});
   // Following: the filters stay, the line count goes, the offset moves on.
@@ -330,6 +335,16 @@ TEST_F(CliTest, UsageErrors) {
             std::string::npos);
   EXPECT_NE(usageError({"sandbox", "create", "sb1"}).find("--policy"), std::string::npos);
   usageError({"sandbox", "create", "sb1", "--policy", "p", "--cgroup", "/x", "--create-cgroup"});
+  usageError({"sandbox", "create", "sb1", "--policy", "p", "--pid", "1", "--container", "abc"});
+  usageError({"sandbox", "create", "sb1", "--policy", "p", "--pid", "1", "--cgroup", "/x"});
+  EXPECT_NE(usageError({"sandbox", "create", "sb1", "--policy", "p", "--pid", "12x"})
+                .find("--pid needs a process id, not '12x'"),
+            std::string::npos);
+  usageError({"sandbox", "create", "sb1", "--policy", "p", "--pid", "0"});
+  EXPECT_NE(usageError({"sandbox", "create", "sb1", "--policy", "p", "--container", "abc",
+                        "--netns", "/run/netns/x"})
+                .find("--netns goes with --cgroup"),
+            std::string::npos);
   EXPECT_NE(usageError({"sandbox", "list", "--bogus"}).find("unknown option --bogus"),
             std::string::npos);
   EXPECT_NE(usageError({"sandbox", "list", "--policy", "p"}).find("does not apply"),

@@ -56,7 +56,7 @@ std::string complete(const std::string& words) {
 TEST(CliCompletion, BashCompletesVerbsSubcommandsAndValues) {
   EXPECT_EQ(complete("egressctl sa"), "sandbox\n");
   EXPECT_EQ(complete("egressctl sandbox \"\""), "create list show delete\n");
-  EXPECT_EQ(complete("egressctl audit tail --layer \"\""), "kernel proxy dns\n");
+  EXPECT_EQ(complete("egressctl audit tail --layer \"\""), "kernel proxy dns control\n");
   EXPECT_EQ(complete("egressctl audit tail --dec"), "--decision\n");
   EXPECT_EQ(complete("egressctl completion \"\""), "bash zsh\n");
   EXPECT_EQ(complete("egressctl --socket /x policy val"), "validate\n");
