@@ -10,7 +10,7 @@
 //     type and the TTL given;
 //   - buildQuery of the parsed name and type parses to the same question;
 //   - a message parseQuery refuses gets a FORMERR that keeps its id, when headerUsable;
-//   - isPrivateReverseName (proxy/dns_server.h) decides on any parsed name without failing.
+//   - isPrivateReverseName (proxy/dns_query_judge.h) decides on any parsed name without failing.
 #include <cstddef>
 #include <cstdint>
 #include <span>
@@ -20,7 +20,7 @@
 #include "common/ip_address.h"
 #include "dns/message.h"
 #include "property.h"
-#include "proxy/dns_server.h"
+#include "proxy/dns_query_judge.h"
 
 namespace {
 

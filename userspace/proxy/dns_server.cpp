@@ -4,7 +4,6 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include <algorithm>
 #include <array>
 #include <atomic>
 #include <map>
@@ -26,12 +25,11 @@
 #include "audit/audit_log.h"
 #include "common/io_thread.h"
 #include "dns/message.h"
-#include "handlers/host_binding.h"
 #include "metrics/metrics.h"
 #include "policy/host_policy.h"
 #include "proxy/dns_limits.h"
+#include "proxy/dns_query_judge.h"
 #include "proxy/stream_ops.h"
-#include "proxy/upstream_choice.h"
 
 namespace egressd::proxy {
 
@@ -45,172 +43,12 @@ namespace {
 // line counting the ones left out).
 constexpr auto kLimitAuditEvery = std::chrono::seconds(1);
 
-std::vector<std::string> labelsOf(std::string_view name) {
-  std::vector<std::string> labels;
-  size_t start = 0;
-  while (start <= name.size()) {
-    size_t end = name.find('.', start);
-    if (end == std::string_view::npos) {
-      end = name.size();
-    }
-    labels.emplace_back(name.substr(start, end - start));
-    start = end + 1;
-  }
-  return labels;
-}
-
-bool isDecimalOctet(const std::string& s, int& out) {
-  if (s.empty() || s.size() > 3 ||
-      !std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; })) {
-    return false;
-  }
-  out = std::stoi(s);
-  return out <= 255;
-}
-
-int nibble(const std::string& s) {
-  if (s.size() != 1) {
-    return -1;
-  }
-  const char c = s[0];
-  if (c >= '0' && c <= '9') {
-    return c - '0';
-  }
-  if (c >= 'a' && c <= 'f') {
-    return c - 'a' + 10;
-  }
-  return -1;
-}
-
-}  // namespace
-
-DnsNameDecision decideDnsName(const SandboxPolicyView& view, std::string_view name) {
-  const policy::HostDecision host = view.hosts.decideName(name);
-  if (host.allowed()) {
-    return {true, host.reason, host.rule};
-  }
-  // A name-based allow rule makes its host resolvable (that is how its addresses reach the
-  // kernel), unless deniedHosts names it.
-  if (host.reason != "denied_host") {
-    if (const policy::AllowRule* rule = policy::matchNameRule(view.nameRules, name)) {
-      return {true, "allow_rule", policy::allowRuleName(*rule)};
-    }
-  }
-  // The proxy's precedence: a per-host handler binding lets a name through that only the
-  // default (internet disabled) denied; deniedHosts and allowedHosts still win.
-  if (handlerMayApply(host)) {
-    const handlers::HostBinding* binding = handlers::pickByHost(view.handlers.instanceByHost, name);
-    if (binding == nullptr) {
-      binding = handlers::pickByHost(view.handlers.policyByHost, name);
-    }
-    if (binding != nullptr) {
-      return {true, "handler", "handler " + binding->handler};
-    }
-  }
-  return {false, host.reason, host.rule};
-}
-
-bool isPrivateReverseName(std::string_view name) {
-  std::vector<std::string> labels = labelsOf(name);
-  if (labels.size() >= 2 && labels[labels.size() - 1] == "arpa" &&
-      labels[labels.size() - 2] == "in-addr") {
-    // d.c.b.a.in-addr.arpa: octets reversed; a shorter name is a whole range.
-    std::vector<int> octets;
-    for (size_t i = labels.size() - 2; i-- > 0;) {
-      int octet = 0;
-      if (!isDecimalOctet(labels[i], octet)) {
-        return false;
-      }
-      octets.push_back(octet);
-    }
-    if (octets.empty() || octets.size() > 4) {
-      return false;
-    }
-    const int a = octets[0];
-    const int b = octets.size() > 1 ? octets[1] : -1;
-    if (a == 0 || a == 10 || a == 127) {
-      return true;
-    }
-    if (b < 0) {
-      return false;
-    }
-    return (a == 169 && b == 254) || (a == 172 && b >= 16 && b <= 31) || (a == 192 && b == 168) ||
-           (a == 100 && b >= 64 && b <= 127);
-  }
-  if (labels.size() >= 2 && labels[labels.size() - 1] == "arpa" &&
-      labels[labels.size() - 2] == "ip6") {
-    std::vector<int> nibbles;
-    for (size_t i = labels.size() - 2; i-- > 0;) {
-      const int n = nibble(labels[i]);
-      if (n < 0) {
-        return false;
-      }
-      nibbles.push_back(n);
-    }
-    if (nibbles.empty() || nibbles.size() > 32) {
-      return false;
-    }
-    if (nibbles[0] == 0xf && nibbles.size() >= 2) {
-      const int second = nibbles[1];
-      if (second == 0xc || second == 0xd) {
-        return true;  // fc00::/7
-      }
-      if (second == 0xe && nibbles.size() >= 3 && nibbles[2] >= 8 && nibbles[2] <= 0xb) {
-        return true;  // fe80::/10
-      }
-      return false;
-    }
-    // ::1 and :: (all nibbles given)
-    if (nibbles.size() == 32) {
-      return std::all_of(nibbles.begin(), nibbles.end() - 1, [](int n) { return n == 0; }) &&
-             nibbles.back() <= 1;
-    }
-    return false;
-  }
-  return false;
-}
-
-bool isForwardedType(uint16_t qtype) {
-  switch (qtype) {
-    case dns::kTypeA:
-    case dns::kTypeAaaa:
-    case dns::kTypeCname:
-    case dns::kTypeHttps:
-    case dns::kTypeSvcb:
-    case dns::kTypeMx:
-    case dns::kTypeTxt:
-    case dns::kTypeSrv:
-      return true;
-    default:
-      return false;
-  }
-}
-
-namespace {
-
-// What one query came to, for the audit line and the metric.
-struct Outcome {
-  std::string decision;  // allow | deny | error
-  std::string reason;
-  std::string rule;
-  std::string detail;
-  int rcode = dns::kRcodeNoError;
-  uint16_t answers = 0;
-  bool limit = false;  // refused by dns.limits: audited once per burst
-};
-
-struct TrackedEntry {
-  std::string name;
-  std::chrono::steady_clock::time_point expires;
-};
-
 struct DnsSandbox {
   std::shared_ptr<SandboxContext> context;
   QueryLimiter limiter;
   std::atomic<size_t> pending{0};
   std::atomic<size_t> tcpConnections{0};
-  // Name-based allow rules' live kernel entries (guarded by `mutex`).
-  std::map<policy::NameRuleEntry, TrackedEntry> nameEntries;
+  NameRuleTracker nameRules;  // name-based allow rules' live kernel entries
 
   std::mutex mutex;  // the members below
   std::unordered_map<std::string, metrics::Counter*> counters;
@@ -240,44 +78,16 @@ struct DnsServer::Impl {
   asio::steady_timer sweepTimer{io};
 
   // Name-based allow rules: the answer's addresses into the kernel, before the answer goes
-  // out. False (and `error`) when the kernel refused them.
-  bool installNameRules(DnsSandbox& sb, const Pending& p, const std::vector<IpAddress>& addrs,
-                        uint32_t ttl, std::string& error) {
-    if (config.nameRules == nullptr || p.view->nameRules.empty() ||
-        (p.q.qtype != dns::kTypeA && p.q.qtype != dns::kTypeAaaa)) {
-      return true;
+  // out. Fails when the kernel refused them.
+  Status installNameRules(DnsSandbox& sb, const Pending& p, const std::vector<IpAddress>& addrs,
+                          uint32_t ttl) {
+    if (config.nameRules == nullptr || (p.q.qtype != dns::kTypeA && p.q.qtype != dns::kTypeAaaa)) {
+      return okStatus();
     }
-    const auto expires = std::chrono::steady_clock::now() +
-                         std::chrono::seconds(uint64_t{ttl} + p.view->dns.nameRuleGraceSeconds);
-    std::vector<policy::NameRuleEntry> entries;
-    for (const IpAddress& addr : addrs) {
-      for (policy::NameRuleEntry& e : policy::nameRuleEntries(p.view->nameRules, p.name, addr)) {
-        entries.push_back(e);
-      }
-    }
-    if (entries.empty()) {
-      return true;
-    }
-    {
-      std::lock_guard lock(sb.mutex);
-      for (const policy::NameRuleEntry& e : entries) {
-        auto [it, inserted] = sb.nameEntries.try_emplace(e, TrackedEntry{p.name, expires});
-        if (!inserted) {
-          it->second.expires = std::max(it->second.expires, expires);
-          it->second.name = p.name;
-        }
-      }
-    }
-    Status added = config.nameRules->add(sb.context->slot, entries);
-    if (!added.ok()) {
-      error = added.error().message();
-      return false;
-    }
-    return true;
+    return sb.nameRules.install(*config.nameRules, *sb.context, *p.view, p.name, addrs, ttl);
   }
 
-  // Expired (or no longer matching) name-rule entries out of the kernel; live ones put
-  // back into the live rule generation (a policy swap starts the new one without them).
+  // Every sandbox's name-rule entries swept (NameRuleTracker::sweep).
   void sweepNameRules() {
     std::vector<std::shared_ptr<DnsSandbox>> all;
     {
@@ -288,52 +98,7 @@ struct DnsServer::Impl {
     }
     const auto now = std::chrono::steady_clock::now();
     for (const auto& sb : all) {
-      const auto view = sb->context->currentPolicy();
-      std::vector<policy::NameRuleEntry> expired;
-      std::vector<policy::NameRuleEntry> timedOut;  // expired by time, rule still there
-      std::vector<policy::NameRuleEntry> live;
-      {
-        std::lock_guard lock(sb->mutex);
-        for (const auto& [entry, tracked] : sb->nameEntries) {
-          const auto current = policy::nameRuleEntries(view->nameRules, tracked.name, entry.addr);
-          if (std::find(current.begin(), current.end(), entry) == current.end()) {
-            expired.push_back(entry);  // the rule is gone: so is the entry, in use or not
-          } else if (tracked.expires <= now) {
-            timedOut.push_back(entry);
-          }
-        }
-      }
-      // Established connections are left alone: an entry they use stays until they end.
-      std::vector<policy::NameRuleEntry> used;
-      if (!timedOut.empty()) {
-        used = config.nameRules->inUse(*sb->context, timedOut);
-      }
-      {
-        std::lock_guard lock(sb->mutex);
-        for (const policy::NameRuleEntry& e : timedOut) {
-          if (std::find(used.begin(), used.end(), e) == used.end()) {
-            expired.push_back(e);
-          }
-        }
-        for (const policy::NameRuleEntry& e : expired) {
-          sb->nameEntries.erase(e);
-        }
-        for (const auto& [entry, tracked] : sb->nameEntries) {
-          live.push_back(entry);
-        }
-      }
-      if (!expired.empty()) {
-        if (Status st = config.nameRules->remove(sb->context->slot, expired); !st.ok()) {
-          spdlog::warn("sandbox {}: removing expired name-rule entries: {}", sb->context->id,
-                       st.error().message());
-        }
-      }
-      if (!live.empty()) {
-        if (Status st = config.nameRules->add(sb->context->slot, live); !st.ok()) {
-          spdlog::warn("sandbox {}: re-asserting name-rule entries: {}", sb->context->id,
-                       st.error().message());
-        }
-      }
+      sb->nameRules.sweep(*config.nameRules, *sb->context, now);
     }
   }
 
@@ -352,7 +117,7 @@ struct DnsServer::Impl {
     }
   }
 
-  void count(DnsSandbox& sb, const Outcome& o) {
+  void count(DnsSandbox& sb, const DnsOutcome& o) {
     if (config.metrics == nullptr) {
       return;
     }
@@ -375,7 +140,7 @@ struct DnsServer::Impl {
   }
 
   void audit(DnsSandbox& sb, const dns::ParsedQuery* q, const std::string& name, bool overTcp,
-             const Outcome& o, std::chrono::steady_clock::time_point started) {
+             const DnsOutcome& o, std::chrono::steady_clock::time_point started) {
     count(sb, o);
     if (config.audit == nullptr) {
       return;
@@ -427,106 +192,37 @@ struct DnsServer::Impl {
     bool done = false;
   };
 
-  // Everything before forwarding, synchronously: parse, limits, type, name policy.
+  // Everything before forwarding, synchronously: the policy's judgement (parse, limits,
+  // type, name), then this server's own limit on queries waiting for an upstream.
   void judge(DnsSandbox& sb, Pending& p, bool overTcp) {
     p.view = sb.context->currentPolicy();
-    const policy::DnsLimits& limits = p.view->dns.limits;
-    // Every message takes a token, well-formed or not: a flood is refused before it costs
-    // more than that (and is audited once per burst).
-    const std::string_view limited = sb.limiter.admitQuery(limits);
-    auto parsed = dns::parseQuery(p.query);
-    if (!parsed.ok()) {
+    DnsQueryJudgement judged = judgeDnsQuery(p.query, *p.view, sb.limiter);
+    if (judged.action == DnsQueryJudgement::Action::kIgnore) {
       p.done = true;
-      if (!dns::headerUsable(p.query)) {
-        return;
-      }
-      Outcome o{"deny", "malformed_query", "", parsed.error().message(), dns::kRcodeFormErr};
-      if (!limited.empty()) {
-        o = Outcome{"deny", std::string(limited), "dns.limits.qps", "", dns::kRcodeRefused};
-        o.limit = true;
-      }
-      audit(sb, nullptr, "", overTcp, o, p.started);
-      if (limited.empty()) {
+      return;
+    }
+    if (!judged.query) {
+      // Malformed: FORMERR, except to a flood refused by the rate limit (no reply at all).
+      p.done = true;
+      audit(sb, nullptr, "", overTcp, judged.outcome, p.started);
+      if (!judged.outcome.limit) {
         p.reply = dns::buildFormErr(p.query);
       }
       return;
     }
-    p.q = std::move(*parsed);
-    const dns::ParsedQuery& q = p.q;
-    auto local = [&](const Outcome& o) {
-      audit(sb, &q, q.name, overTcp, o, p.started);
-      p.reply = dns::buildLocalAnswer(p.query, q, o.rcode);
+    p.q = std::move(*judged.query);
+    auto local = [&](const DnsOutcome& o) {
+      audit(sb, &p.q, p.q.name, overTcp, o, p.started);
+      p.reply = dns::buildLocalAnswer(p.query, p.q, o.rcode);
       p.done = true;
     };
-    const int refusedRcode = dns::kRcodeRefused;
-    const int deniedRcode = p.view->dns.deniedAnswer == policy::DnsDeniedAnswer::kRefused
-                                ? dns::kRcodeRefused
-                                : dns::kRcodeNxDomain;
-
-    if (!limited.empty()) {
-      Outcome o{"deny", std::string(limited), "dns.limits.qps", "", refusedRcode};
-      o.limit = true;
-      return local(o);
+    if (judged.action == DnsQueryJudgement::Action::kAnswer) {
+      return local(judged.outcome);
     }
-    if (q.opcode != 0) {
-      return local(Outcome{"deny", "unsupported_opcode", "", "opcode " + std::to_string(q.opcode),
-                           dns::kRcodeNotImp});
-    }
-    if (q.qclass != dns::kClassIn) {
-      return local(Outcome{"deny", "unsupported_class", "", "class " + std::to_string(q.qclass),
-                           refusedRcode});
-    }
-    // Presentation length without the trailing dot: wire length minus the first length byte
-    // and the root label.
-    const size_t nameLength = q.nameWireLength >= 2 ? q.nameWireLength - 2 : 0;
-    if (nameLength > limits.maxNameLength) {
-      Outcome o{"deny", "name_too_long", "dns.limits.maxNameLength",
-                std::to_string(nameLength) + " characters", refusedRcode};
-      o.limit = true;
-      return local(o);
-    }
-    if (q.longestLabel > limits.maxLabelLength) {
-      Outcome o{"deny", "label_too_long", "dns.limits.maxLabelLength",
-                "a label of " + std::to_string(q.longestLabel) + " characters", refusedRcode};
-      o.limit = true;
-      return local(o);
-    }
-    if (q.qtype == dns::kTypeAny) {
-      return local(Outcome{"deny", "type_refused", "", "ANY", refusedRcode});
-    }
-    if (q.qtype == dns::kTypePtr) {
-      if (isPrivateReverseName(q.name)) {
-        return local(Outcome{"allow", "private_ptr", "", "answered locally", dns::kRcodeNxDomain});
-      }
-      return local(Outcome{"deny", "type_refused", "", "PTR", refusedRcode});
-    }
-    if (!isForwardedType(q.qtype)) {
-      return local(Outcome{"deny", "type_refused", "", dns::typeName(q.qtype), refusedRcode});
-    }
-
-    auto host = policy::normalizeHost(q.name);
-    if (!host.ok() || host->ip || host->port) {
-      return local(Outcome{"deny", "invalid_host", "",
-                           host.ok() ? "an address, not a name" : host.error().message(),
-                           deniedRcode});
-    }
-    p.name = host->name;
-    p.decision = decideDnsName(*p.view, p.name);
-    if (!p.decision.allowed) {
-      return local(Outcome{"deny", p.decision.reason, p.decision.rule, "", deniedRcode});
-    }
-    const size_t queryBytes = dns::kHeaderSize + q.nameWireLength + 4;
-    if (std::string_view over = sb.limiter.admitForward(limits, p.name, queryBytes);
-        !over.empty()) {
-      Outcome o{"deny", std::string(over),
-                over == "unique_names_limited" ? "dns.limits.uniqueNamesPerMinute"
-                                               : "dns.limits.queryBytesPerMinute",
-                "registered domain " + registeredDomain(p.name), refusedRcode};
-      o.limit = true;
-      return local(o);
-    }
+    p.name = std::move(judged.name);
+    p.decision = std::move(judged.decision);
     if (sb.pending.load() >= config.maxPendingPerSandbox) {
-      return local(Outcome{
+      return local(DnsOutcome{
           "error", "too_many_pending", "",
           std::to_string(config.maxPendingPerSandbox) + " queries already wait for an upstream",
           dns::kRcodeServFail});
@@ -537,13 +233,13 @@ struct DnsServer::Impl {
   std::vector<uint8_t> finish(DnsSandbox& sb, Pending& p, bool overTcp,
                               Result<dns::Forwarded>& forwarded) {
     const dns::ParsedQuery& q = p.q;
-    auto local = [&](const Outcome& o) {
+    auto local = [&](const DnsOutcome& o) {
       audit(sb, &q, p.name, overTcp, o, p.started);
       return dns::buildLocalAnswer(p.query, q, o.rcode);
     };
     if (!forwarded.ok()) {
-      return local(Outcome{"error", "upstream_failed", p.decision.rule, forwarded.error().message(),
-                           dns::kRcodeServFail});
+      return local(DnsOutcome{"error", "upstream_failed", p.decision.rule,
+                              forwarded.error().message(), dns::kRcodeServFail});
     }
     if (forwarded->cached) {
       if (sb.cacheHits != nullptr) {
@@ -553,7 +249,7 @@ struct DnsServer::Impl {
       sb.cacheMisses->inc();
     }
     const dns::ParsedAnswer& a = forwarded->answer;
-    Outcome o{"allow", p.decision.reason, p.decision.rule, "", a.rcode};
+    DnsOutcome o{"allow", p.decision.reason, p.decision.rule, "", a.rcode};
     o.answers = a.answerCount;
     o.detail = forwarded->cached ? "cached" : "upstream " + forwarded->server;
     const size_t maxSize = overTcp ? 65535 : dns::maxUdpAnswer(q);
@@ -590,10 +286,9 @@ struct DnsServer::Impl {
                     std::chrono::seconds(uint64_t{a.ttl} + p.view->dns.nameRuleGraceSeconds));
     }
     if (a.rcode == dns::kRcodeNoError) {
-      std::string error;
-      if (!installNameRules(sb, p, kept, a.ttl, error)) {
-        return local(
-            Outcome{"error", "name_rule_failed", p.decision.rule, error, dns::kRcodeServFail});
+      if (Status installed = installNameRules(sb, p, kept, a.ttl); !installed.ok()) {
+        return local(DnsOutcome{"error", "name_rule_failed", p.decision.rule,
+                                installed.error().message(), dns::kRcodeServFail});
       }
     }
     if (!dropped.empty()) {
@@ -610,8 +305,8 @@ struct DnsServer::Impl {
     }
     auto relayed = dns::relayAnswer(*forwarded->message, p.query, q, maxSize);
     if (!relayed.ok()) {
-      return local(Outcome{"error", "upstream_failed", p.decision.rule, relayed.error().message(),
-                           dns::kRcodeServFail});
+      return local(DnsOutcome{"error", "upstream_failed", p.decision.rule,
+                              relayed.error().message(), dns::kRcodeServFail});
     }
     audit(sb, &q, p.name, overTcp, o, p.started);
     return std::move(*relayed);
@@ -820,24 +515,7 @@ std::vector<NameRuleState> DnsServer::nameRuleEntries(const std::string& id) con
     }
     sb = it->second.sandbox;
   }
-  const auto view = sb->context->currentPolicy();
-  const auto now = std::chrono::steady_clock::now();
-  std::vector<NameRuleState> out;
-  std::lock_guard lock(sb->mutex);
-  for (const auto& [entry, tracked] : sb->nameEntries) {
-    NameRuleState state;
-    state.name = tracked.name;
-    state.entry = entry;
-    for (const policy::AllowRule& rule : view->nameRules) {
-      if (rule.index + 1 == entry.ruleId) {
-        state.rule = policy::allowRuleName(rule);
-      }
-    }
-    state.expiresIn =
-        std::chrono::duration_cast<std::chrono::seconds>(tracked.expires - now).count();
-    out.push_back(std::move(state));
-  }
-  return out;
+  return sb->nameRules.states(*sb->context->currentPolicy(), std::chrono::steady_clock::now());
 }
 
 void DnsServer::removeSandbox(const std::string& id) {

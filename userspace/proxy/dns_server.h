@@ -2,8 +2,9 @@
 // sandbox (UDP and TCP port 53, any address, IPv4 and IPv6) to this server's per-sandbox
 // loopback port (ListenerReservation::dnsPort, in the sandbox's netns for --netns
 // sandboxes). A query is judged by the sandbox's current policy view (the same view
-// pointer the proxy reads, so a runtime allow-host applies to the next query): the name by
-// the proxy's host rules, the type by a fixed list, the sandbox's rate by dns.limits.
+// pointer the proxy reads, so a runtime allow-host applies to the next query) in
+// dns_query_judge.h: the name by the proxy's host rules, the type by a fixed list, the
+// sandbox's rate by dns.limits.
 // Only allowed queries are forwarded, through the sandbox's dns::Resolver (egressd's own
 // query, never the sandbox's bytes); the rest are answered here and audited, so a denied
 // name never leaves the machine. Addresses an answer gives that the policy refuses
@@ -23,6 +24,7 @@
 #include <vector>
 
 #include "common/result.h"
+#include "proxy/dns_name_rules.h"
 #include "proxy/listener_reservation.h"
 #include "proxy/sandbox_context.h"
 
@@ -34,51 +36,6 @@ class Registry;
 }
 
 namespace egressd::proxy {
-
-// Whether a sandbox's policy lets it resolve `name` (normalized, not an IP literal), with
-// the proxy's precedence: deniedHosts, then allowedHosts / enableInternet, then a per-host
-// handler binding (instance, then policy outboundByHost) for a name only the default denied.
-// reason/rule as in policy::HostDecision ("handler" / "handler NAME" for the last case).
-// A name-based `allow` rule's host is resolvable too unless deniedHosts names it
-// ("allow_rule", rule "allow[i] GLOB tcp/5432").
-struct DnsNameDecision {
-  bool allowed = false;
-  std::string reason;
-  std::string rule;
-};
-DnsNameDecision decideDnsName(const SandboxPolicyView& view, std::string_view name);
-
-// A reverse-lookup name (in-addr.arpa / ip6.arpa, readName form) inside loopback, private,
-// link-local, CGNAT or ULA space: answered NXDOMAIN by egressd, never forwarded.
-bool isPrivateReverseName(std::string_view name);
-
-// Query types egressd forwards: A, AAAA, CNAME, HTTPS, SVCB, MX, TXT, SRV.
-bool isForwardedType(uint16_t qtype);
-
-// Where the entries of name-based `allow` rules go: the sandbox's kernel allow maps. The
-// daemon implements it over the pinned maps.
-class NameRuleSink {
- public:
-  virtual ~NameRuleSink() = default;
-  // Into the sandbox's live rule generation (an entry a static rule already covers for
-  // the same protocol and port is left to that rule).
-  virtual Status add(uint32_t slot, const std::vector<policy::NameRuleEntry>& entries) = 0;
-  // From both of the sandbox's rule generations (only entries of those rule ids).
-  virtual Status remove(uint32_t slot, const std::vector<policy::NameRuleEntry>& entries) = 0;
-  // Which of `entries` an open connection (TCP or connected UDP) of the sandbox still uses:
-  // those stay (the kernel's per-packet backstop would otherwise cut the connection). When
-  // the sockets cannot be listed, all of them (retried at the next sweep).
-  virtual std::vector<policy::NameRuleEntry> inUse(
-      const SandboxContext& sandbox, const std::vector<policy::NameRuleEntry>& entries) = 0;
-};
-
-// A live name-derived kernel entry, for `egressctl sandbox show`.
-struct NameRuleState {
-  std::string name;  // the name resolved
-  policy::NameRuleEntry entry;
-  std::string rule;       // "allow[0] db.example tcp/5432"
-  int64_t expiresIn = 0;  // seconds from now
-};
 
 struct DnsServerConfig {
   audit::AuditLog* audit = nullptr;      // may be null

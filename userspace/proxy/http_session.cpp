@@ -13,11 +13,13 @@
 #include "metrics/metrics.h"
 #include "proxy/byte_tunnel.h"
 #include "proxy/byte_window.h"
+#include "proxy/request_body_relay.h"
 #include "proxy/request_decision.h"
 #include "proxy/request_rules.h"
 #include "proxy/response_relay.h"
 #include "proxy/stream_ops.h"
 #include "proxy/upstream_choice.h"
+#include "proxy/upstream_link.h"
 #include "proxy/upstream_open.h"
 #include "proxy/upstream_pool.h"
 #include "proxy/upstream_target.h"
@@ -49,9 +51,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Stream>> {
   HttpSession(Stream client, OrigDst orig, std::shared_ptr<SandboxContext> sandbox,
               const ProxyConfig& config, UpstreamPools* pools, std::string tlsServerName = {},
               std::string clientHello = {})
-      : pools_(pools),
-        client_(std::move(client)),
-        upstream_(client_.get_executor()),
+      : client_(std::move(client)),
         watchdog_(client_.get_executor()),
         orig_(orig),
         sandbox_(std::move(sandbox)),
@@ -61,7 +61,11 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Stream>> {
         requestParser_(config.limits),
         tlsServerName_(std::move(tlsServerName)),
         clientHello_(std::move(clientHello)),
-        relay_(client_, upstream_, upstreamBuf_, responseParser_, redactor_, watchdog_,
+        upstream_(client_.get_executor(), poolOf(pools), sandbox_->id + "|", upstreamBuf_,
+                  responseParser_),
+        bodyRelay_(client_, upstream_.stream(), clientBuf_, requestParser_, watchdog_,
+                   config.ioTimeout, sandbox_->bytesFromSandbox),
+        relay_(client_, upstream_.stream(), upstreamBuf_, responseParser_, redactor_, watchdog_,
                config.ioTimeout, sandbox_->bytesToSandbox) {}
 
   // Serves requests until the connection ends. Plain only: returns true when the client
@@ -79,7 +83,6 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Stream>> {
   asio::awaitable<bool> handleRequest();
   asio::awaitable<Result<std::vector<IpAddress>>> resolveRerouteHost(const std::string& host);
   asio::awaitable<Status> connectUpstream(const UpstreamTarget& target);
-  asio::awaitable<bool> forwardRequestBody();
   void finishRequest() {
     requestStart_ = Clock::time_point{};
     headValid_ = false;
@@ -91,48 +94,19 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Stream>> {
                                           const std::vector<http::Header>& headers, bool keepAlive);
   asio::awaitable<void> rejectMalformed(int status, const std::string& reason);
   void audit(const Outcome& out);
-  // Back to the pool when it finished a response cleanly; closed otherwise.
-  void releaseUpstream() {
-    auto* pool = this->pool();
-    if (pool != nullptr && upstream_.is_open() && upstreamIdle_ && !upstreamKey_.empty() &&
-        upstreamBuf_.readable() == 0) {
-      pool->put(sandbox_->id + "|" + upstreamKey_,
-                {std::move(upstream_), upstreamConnText_, upstreamAddr_, {}});
-      upstream_ = Stream(client_.get_executor());
-      upstreamKey_.clear();
-      upstreamIdle_ = false;
-      responseParser_.reset();
-      return;
-    }
-    closeUpstream();
-  }
-  void closeUpstream() {
-    upstreamIdle_ = false;
-    closeStream(upstream_);
-    upstreamKey_.clear();
-    upstreamBuf_.consume(upstreamBuf_.readable());
-    responseParser_.reset();
-  }
-
-  BasicUpstreamPool<Stream>* pool() {
-    if (pools_ == nullptr) {
+  static BasicUpstreamPool<Stream>* poolOf(UpstreamPools* pools) {
+    if (pools == nullptr) {
       return nullptr;
     }
     if constexpr (kTls) {
-      return &pools_->tls;
+      return &pools->tls;
     } else {
-      return &pools_->plain;
+      return &pools->plain;
     }
   }
 
-  UpstreamPools* pools_;
   Stream client_;
-  Stream upstream_;
-  bool upstreamIdle_ = false;  // between responses: may go back to the pool
-  IpAddress upstreamAddr_;
-  std::string upstreamKey_;       // "host|port" the open upstream connection serves
-  std::string upstreamText_;      // the request's upstream, for its audit line
-  std::string upstreamConnText_;  // what the open upstream connection goes to
+  std::string upstreamText_;  // the request's upstream, for its audit line
   Watchdog watchdog_;
 
   OrigDst orig_;
@@ -158,7 +132,9 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Stream>> {
   // the request), and the injected secrets to hide in the response.
   const std::vector<std::string>* upgradeAllow_ = nullptr;
   SecretRedactor redactor_;
-  ResponseRelay<Stream> relay_;  // after everything it refers to
+  UpstreamLink<Stream> upstream_;       // after the buffer and parser it refers to
+  RequestBodyRelay<Stream> bodyRelay_;  // after everything it refers to
+  ResponseRelay<Stream> relay_;         // after everything it refers to
 };
 
 template <typename Stream>
@@ -168,7 +144,7 @@ asio::awaitable<bool> HttpSession<Stream>::run() {
   setDeadline(config_.headerTimeout);
   watchdog_.start(self, [this] {
     cancelStream(client_);
-    cancelStream(upstream_);
+    cancelStream(upstream_.stream());
   });
 
   bool serve = true;
@@ -203,7 +179,7 @@ asio::awaitable<bool> HttpSession<Stream>::run() {
   }
 
   watchdog_.stop();
-  releaseUpstream();
+  upstream_.release();
   sandbox_->openConnections.fetch_sub(1, std::memory_order_relaxed);
   if (tlsDetected_) {
     co_return true;  // the caller goes on with the socket
@@ -430,29 +406,10 @@ asio::awaitable<bool> HttpSession<Stream>::handleRequest() {
 
   // Reuse the open upstream connection when it serves this target (its key) and its address
   // is still one the request may go to.
-  const std::string& key = target.key;
-  bool reused = upstream_.is_open() && key == upstreamKey_ && target.mayUse(upstreamAddr_);
+  bool reused = upstream_.reuse(target);
   if (reused) {
-    upstreamText_ = upstreamConnText_;
+    upstreamText_ = upstream_.endpointText();
   } else {
-    releaseUpstream();
-    if (auto* pool = this->pool()) {
-      while (auto pooled = pool->take(sandbox_->id + "|" + key)) {
-        if (!target.mayUse(pooled->addr)) {
-          closeStream(pooled->socket);
-          continue;
-        }
-        upstream_ = std::move(pooled->socket);
-        upstreamText_ = pooled->endpointText;
-        upstreamConnText_ = std::move(pooled->endpointText);
-        upstreamAddr_ = pooled->addr;
-        upstreamKey_ = key;
-        reused = true;
-        break;
-      }
-    }
-  }
-  if (!reused) {
     auto connected = co_await connectUpstream(target);
     if (!connected.ok()) {
       out.decision = "error";
@@ -467,14 +424,13 @@ asio::awaitable<bool> HttpSession<Stream>::handleRequest() {
       audit(out);
       co_return false;
     }
-    upstreamKey_ = key;
   }
   if (head.upgrade) {
     // Whatever the upstream answers, this connection is not reused for another client.
-    upstreamKey_.clear();
+    upstream_.keepFromReuse();
   }
 
-  upstreamIdle_ = false;
+  upstream_.setIdle(false);
   // The handler's header edits (setHeaders may hold secrets: they go to the upstream only,
   // never into a log line or an answer of egressd's).
   const std::string upstreamHead = http::serializeRequestHead(head, setHeaders, dropHeaders);
@@ -484,15 +440,15 @@ asio::awaitable<bool> HttpSession<Stream>::handleRequest() {
   const ResponseRules responseRules{clientKeepAlive_, upgrade, upgradeAllow_};
   for (int attempt = 0;; ++attempt) {
     setDeadline(config_.ioTimeout);
-    auto [wec, wn] = co_await writeAll(upstream_, asio::buffer(upstreamHead));
+    auto [wec, wn] = co_await writeAll(upstream_.stream(), asio::buffer(upstreamHead));
     ResponseEnd end;
     if (wec) {
       end = ResponseEnd::kFailedBeforeBytes;
     } else if (hasBody) {
       // Both at once: the upstream may answer 100 Continue (or an early error) before
       // the body, and the client may wait for that 100 before sending it.
-      auto [bodyOk, respEnd] =
-          co_await (forwardRequestBody() && relay_.relay(head.method, responseRules, response_));
+      auto [bodyOk, respEnd] = co_await (bodyRelay_.relay(bytesIn_) &&
+                                         relay_.relay(head.method, responseRules, response_));
       end = bodyOk ? respEnd : ResponseEnd::kFailed;
     } else {
       end = co_await relay_.relay(head.method, responseRules, response_);
@@ -501,10 +457,9 @@ asio::awaitable<bool> HttpSession<Stream>::handleRequest() {
     // a bodiless request once on a fresh connection.
     if (end == ResponseEnd::kFailedBeforeBytes && reused && !hasBody && attempt == 0 &&
         !watchdog_.timedOut) {
-      closeUpstream();
+      upstream_.close();
       auto connected = co_await connectUpstream(target);
       if (connected.ok()) {
-        upstreamKey_ = key;
         reused = false;
         continue;
       }
@@ -523,15 +478,15 @@ asio::awaitable<bool> HttpSession<Stream>::handleRequest() {
         audit(out);
         finishRequest();
         if (!response_.upstreamKeepAlive) {
-          closeUpstream();
+          upstream_.close();
         } else {
-          upstreamIdle_ = !upgrade;
+          upstream_.setIdle(!upgrade);
         }
         co_return clientKeepAlive_&& response_.upstreamKeepAlive;
       case ResponseEnd::kCompleteUntilClose:
         out.status = response_.status;
         audit(out);
-        closeUpstream();
+        upstream_.close();
         co_return false;
       case ResponseEnd::kUpgraded:
         out.status = 101;
@@ -567,23 +522,12 @@ asio::awaitable<bool> HttpSession<Stream>::handleRequest() {
 // Connects upstream_ to `target` (see openUpstream()).
 template <typename Stream>
 asio::awaitable<Status> HttpSession<Stream>::connectUpstream(const UpstreamTarget& target) {
-  const auto started = Clock::now();
   setDeadline(config_.connectTimeout);
   UpstreamEndpoint endpoint;
-  Status opened = co_await openUpstream(upstream_, client_.get_executor(), target, host_, config_,
-                                        watchdog_.timedOut, endpoint);
-  // Also after a failure: what was tried, for the audit line.
-  upstreamText_ = std::move(endpoint.text);
-  upstreamAddr_ = endpoint.addr;
-  if (!opened.ok()) {
-    co_return opened;
-  }
-  upstreamConnText_ = upstreamText_;
-  if (sandbox_->upstreamConnect != nullptr) {
-    sandbox_->upstreamConnect->observe(
-        std::chrono::duration<double>(Clock::now() - started).count());
-  }
-  co_return okStatus();
+  Status opened = co_await upstream_.connect(target, host_, config_, watchdog_.timedOut,
+                                             sandbox_->upstreamConnect, endpoint);
+  upstreamText_ = std::move(endpoint.text);  // also after a failure: what was tried
+  co_return opened;
 }
 
 template <typename Stream>
@@ -595,46 +539,11 @@ asio::awaitable<Result<std::vector<IpAddress>>> HttpSession<Stream>::resolveRero
   co_return co_await sandbox_->resolver->resolve(host);
 }
 
-// Streams the request body (raw, as framed by the client: the parser validated it) to the
-// upstream. False: the client or the upstream failed mid-body.
-template <typename Stream>
-asio::awaitable<bool> HttpSession<Stream>::forwardRequestBody() {
-  for (;;) {
-    if (clientBuf_.readable() > 0) {
-      auto step = requestParser_.feed(clientBuf_.readPtr(), clientBuf_.readable());
-      if (step.kind == http::RequestParser::Step::Kind::kError) {
-        co_return false;
-      }
-      if (step.consumed > 0) {
-        auto [ec, n] =
-            co_await writeAll(upstream_, asio::buffer(clientBuf_.readPtr(), step.consumed));
-        if (ec) {
-          co_return false;
-        }
-        bytesIn_ += step.consumed;
-        if (sandbox_->bytesFromSandbox != nullptr) {
-          sandbox_->bytesFromSandbox->inc(step.consumed);
-        }
-        clientBuf_.consume(step.consumed);
-      }
-      if (step.kind == http::RequestParser::Step::Kind::kMessageEnd) {
-        co_return true;
-      }
-    }
-    setDeadline(config_.ioTimeout);
-    auto [ec, n] = co_await readSome(client_, clientBuf_.writable());
-    if (ec || n == 0) {
-      co_return false;
-    }
-    clientBuf_.commit(n);
-  }
-}
-
 // After a genuine 101 from the upstream: bytes both ways, unparsed, until both ends close.
 template <typename Stream>
 asio::awaitable<void> HttpSession<Stream>::tunnel() {
-  const TunnelBytes moved = co_await runTunnel(client_, upstream_, clientBuf_, upstreamBuf_,
-                                               watchdog_, config_.idleTimeout);
+  const TunnelBytes moved = co_await runTunnel(client_, upstream_.stream(), clientBuf_,
+                                               upstreamBuf_, watchdog_, config_.idleTimeout);
   bytesIn_ += moved.fromClient;
   response_.bytesToClient += moved.toClient;
 }

@@ -1,15 +1,19 @@
-// The pure parts of egressd's resolver for sandboxes (proxy/dns_server.h, dns_limits.h):
-// which names a policy lets a sandbox resolve, which reverse names are answered locally,
-// which types are forwarded, which answer addresses are dropped, and the limits.
+// The pure parts of egressd's resolver for sandboxes (proxy/dns_query_judge.h,
+// dns_limits.h): which names a policy lets a sandbox resolve, which reverse names are
+// answered locally, which types are forwarded, what one query's bytes come to, which
+// answer addresses are dropped, and the limits.
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <cstdint>
 #include <string>
+#include <vector>
 
+#include "dns/message.h"
 #include "policy/host_policy.h"
 #include "policy/policy.h"
 #include "proxy/dns_limits.h"
-#include "proxy/dns_server.h"
+#include "proxy/dns_query_judge.h"
 #include "proxy/sandbox_context.h"
 #include "proxy/upstream_choice.h"
 
@@ -224,6 +228,119 @@ TEST(DnsLimitsTest, QueryBytesPerMinute) {
   EXPECT_EQ(limiter.admitForward(limits, "a.example.com", 40), "");
   t.now += std::chrono::seconds(60);
   EXPECT_EQ(limiter.admitForward(limits, "b.example.com", 60), "");
+}
+
+// judgeDnsQuery: a query's bytes and the sandbox's view in, what the resolver does out.
+class DnsQueryJudgeTest : public ::testing::Test {
+ protected:
+  DnsQueryJudgeTest()
+      : view_(viewOf(R"(name: p
+enableInternet: true
+allowedHosts: ["github.com", "*.example.com"]
+)")),
+        limiter_(clock_.clock()) {}
+
+  // "forward NAME REASON [RULE]", "answer RCODE DECISION REASON [RULE]" (" limit" when
+  // dns.limits refused it; "unparsed" when the message did not parse) or "ignore".
+  std::string judge(const std::vector<uint8_t>& message) {
+    const DnsQueryJudgement j = judgeDnsQuery(message, view_, limiter_);
+    switch (j.action) {
+      case DnsQueryJudgement::Action::kIgnore:
+        return "ignore";
+      case DnsQueryJudgement::Action::kForward:
+        EXPECT_TRUE(j.query.has_value());
+        return "forward " + j.name + " " + j.decision.reason +
+               (j.decision.rule.empty() ? "" : " [" + j.decision.rule + "]");
+      case DnsQueryJudgement::Action::kAnswer:
+        break;
+    }
+    const DnsOutcome& o = j.outcome;
+    return "answer " + dns::rcodeName(o.rcode) + " " + o.decision + " " + o.reason +
+           (o.rule.empty() ? "" : " [" + o.rule + "]") + (o.limit ? " limit" : "") +
+           (j.query ? "" : " unparsed");
+  }
+  std::string judge(std::string_view name, uint16_t qtype) {
+    return judge(dns::buildQuery(0x1234, name, qtype));
+  }
+
+  FakeClock clock_;
+  SandboxPolicyView view_;
+  QueryLimiter limiter_;
+};
+
+TEST_F(DnsQueryJudgeTest, AllowedNamesAreForwardedNormalized) {
+  EXPECT_EQ(judge("GitHub.com.", dns::kTypeA),
+            "forward github.com allowed_host "
+            "[allowedHosts[0] github.com]");
+  EXPECT_EQ(judge("api.example.com", dns::kTypeHttps),
+            "forward api.example.com allowed_host [allowedHosts[1] *.example.com]");
+}
+
+TEST_F(DnsQueryJudgeTest, DeniedNamesGetTheConfiguredAnswer) {
+  EXPECT_EQ(judge("other.test", dns::kTypeA), "answer NXDOMAIN deny not_in_allowed_hosts");
+  EXPECT_EQ(judge("192.0.2.1", dns::kTypeA), "answer NXDOMAIN deny invalid_host");
+  view_.dns.deniedAnswer = policy::DnsDeniedAnswer::kRefused;
+  EXPECT_EQ(judge("other.test", dns::kTypeA), "answer REFUSED deny not_in_allowed_hosts");
+}
+
+TEST_F(DnsQueryJudgeTest, TypesOpcodesAndClasses) {
+  EXPECT_EQ(judge("github.com", dns::kTypeAny), "answer REFUSED deny type_refused");
+  EXPECT_EQ(judge("github.com", 99), "answer REFUSED deny type_refused");
+  EXPECT_EQ(judge("1.0.0.10.in-addr.arpa", dns::kTypePtr), "answer NXDOMAIN allow private_ptr");
+  EXPECT_EQ(judge("8.8.8.8.in-addr.arpa", dns::kTypePtr), "answer REFUSED deny type_refused");
+
+  std::vector<uint8_t> notify = dns::buildQuery(1, "github.com", dns::kTypeA);
+  notify[2] = static_cast<uint8_t>(notify[2] | (4 << 3));  // opcode NOTIFY
+  EXPECT_EQ(judge(notify), "answer NOTIMP deny unsupported_opcode");
+  std::vector<uint8_t> chaos = dns::buildQuery(1, "github.com", dns::kTypeA);
+  chaos.back() = 3;  // QCLASS CH
+  EXPECT_EQ(judge(chaos), "answer REFUSED deny unsupported_class");
+}
+
+TEST_F(DnsQueryJudgeTest, MalformedMessages) {
+  EXPECT_EQ(judge(std::vector<uint8_t>{0x12, 0x34, 0x01}), "ignore");  // no header
+  std::vector<uint8_t> noQuestion = dns::buildQuery(1, "github.com", dns::kTypeA);
+  noQuestion[5] = 0;  // QDCOUNT 0
+  EXPECT_EQ(judge(noQuestion), "answer FORMERR deny malformed_query unparsed");
+}
+
+TEST_F(DnsQueryJudgeTest, NameShapeLimits) {
+  view_.dns.limits.maxLabelLength = 5;
+  EXPECT_EQ(judge("github.com", dns::kTypeA),
+            "answer REFUSED deny label_too_long [dns.limits.maxLabelLength] limit");
+  view_.dns.limits.maxLabelLength = 63;
+  view_.dns.limits.maxNameLength = 9;
+  EXPECT_EQ(judge("github.com", dns::kTypeA),
+            "answer REFUSED deny name_too_long [dns.limits.maxNameLength] limit");
+}
+
+TEST_F(DnsQueryJudgeTest, RateLimitsEveryMessage) {
+  view_.dns.limits.qps = 1;
+  view_.dns.limits.burst = 2;
+  EXPECT_EQ(judge("other.test", dns::kTypeA), "answer NXDOMAIN deny not_in_allowed_hosts");
+  std::vector<uint8_t> noQuestion = dns::buildQuery(1, "github.com", dns::kTypeA);
+  noQuestion[5] = 0;
+  EXPECT_EQ(judge(noQuestion), "answer FORMERR deny malformed_query unparsed");
+  // The burst is spent, by a denied and a malformed message alike.
+  EXPECT_EQ(judge("github.com", dns::kTypeA),
+            "answer REFUSED deny rate_limited [dns.limits.qps] limit");
+  EXPECT_EQ(judge(noQuestion), "answer REFUSED deny rate_limited [dns.limits.qps] limit unparsed");
+  clock_.now += std::chrono::seconds(1);
+  EXPECT_EQ(judge("github.com", dns::kTypeA),
+            "forward github.com allowed_host [allowedHosts[0] github.com]");
+}
+
+TEST_F(DnsQueryJudgeTest, ForwardedNamesCountAgainstTheirDomain) {
+  view_.dns.limits.uniqueNamesPerMinute = 2;
+  EXPECT_EQ(judge("a.example.com", dns::kTypeA).substr(0, 7), "forward");
+  EXPECT_EQ(judge("b.example.com", dns::kTypeA).substr(0, 7), "forward");
+  // A denied name is never counted; a forwarded one over the limit is refused.
+  EXPECT_EQ(judge("c.other.test", dns::kTypeA), "answer NXDOMAIN deny not_in_allowed_hosts");
+  EXPECT_EQ(judge("c.example.com", dns::kTypeA),
+            "answer REFUSED deny unique_names_limited [dns.limits.uniqueNamesPerMinute] limit");
+  const DnsQueryJudgement j =
+      judgeDnsQuery(dns::buildQuery(1, "d.example.com", dns::kTypeA), view_, limiter_);
+  EXPECT_EQ(j.outcome.detail, "registered domain example.com");
 }
 
 }  // namespace
