@@ -75,9 +75,9 @@ Status runOptions(VerbContext& x, bool deleteAfter) {
 std::vector<Verb> makeVerbs() {
   using K = Command::Kind;
   using V = ValueKind;
-  auto hostVerb = [](std::string name, std::string method, const char* list, bool subject) {
+  auto hostVerb = [](const std::string& name, const std::string& method, const char* list) {
     Verb v{name, 1, 1, {}, true, name + " -s ID HOST"};
-    v.build = [method, list, subject](VerbContext& x) {
+    v.build = [method, list](VerbContext& x) {
       x.command.subject = x.pos[0];
       const std::string base = x.sandboxPath() + "/" + list;
       if (method == "DELETE") {
@@ -85,7 +85,6 @@ std::vector<Verb> makeVerbs() {
       } else {
         x.request(method, base, {{"host", x.pos[0]}});
       }
-      (void)subject;
       return okStatus();
     };
     const char* field = std::string(list) == "allowed-hosts" ? "allowedHosts" : "deniedHosts";
@@ -235,10 +234,10 @@ std::vector<Verb> makeVerbs() {
     };
     verbs.push_back(v);
   }
-  verbs.push_back(hostVerb("allow-host", "POST", "allowed-hosts", true));
-  verbs.push_back(hostVerb("deny-host", "POST", "denied-hosts", true));
-  verbs.push_back(hostVerb("remove-allowed-host", "DELETE", "allowed-hosts", true));
-  verbs.push_back(hostVerb("remove-denied-host", "DELETE", "denied-hosts", true));
+  verbs.push_back(hostVerb("allow-host", "POST", "allowed-hosts"));
+  verbs.push_back(hostVerb("deny-host", "POST", "denied-hosts"));
+  verbs.push_back(hostVerb("remove-allowed-host", "DELETE", "allowed-hosts"));
+  verbs.push_back(hostVerb("remove-denied-host", "DELETE", "denied-hosts"));
   for (const char* list : {"allowed", "denied"}) {
     const std::string name = std::string("set-") + list + "-hosts";
     Verb v{name, 0, -1, {}, true, name + " -s ID [HOST...]"};

@@ -251,7 +251,8 @@ std::shared_ptr<const control::Router> makeControlRouter(SandboxManager& m) {
     }
     for (const auto& [value, allowed] :
          {std::pair{query.layer, std::vector<std::string>{"kernel", "proxy", "dns", "control"}},
-          std::pair{query.decision, std::vector<std::string>{"allow", "deny", "error", "delete"}}}) {
+          std::pair{query.decision,
+                    std::vector<std::string>{"allow", "deny", "error", "delete"}}}) {
       if (!value.empty() && std::find(allowed.begin(), allowed.end(), value) == allowed.end()) {
         return control::apiError(400, "invalid_request",
                                  "unknown audit filter value \"" + value + "\"");
