@@ -570,6 +570,14 @@ TEST_F(LoadFaultTest, ConnectionsPastMaxConnectionsGetA503AtOnce) {
 // descriptor takes the waiting connection and answers it 503 out_of_descriptors instead of
 // leaving it to stall in the listen queue. Every connection ends with a status.
 TEST_F(LoadFaultTest, RunningOutOfDescriptorsGetsA503NotAStall) {
+  if (test::kAddressSanitizer) {
+    // Once a process is out of descriptors, UBSan's vptr check (clang 14) reports any
+    // valid polymorphic object as "invalid vptr (memory cannot be printed)": it probes the
+    // memory through a descriptor it can no longer get. A ten-line program that exhausts
+    // RLIMIT_NOFILE and copies a shared_ptr reproduces it; here it stopped the daemon.
+    GTEST_SKIP() << "not meaningful in a sanitizer build: UBSan's vptr check needs a free "
+                    "descriptor to probe memory";
+  }
   ASSERT_OK_AND_ASSIGN(auto sb, startSandbox({"--max-connections", "5000", "--header-timeout-ms",
                                               "2000", "--proxy-threads", "2"}));
   const pid_t pid = sb->daemon().pid();
