@@ -12,7 +12,9 @@ cd "$(dirname "$0")/.."
 [ "$(id -u)" -eq 0 ] || { echo "scripts/demo.sh: run as root" >&2; exit 1; }
 
 scripts/install-deps.sh
-cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DEGRESSD_BUILD_TESTS=OFF >/dev/null
+# The same configuration as scripts/test.sh's build/ (so running both builds once).
+cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DCMAKE_C_FLAGS_RELEASE="-O3 -DNDEBUG -g" \
+  -DCMAKE_CXX_FLAGS_RELEASE="-O3 -DNDEBUG -g" -DEGRESSD_BUILD_TESTS=OFF >/dev/null
 cmake --build build -j"$(nproc)" >/dev/null
 egressd=build/userspace/daemon/egressd
 egressctl=build/userspace/cli/egressctl

@@ -30,9 +30,7 @@ if [ ${#targets[@]} -eq 0 ]; then
 fi
 
 if [ "$build" -eq 1 ]; then
-  cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DEGRESSD_BUILD_TESTS=ON \
-    -DCMAKE_C_COMPILER=clang-14 -DCMAKE_CXX_COMPILER=clang++-14 \
-    -DEGRESSD_SANITIZE="address;undefined" -DEGRESSD_FUZZ=ON >/dev/null
+  scripts/configure-sanitizers.sh
   cmake --build build-fuzz -j"$(nproc)" --target egressd_fuzzers
 fi
 

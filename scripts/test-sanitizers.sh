@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The whole suite (unit + e2e) built with AddressSanitizer + UndefinedBehaviorSanitizer, in
-# build-asan/. scripts/test.sh (so CI) runs it after the normal suite, with --no-deps.
+# The whole suite (unit + e2e) built with AddressSanitizer + UndefinedBehaviorSanitizer
+# (clang 14, build-fuzz/, shared with scripts/fuzz.sh). scripts/test.sh (so CI) runs it after
+# the normal suite, with --no-deps.
 #   scripts/test-sanitizers.sh [--no-deps] [extra ctest arguments, e.g. -L unit]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -10,12 +11,11 @@ if [ "${1:-}" = "--no-deps" ]; then
 else
   scripts/install-deps.sh
 fi
-cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DEGRESSD_BUILD_TESTS=ON \
-  -DEGRESSD_SANITIZE="address;undefined"
-cmake --build build-asan -j"$(nproc)"
+scripts/configure-sanitizers.sh
+cmake --build build-fuzz -j"$(nproc)"
 # Every ASan check is on, alloc_dealloc_mismatch included (Asio's allocator choice is fixed
 # in CMakeLists.txt, see egressd_asio). halt_on_error with UBSan's -fno-sanitize-recover:
 # the first finding fails the test that hit it.
 ASAN_OPTIONS=detect_leaks=1:alloc_dealloc_mismatch=1:halt_on_error=1 \
   UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-  ctest --test-dir build-asan --output-on-failure --timeout 600 "$@"
+  ctest --test-dir build-fuzz --output-on-failure --timeout 600 "$@"
