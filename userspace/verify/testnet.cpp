@@ -43,6 +43,7 @@ Result<std::string> runTool(const std::vector<std::string>& argv) {
   posix_spawn_file_actions_adddup2(&actions, outWrite.get(), 1);
   posix_spawn_file_actions_adddup2(&actions, errWrite.get(), 2);
   std::vector<char*> args;
+  args.reserve(argv.size() + 1);
   for (const std::string& a : argv) {
     args.push_back(const_cast<char*>(a.c_str()));
   }
