@@ -48,20 +48,8 @@ bool listed(const CtlReply& list, const std::string& id) {
   return false;
 }
 
-class ControlContainer : public ControlPlaneTest {
+class ControlContainer : public ControlPlaneNetnsTest {
  protected:
-  void SetUp() override {
-    ControlPlaneTest::SetUp();
-    if (IsSkipped() || HasFatalFailure()) {
-      return;
-    }
-    const test::TestNetns* ns = w().net->sandboxNetns();
-    ASSERT_NE(ns, nullptr) << "the world has no sandbox netns";
-    ASSERT_TRUE(ns->exists()) << ns->path();
-    netns_ = ns->path();
-    ASSERT_TRUE(SandboxNetnsHasNoDefaultRoute(w()));
-  }
-
   // allowed.test through the proxy; everything else denied.
   std::string applyBasePolicy(const std::string& name) {
     PolicySpec s;
@@ -73,11 +61,7 @@ class ControlContainer : public ControlPlaneTest {
 
   // GET http://HOST:8080/whoami?tag=TAG from `cgroup` in the container's netns.
   CurlResult fetch(const std::string& cgroup, const std::string& host, const std::string& tag) {
-    const int ip = host == "other.test" ? 4 : 3;
-    const std::string p = std::to_string(kHttpOrigin);
-    return curlInCgroup(cgroup, netns_,
-                        {"--resolve", host + ":" + p + ":" + w().ip4(ip),
-                         "http://" + host + ":" + p + "/whoami?tag=" + tag});
+    return fetchInNetns(cgroup, host, tag);
   }
   size_t reached(const std::string& tag) const { return origin_->requestsMatching(tag).size(); }
 
@@ -99,8 +83,6 @@ class ControlContainer : public ControlPlaneTest {
     argv.insert(argv.end(), args.begin(), args.end());
     return daemon().ctlJson(argv);
   }
-
-  std::string netns_;
 };
 
 // --pid: the process's cgroup and its network namespace; traffic from its cgroup is judged

@@ -451,6 +451,27 @@ void ControlPlaneTest::TearDown() {
                daemon_->running() ? "running" : "NOT running", logs.substr(start).c_str());
 }
 
+void ControlPlaneNetnsTest::SetUp() {
+  ControlPlaneTest::SetUp();
+  if (IsSkipped() || HasFatalFailure()) {
+    return;
+  }
+  const test::TestNetns* ns = w().net->sandboxNetns();
+  ASSERT_NE(ns, nullptr) << "the world has no sandbox netns";
+  ASSERT_TRUE(ns->exists()) << ns->path();
+  netns_ = ns->path();
+  ASSERT_TRUE(SandboxNetnsHasNoDefaultRoute(w()));
+}
+
+CurlResult ControlPlaneNetnsTest::fetchInNetns(const std::string& cgroup, const std::string& host,
+                                               const std::string& tag) {
+  const int ip = host == "other.test" ? 4 : 3;
+  const std::string p = std::to_string(kHttpOrigin);
+  return curlInCgroup(cgroup, netns_,
+                      {"--resolve", host + ":" + p + ":" + w().ip4(ip),
+                       "http://" + host + ":" + p + "/whoami?tag=" + tag});
+}
+
 void ControlPlaneTest::applyPolicy(const std::string& name, const std::string& yaml) {
   test::CtlReply r = daemon_->policyApply(name + ".yaml", yaml);
   ASSERT_TRUE(r.ok()) << "policy apply " << name << ":\n" << yaml << "\n" << r.describe();

@@ -160,6 +160,19 @@ class ControlPlaneTest : public E2eTest {
   test::ControlDaemon* daemon_ = nullptr;
 };
 
+// ControlPlaneTest plus the world's "container" netns (`netns_`), checked to exist and to
+// reach only the test subnets (no default route) before a test sends anything from it.
+class ControlPlaneNetnsTest : public ControlPlaneTest {
+ protected:
+  void SetUp() override;
+  // GET http://HOST:8080/whoami?tag=TAG from `cgroup` ("" = no cgroup) in `netns_`; HOST
+  // is resolved by curl to .4 for other.test, else .3.
+  CurlResult fetchInNetns(const std::string& cgroup, const std::string& host,
+                          const std::string& tag);
+
+  std::string netns_;
+};
+
 }  // namespace egressd::e2e
 
 // An egressctl call (test::CtlReply) succeeded; else its argv, exit code and output.

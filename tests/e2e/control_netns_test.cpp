@@ -76,21 +76,8 @@ Result<json> cgroupPrograms(const std::string& cgroup) {
   return j;
 }
 
-class ControlNetns : public ControlPlaneTest {
+class ControlNetns : public ControlPlaneNetnsTest {
  protected:
-  void SetUp() override {
-    ControlPlaneTest::SetUp();
-    if (IsSkipped() || HasFatalFailure()) {
-      return;
-    }
-    const test::TestNetns* ns = w().net->sandboxNetns();
-    ASSERT_NE(ns, nullptr) << "the world has no sandbox netns";
-    ASSERT_TRUE(ns->exists()) << ns->path();
-    netns_ = ns->path();
-    // The container's netns reaches only the test subnets (nothing else could be hit).
-    ASSERT_TRUE(SandboxNetnsHasNoDefaultRoute(w()));
-  }
-
   // A policy whose proxy lets allowed.test through and whose kernel rules allow TCP `kTcpA`
   // to .3 and .4.
   PolicySpec basePolicy(const std::string& name) {
@@ -109,11 +96,7 @@ class ControlNetns : public ControlPlaneTest {
   }
   // The same request from the container's netns but outside every sandbox cgroup.
   CurlResult fetchOutsideCgroup(const std::string& host, const std::string& tag) {
-    const int ip = host == "other.test" ? 4 : 3;
-    const std::string p = std::to_string(kHttpOrigin);
-    return curlInCgroup("", netns_,
-                        {"--resolve", host + ":" + p + ":" + w().ip4(ip),
-                         "http://" + host + ":" + p + "/whoami?tag=" + tag});
+    return fetchInNetns("", host, tag);
   }
   size_t reached(const std::string& tag) const { return origin_->requestsMatching(tag).size(); }
 
@@ -137,8 +120,6 @@ class ControlNetns : public ControlPlaneTest {
     EXPECT_EQ(reached(t), 0u) << sb.id() << " -> " << host << " reached the origin:\n"
                               << origin_->log();
   }
-
-  std::string netns_;
 };
 
 // 1. The container sandbox's HTTP goes through egressd's proxy (listening in its netns):
