@@ -330,6 +330,23 @@ class LoadFaultTest : public E2eTest {
   }
 
   std::string loadEndpoint() { return hostPort(w().ip4(3), kLoadPort); }
+  // load_mix.py's `mix` against allowed.test: `conns` connections split between keep-alive
+  // loops, slow readers (`slowBytes`, pausing `slowWait` s) and slowloris heads; each
+  // connection gives up after `timeout` s; `headerTimeout` is the daemon's, in s.
+  std::vector<std::string> mixArgs(int conns, int timeout, int slowBytes, int slowWait,
+                                   int headerTimeout) {
+    std::vector<std::string> args = {"mix", "--connect", loadEndpoint(), "--host", "allowed.test"};
+    const std::pair<const char*, int> numbers[] = {{"--conns", conns},
+                                                   {"--timeout", timeout},
+                                                   {"--slow-bytes", slowBytes},
+                                                   {"--slow-wait", slowWait},
+                                                   {"--header-timeout", headerTimeout}};
+    for (const auto& [flag, value] : numbers) {
+      args.push_back(flag);
+      args.push_back(std::to_string(value));
+    }
+    return args;
+  }
   // Where egressd's upstream connections come from.
   std::set<std::string> proxySide() { return {w().ip4(1), w().ip6(1)}; }
 
@@ -415,11 +432,8 @@ TEST_F(LoadFaultTest, TenThousandConcurrentConnectionsAreServedOrRefusedClearly)
     }
   });
   const auto started = Clock::now();
-  auto ran = pythonClientIn(*sb, "load_mix.py",
-                            {"mix", "--connect", loadEndpoint(), "--host", "allowed.test",
-                             "--conns", std::to_string(kConns), "--timeout", "60", "--slow-bytes",
-                             "65536", "--slow-wait", "3", "--header-timeout", "8"},
-                            milliseconds(200000));
+  auto ran =
+      pythonClientIn(*sb, "load_mix.py", mixArgs(kConns, 60, 65536, 3, 8), milliseconds(200000));
   fdStop = true;
   fdThread.join();
   ASSERT_TRUE(ran.ok()) << ran.error().message();
@@ -523,12 +537,8 @@ TEST_F(LoadFaultTest, ConnectionsPastMaxConnectionsGetA503AtOnce) {
                        startSandbox({"--max-connections", "50", "--header-timeout-ms", "2000"}));
   EXPECT_EQ(maxConnectionsOf(sb->daemon().logs()), 50) << sb->daemon().logs();
   const auto started = Clock::now();
-  ASSERT_OK_AND_ASSIGN(json res,
-                       pythonClientIn(*sb, "load_mix.py",
-                                      {"mix", "--connect", loadEndpoint(), "--host", "allowed.test",
-                                       "--conns", "200", "--timeout", "20", "--slow-bytes", "65536",
-                                       "--slow-wait", "1", "--header-timeout", "2"},
-                                      milliseconds(60000)));
+  ASSERT_OK_AND_ASSIGN(json res, pythonClientIn(*sb, "load_mix.py", mixArgs(200, 20, 65536, 1, 2),
+                                                milliseconds(60000)));
   const json outcomes = res.value("outcomes", json::object());
   int64_t refused = 0;
   int64_t taken = 0;
@@ -586,12 +596,8 @@ TEST_F(LoadFaultTest, RunningOutOfDescriptorsGetsA503NotAStall) {
   };
   ASSERT_EQ(::prlimit(pid, RLIMIT_NOFILE, &low, nullptr), 0) << std::strerror(errno);
   const auto started = Clock::now();
-  ASSERT_OK_AND_ASSIGN(json res,
-                       pythonClientIn(*sb, "load_mix.py",
-                                      {"mix", "--connect", loadEndpoint(), "--host", "allowed.test",
-                                       "--conns", "600", "--timeout", "20", "--slow-bytes", "65536",
-                                       "--slow-wait", "1", "--header-timeout", "2"},
-                                      milliseconds(90000)));
+  ASSERT_OK_AND_ASSIGN(json res, pythonClientIn(*sb, "load_mix.py", mixArgs(600, 20, 65536, 1, 2),
+                                                milliseconds(90000)));
   const double seconds = std::chrono::duration<double>(Clock::now() - started).count();
   const json outcomes = res.value("outcomes", json::object());
   std::map<std::string, int64_t> totals;
@@ -1215,11 +1221,8 @@ TEST_F(LoadFaultTest, RssStaysBoundedUnderThirtySecondsOfMixedLoad) {
   std::vector<json> rounds;
   std::thread mixer([&] {
     while (!done && Clock::now() - started < kDuration - std::chrono::seconds(4)) {
-      auto r = pythonClientIn(*sb, "load_mix.py",
-                              {"mix", "--connect", loadEndpoint(), "--host", "allowed.test",
-                               "--conns", "2000", "--timeout", "20", "--slow-bytes", "262144",
-                               "--slow-wait", "1", "--header-timeout", "2"},
-                              milliseconds(60000));
+      auto r =
+          pythonClientIn(*sb, "load_mix.py", mixArgs(2000, 20, 262144, 1, 2), milliseconds(60000));
       rounds.push_back(r.ok() ? *r : json{{"error", r.error().message()}});
     }
   });
