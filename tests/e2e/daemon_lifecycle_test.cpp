@@ -3,6 +3,7 @@
 // good one changes them, detach removes everything, and egressctl reads the pinned state.
 #include <signal.h>
 
+#include <algorithm>
 #include <nlohmann/json.hpp>
 #include <regex>
 #include <set>
@@ -217,6 +218,64 @@ TEST_F(DaemonLifecycleTest, DetachRemovesEnforcement) {
   EXPECT_TRUE(links.empty()) << links.size() << " attach types still linked after detach";
   EXPECT_PROBE_OK(sb->probe({"tcp", w().ip4(3), kB}));
   EXPECT_PROBE_OK(sb->probe({"raw"}));
+}
+
+// Slot allocation is serialised between egressd processes by an flock on the pin root
+// directory: eight `egressd apply` at once on one pin root each get their own slot and
+// their own links, and no lock file is left anywhere once the pin root is gone.
+TEST_F(DaemonLifecycleTest, ConcurrentAppliesOnOnePinRootGetDistinctSlots) {
+  constexpr int kApplies = 8;
+  test::PinRoot pinRoot;
+  test::TempDir dir = test::TempDir::createOrThrow();
+  const std::string policyFile = dir.path() + "/policy.yaml";
+  ASSERT_OK(writeFileAtomic(policyFile, policyYaml(allowPort(kTcpA))));
+  std::vector<test::TestCgroup> cgroups;
+  for (int i = 0; i < kApplies; ++i) {
+    ASSERT_OK_AND_ASSIGN(test::TestCgroup cg, test::TestCgroup::create());
+    cgroups.push_back(std::move(cg));
+  }
+  std::vector<Result<RunResult>> results(kApplies, Error(EINVAL, "not run"));
+  std::vector<std::thread> appliers;
+  appliers.reserve(kApplies);
+  for (int i = 0; i < kApplies; ++i) {
+    appliers.emplace_back([&, i] {
+      results[i] = test::run({.argv = {test::egressdBin(), "apply", "--sandbox",
+                                       "conc" + std::to_string(i), "--cgroup", cgroups[i].path(),
+                                       "--policy", policyFile, "--pin-root", pinRoot.path()}},
+                             std::chrono::milliseconds(60000));
+    });
+  }
+  for (std::thread& t : appliers) {
+    t.join();
+  }
+  for (int i = 0; i < kApplies; ++i) {
+    ASSERT_TRUE(results[i].ok()) << results[i].error().message();
+    EXPECT_EQ(results[i]->exitCode, 0) << results[i]->describe();
+  }
+  ASSERT_OK_AND_ASSIGN(
+      RunResult status,
+      test::run({.argv = {test::egressctlBin(), "status", "--json", "--pin-root", pinRoot.path()}},
+                std::chrono::milliseconds(20000)));
+  ASSERT_EQ(status.exitCode, 0) << status.describe();
+  const nlohmann::json listed = nlohmann::json::parse(status.out, nullptr, false);
+  ASSERT_TRUE(listed.contains("sandboxes")) << status.out;
+  std::set<std::string> ids;
+  std::set<int64_t> slots;
+  for (const auto& sb : listed["sandboxes"]) {
+    ids.insert(sb.value("id", ""));
+    slots.insert(sb.value("slot", int64_t{-1}));
+    EXPECT_EQ(sb["links"].size(), kPrograms.size()) << sb.dump();
+  }
+  EXPECT_EQ(ids.size(), size_t{kApplies}) << status.out;
+  EXPECT_EQ(slots.size(), size_t{kApplies}) << "two sandboxes share a slot:\n" << status.out;
+  for (const test::TestCgroup& cg : cgroups) {
+    ASSERT_OK_AND_ASSIGN(Attachments a, attachmentsOf(cg));
+    EXPECT_TRUE(EachProgramOnceViaLinks(a)) << cg.path();
+  }
+  // The lock was the pin root itself: nothing named after it outlives it.
+  std::string flattened = pinRoot.path();
+  std::replace(flattened.begin(), flattened.end(), '/', '_');
+  EXPECT_FALSE(pathExists("/run/egressd/locks/" + flattened + ".lock"));
 }
 
 TEST_F(DaemonLifecycleTest, StatusJsonListsSandboxAndCountsDenials) {

@@ -57,7 +57,7 @@ std::string onPath(const std::string& name) {
   const char* path = ::getenv("PATH");
   std::istringstream dirs(path != nullptr ? path : "/usr/bin:/bin");
   for (std::string dir; std::getline(dirs, dir, ':');) {
-    const std::string candidate = dir + "/" + name;
+    std::string candidate = dir + "/" + name;
     if (::access(candidate.c_str(), X_OK) == 0) {
       return candidate;
     }
@@ -183,9 +183,10 @@ TEST(Package, CpackBuildsTheDebWithDependsAndMaintainerScripts) {
     GTEST_SKIP() << "dpkg-deb, dpkg or dpkg-shlibdeps (dpkg-dev) is not installed";
   }
   test::TempDir out = test::TempDir::createOrThrow();
-  RunResult packed = runCommand({EGRESSD_CPACK_COMMAND, "-G", "DEB", "--config",
-                                 EGRESSD_BUILD_DIR "/CPackConfig.cmake", "-B", out.path()},
-                                {}, milliseconds(120000));
+  const std::string cpackConfig = std::string(EGRESSD_BUILD_DIR) + "/CPackConfig.cmake";
+  RunResult packed =
+      runCommand({EGRESSD_CPACK_COMMAND, "-G", "DEB", "--config", cpackConfig, "-B", out.path()},
+                 {}, milliseconds(120000));
   ASSERT_TRUE(packed.succeeded()) << packed.describe();
   RunResult arch = runCommand({dpkg, "--print-architecture"});
   ASSERT_TRUE(arch.succeeded()) << arch.describe();
@@ -225,10 +226,9 @@ TEST(Package, CpackBuildsTheDebWithDependsAndMaintainerScripts) {
     EXPECT_TRUE(contains(files.out, std::string(path) + "\n")) << path << " not in\n" << files.out;
   }
   // The unit inside the package starts the package's egressd.
-  RunResult unit = runCommand({"/bin/sh", "-c",
-                               "\"$0\" --fsys-tarfile \"$1\" | tar -xO "
-                               "./usr/lib/systemd/system/egressd.service",
-                               dpkgDeb, deb});
+  const std::string extractUnit =
+      "\"$0\" --fsys-tarfile \"$1\" | tar -xO ./usr/lib/systemd/system/egressd.service";
+  RunResult unit = runCommand({"/bin/sh", "-c", extractUnit, dpkgDeb, deb});
   ASSERT_TRUE(unit.succeeded()) << unit.describe();
   EXPECT_TRUE(contains(unit.out, "ExecStart=/usr/sbin/egressd daemon ")) << unit.out;
 }
@@ -267,14 +267,6 @@ TEST(Package, PurgeLeavesNothingBehind) {
   auto stopped = (*daemon)->killAndWait(SIGTERM);
   ASSERT_TRUE(stopped.ok()) << stopped.error().message();
 
-  // The pin root's lock and another pin root's, which is not the package's to remove.
-  const std::string lockDir = (*daemon)->dir().path() + "/locks";
-  fs::create_directories(lockDir);
-  std::string lockName = pinRoot + ".lock";
-  std::replace(lockName.begin(), lockName.end(), '/', '_');
-  std::ofstream(lockDir + "/" + lockName) << "";
-  std::ofstream(lockDir + "/_sys_fs_bpf_someone-else.lock") << "";
-
   // An operator's policy in the config dir: kept, and named.
   const std::string configDir = (*daemon)->dir().path() + "/etc-egressd";
   fs::create_directories(configDir + "/policies");
@@ -284,7 +276,7 @@ TEST(Package, PurgeLeavesNothingBehind) {
       {"/bin/sh", EGRESSD_SOURCE_DIR "/packaging/debian/postrm", "purge"},
       {"EGRESSD_PURGE_PIN_ROOT=" + pinRoot, "EGRESSD_PURGE_STATE_DIR=" + (*daemon)->stateDir(),
        "EGRESSD_PURGE_RUN_DIR=" + (*daemon)->runDir(), "EGRESSD_PURGE_CONFIG_DIR=" + configDir,
-       "EGRESSD_PURGE_LOCK_DIR=" + lockDir, "EGRESSD_PURGE_CGROUP_ROOT=" + root->path()});
+       "EGRESSD_PURGE_CGROUP_ROOT=" + root->path()});
   EXPECT_TRUE(purged.succeeded()) << purged.describe();
 
   auto sleeperEnd = sleeper->wait(milliseconds(5000));
@@ -298,8 +290,6 @@ TEST(Package, PurgeLeavesNothingBehind) {
   EXPECT_FALSE(fs::exists(pinRoot)) << "pins left in " << pinRoot;
   EXPECT_FALSE(fs::exists((*daemon)->stateDir()));
   EXPECT_FALSE(fs::exists((*daemon)->runDir()));
-  EXPECT_FALSE(fs::exists(lockDir + "/" + lockName));
-  EXPECT_TRUE(fs::exists(lockDir + "/_sys_fs_bpf_someone-else.lock"));
   EXPECT_TRUE(fs::exists(configDir + "/policies/mine.yaml"));
   EXPECT_TRUE(contains(purged.err, "kept " + configDir)) << purged.describe();
 }

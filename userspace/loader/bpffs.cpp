@@ -35,16 +35,6 @@ std::string linkPinPath(const std::string& pinRoot, const std::string& sandboxId
   return linksDir(pinRoot, sandboxId) + "/" + programName;
 }
 
-std::string lockPathFor(const std::string& pinRoot) {
-  std::string name = pinRoot;
-  for (char& c : name) {
-    if (c == '/') {
-      c = '_';
-    }
-  }
-  return "/run/egressd/locks/" + name + ".lock";
-}
-
 Status validateSandboxId(const std::string& id) {
   if (id.empty() || id.size() >= EGRESSD_SANDBOX_ID_LEN) {
     return Error(EINVAL, "sandbox id '" + id + "' must be 1.." +

@@ -18,9 +18,6 @@ bool isOnBpffs(const std::string& path);
 std::string linksDir(const std::string& pinRoot, const std::string& sandboxId);
 std::string linkPinPath(const std::string& pinRoot, const std::string& sandboxId,
                         const std::string& programName);
-// A lock file outside bpffs (which holds no regular files) serialising slot allocation
-// between egressd processes that share one pin root.
-std::string lockPathFor(const std::string& pinRoot);
 
 // Sandbox ids become directory names and map strings: [A-Za-z0-9_.-], 1..63 chars.
 Status validateSandboxId(const std::string& id);

@@ -22,19 +22,21 @@ namespace egressd::loader {
 namespace {
 
 // flock(2) held for the lifetime of the object.
-class FileLock {
+// Serialises slot allocation and link changes between egressd processes sharing one pin
+// root: an flock on the pin root directory itself. bpffs holds no regular files, but a
+// directory takes an flock like any inode, and the lock then lives and dies with the pin
+// root (a lock file elsewhere outlived every removed pin root).
+class PinRootLock {
  public:
-  static Result<FileLock> acquire(const std::string& path) {
-    auto slash = path.rfind('/');
-    EGRESSD_TRY(makeDirs(path.substr(0, slash), 0700));
-    UniqueFd fd(::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
+  static Result<PinRootLock> acquire(const std::string& pinRoot) {
+    UniqueFd fd(::open(pinRoot.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
     if (!fd) {
-      return lastSystemError("open lock file " + path);
+      return lastSystemError("open pin root " + pinRoot + " to lock it");
     }
     if (::flock(fd.get(), LOCK_EX) != 0) {
-      return lastSystemError("lock " + path);
+      return lastSystemError("lock pin root " + pinRoot);
     }
-    FileLock lock;
+    PinRootLock lock;
     lock.fd_ = std::move(fd);
     return lock;
   }
@@ -187,7 +189,7 @@ Status Enforcer::ensureMaps() {
   if (!isOnBpffs(pinRoot_)) {
     return Error(EINVAL, "pin root " + pinRoot_ + " is not on a bpf filesystem");
   }
-  auto lock = FileLock::acquire(lockPathFor(pinRoot_));
+  auto lock = PinRootLock::acquire(pinRoot_);
   if (!lock.ok()) {
     return std::move(lock).error();
   }
@@ -223,7 +225,7 @@ Result<ArmResult> Enforcer::arm(const SandboxRequest& req) {
   }
   EGRESSD_TRY(makeDirs(linksDir(pinRoot_, req.id), 0700));
 
-  auto lock = FileLock::acquire(lockPathFor(pinRoot_));
+  auto lock = PinRootLock::acquire(pinRoot_);
   if (!lock.ok()) {
     return std::move(lock).error();
   }
@@ -319,7 +321,7 @@ Result<ArmResult> Enforcer::arm(const SandboxRequest& req) {
 }
 
 Result<ArmResult> Enforcer::updatePolicy(const SandboxRequest& req) {
-  auto lock = FileLock::acquire(lockPathFor(pinRoot_));
+  auto lock = PinRootLock::acquire(pinRoot_);
   if (!lock.ok()) {
     return std::move(lock).error();
   }
@@ -343,7 +345,10 @@ Result<ArmResult> Enforcer::updatePolicy(const SandboxRequest& req) {
 
 Status Enforcer::detach(const std::string& id) {
   EGRESSD_TRY(validateSandboxId(id));
-  auto lock = FileLock::acquire(lockPathFor(pinRoot_));
+  if (!pathExists(pinRoot_)) {
+    return okStatus();  // nothing was ever pinned here
+  }
+  auto lock = PinRootLock::acquire(pinRoot_);
   if (!lock.ok()) {
     return std::move(lock).error();
   }

@@ -80,7 +80,6 @@ void sweepStale(const std::string& cgroupMount) {
     for (const std::string& path : stale) {
       if (dirPath == kBpffs) {
         removeTree(path);  // unpinning a link of a removed cgroup frees it
-        ::unlink(loader::lockPathFor(path).c_str());
       } else if (auto removed = sandbox::removeCgroupTree(path); !removed.ok()) {
         spdlog::warn("verify: removing stale {}: {}", path, removed.error().message());
       }
@@ -149,7 +148,6 @@ class VerifySandbox {
       }
     }
     removeTree(pinRoot_);
-    ::unlink(loader::lockPathFor(pinRoot_).c_str());
     removeTree(runDir_);
   }
 

@@ -208,7 +208,6 @@ std::vector<Check> hookChecks() {
       ::unlink((pinRoot + "/" + name).c_str());
     }
     ::rmdir(pinRoot.c_str());
-    ::unlink(loader::lockPathFor(pinRoot).c_str());
   };
   if (auto made = makeDirs(pinRoot, 0700); !made.ok()) {
     out.push_back(make("bpf hooks", Level::kFail, made.error().message(), ""));
