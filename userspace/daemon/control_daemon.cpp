@@ -13,6 +13,7 @@
 #include "daemon/arming.h"
 #include "daemon/commands.h"
 #include "daemon/control_routes.h"
+#include "daemon/kube_sandboxes.h"
 #include "daemon/run_owner.h"
 #include "daemon/sandbox_manager.h"
 #include "daemon/service_manager.h"
@@ -52,6 +53,17 @@ int controlDaemonCommand(const ControlDaemonOptions& o, const ProxyOptions& prox
   }
   spdlog::info("control API on {} (state in {}, policies from {})", o.socketPath, o.stateDir,
                o.policyDir);
+  // After restore: the watcher's first list reconciles against the sandboxes re-armed from
+  // state.json (its own among them), so a restart re-creates nothing that survived it.
+  std::unique_ptr<KubernetesWatch> kubernetes;
+  if (o.kubernetes.enabled) {
+    auto watch = KubernetesWatch::start(o.kubernetes, **manager);
+    if (!watch.ok()) {
+      std::cerr << "egressd: " << watch.error().message() << "\n";
+      return kExitUsage;
+    }
+    kubernetes = std::move(*watch);
+  }
   std::printf("egressd ready\n");
   std::fflush(stdout);
   // Only now: every persisted sandbox is re-armed (restore) and the socket listens.
@@ -79,7 +91,8 @@ int controlDaemonCommand(const ControlDaemonOptions& o, const ProxyOptions& prox
                  o.pinRoot, o.stateDir);
     break;
   }
-  server->reset();  // no API call may run while the manager goes
+  kubernetes.reset();  // nor a watcher's change
+  server->reset();     // no API call may run while the manager goes
   (*manager)->flush();
   return 0;
 }
