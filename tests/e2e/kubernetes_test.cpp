@@ -256,6 +256,9 @@ class Kubernetes : public E2eTest {
 
   test::TestHttpOrigin* origin_ = nullptr;
   std::string netns_;
+  // The pods' cgroups: removed after the daemon stopped (members go in reverse order), so
+  // the daemon deletes its sandboxes itself rather than racing its cgroup check.
+  std::optional<test::TestCgroup> kubeRoot_;
   std::unique_ptr<FakeApiServer> api_;
   std::unique_ptr<test::ControlDaemon> daemon_;
 };
@@ -263,7 +266,8 @@ class Kubernetes : public E2eTest {
 TEST_F(Kubernetes, PodsOfTheNodeGetSandboxesThatFollowThem) {
   // The kubelet's layout under a test cgroup: web-0 Burstable under the systemd driver,
   // api-1 Guaranteed under cgroupfs (the watcher looks for both).
-  ASSERT_OK_AND_ASSIGN(test::TestCgroup kubeRoot, test::TestCgroup::create());
+  ASSERT_OK_AND_ASSIGN(kubeRoot_, test::TestCgroup::create());
+  const test::TestCgroup& kubeRoot = *kubeRoot_;
   ASSERT_OK_AND_ASSIGN(test::TestCgroup operatorCgroup, test::TestCgroup::create());
   const std::string webUid = randomUid();
   const std::string apiUid = randomUid();
@@ -383,6 +387,19 @@ TEST_F(Kubernetes, PodsOfTheNodeGetSandboxesThatFollowThem) {
       << deleted->dump();
   EXPECT_TRUE(listed(*daemon_, webId).has_value());
 
+  // --- MODIFIED with other params: the handler is rebound in place (no new sandbox).
+  json retenanted = webAnnotations;
+  retenanted["egressd.io/params-tenant"] = "globex";
+  ASSERT_OK(api_->push(
+      "MODIFIED", podObject("shop", "web-0", webUid, "Running", "Burstable", retenanted, "270")));
+  std::string tenant;
+  for (int i = 0; i < 50 && tenant != "globex"; ++i) {
+    std::this_thread::sleep_for(milliseconds(100));
+    tenant = fetch(webContainer, "allowed.test", uniqueTag("k8s-rebind")).seenHeader("x-tenant");
+  }
+  EXPECT_EQ(tenant, "globex") << "the new params were not applied";
+  EXPECT_EQ(podAudits(webId, "create"), 1U);
+
   // --- 410: the next watch is refused as too old; the watcher lists again, and web-0 is not
   // in the new list (it went while the watch was down), so its sandbox goes too.
   ASSERT_OK(api_->setPods("500", {plain}));
@@ -403,11 +420,67 @@ TEST_F(Kubernetes, PodsOfTheNodeGetSandboxesThatFollowThem) {
   (void)apiProc.stop(milliseconds(0));
 }
 
+// A Pending pod whose cgroup is not there yet gets no sandbox and no error that sticks; once
+// the kubelet made the cgroup and started its first process, the next event about the pod
+// (it turns Running) arms it at once. An unknown policy is retried until the policy exists.
+TEST_F(Kubernetes, PendingPodIsArmedWhenItsCgroupHasAProcess) {
+  ASSERT_OK_AND_ASSIGN(kubeRoot_, test::TestCgroup::create());
+  const test::TestCgroup& kubeRoot = *kubeRoot_;
+  ASSERT_OK_AND_ASSIGN(api_, FakeApiServer::start());
+  ASSERT_OK(api_->setPods("100", {}));
+  ASSERT_NO_FATAL_FAILURE(startDaemon(kubeRoot));
+  const std::string uid = randomUid();
+  const json annotations = {{"egressd.io/policy", "k8s-web"}};
+  ASSERT_OK(api_->push(
+      "ADDED", podObject("jobs", "late", uid, "Pending", "BestEffort", annotations, "110")));
+  std::this_thread::sleep_for(milliseconds(1500));
+  const std::string id = "k8s-jobs_late";
+  EXPECT_FALSE(listed(*daemon_, id).has_value()) << "a sandbox without a pod cgroup";
+
+  std::string unit = uid;
+  std::replace(unit.begin(), unit.end(), '-', '_');
+  ASSERT_OK_AND_ASSIGN(std::string container,
+                       kubeRoot.createChild("kubepods.slice/kubepods-besteffort.slice/"
+                                            "kubepods-besteffort-pod" +
+                                            unit + ".slice/crio-" + randomHex(64) + ".scope"));
+  ASSERT_OK_AND_ASSIGN(test::Process proc, spawnInCgroup({"sleep", "300"}, container, netns_));
+  const auto changed = std::chrono::steady_clock::now();
+  ASSERT_OK(api_->push(
+      "MODIFIED", podObject("jobs", "late", uid, "Running", "BestEffort", annotations, "120")));
+  ASSERT_TRUE(waitListed(*daemon_, id, true)) << "the pod never got its sandbox";
+  EXPECT_LT(std::chrono::steady_clock::now() - changed, std::chrono::seconds(3))
+      << "armed by the backoff, not by the pod's event";
+  expectEnforced(container);
+
+  // A pod asking for a policy the daemon does not have yet: nothing, until the policy file
+  // appears and is loaded (SIGHUP); then the retry makes the sandbox.
+  const std::string otherUid = randomUid();
+  ASSERT_OK_AND_ASSIGN(
+      std::string otherContainer,
+      kubeRoot.createChild("kubepods/besteffort/pod" + otherUid + "/" + randomHex(64)));
+  ASSERT_OK_AND_ASSIGN(test::Process other,
+                       spawnInCgroup({"sleep", "300"}, otherContainer, netns_));
+  ASSERT_OK(api_->push("ADDED", podObject("jobs", "early", otherUid, "Running", "BestEffort",
+                                          {{"egressd.io/policy", "k8s-later"}}, "130")));
+  std::this_thread::sleep_for(milliseconds(1500));
+  EXPECT_FALSE(listed(*daemon_, "k8s-jobs_early").has_value());
+  PolicySpec later;
+  later.name = "k8s-later";
+  later.allowedHosts = {"allowed.test"};
+  ASSERT_OK(daemon_->writePolicyFile("k8s-later.yaml", cpPolicy(later)));
+  ASSERT_OK(daemon_->signal(SIGHUP));
+  EXPECT_TRUE(waitListed(*daemon_, "k8s-jobs_early", true, milliseconds(15000)))
+      << "the pod's sandbox was not made once its policy existed";
+  (void)proc.stop(milliseconds(0));
+  (void)other.stop(milliseconds(0));
+}
+
 // A daemon restart: the sandboxes persist in state.json and are re-armed, and the first list
 // after the restart reconciles: a pod that went meanwhile loses its sandbox (its cgroup still
 // lingering), a new pod gets one, and the pod that stayed keeps its sandbox, not re-created.
 TEST_F(Kubernetes, RestartReArmsAndReconcilesWhatChangedMeanwhile) {
-  ASSERT_OK_AND_ASSIGN(test::TestCgroup kubeRoot, test::TestCgroup::create());
+  ASSERT_OK_AND_ASSIGN(kubeRoot_, test::TestCgroup::create());
+  const test::TestCgroup& kubeRoot = *kubeRoot_;
   struct Pod {
     std::string name;
     std::string uid = randomUid();
@@ -457,6 +530,8 @@ TEST_F(Kubernetes, RestartReArmsAndReconcilesWhatChangedMeanwhile) {
   EXPECT_TRUE(listed(*daemon_, keepId).has_value());
   EXPECT_EQ(podAudits(keepId, "create"), 1U) << "the pod that stayed got its sandbox anew";
   EXPECT_EQ(podAudits(keepId, "delete"), 0U);
+  // The audit line follows the delete (written by the audit thread): wait for it.
+  EXPECT_OK(daemon_->waitForAudit(auditMatch({{"sandbox", goneId}, {"decision", "delete"}})));
   EXPECT_EQ(podAudits(goneId, "delete"), 1U);
   EXPECT_TRUE(pathExists(gone.cgroup)) << "a pod cgroup is the kubelet's, never egressd's";
   expectEnforced(keep.container);

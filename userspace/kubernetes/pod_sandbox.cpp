@@ -60,6 +60,8 @@ std::optional<DesiredSandbox> desiredSandbox(const PodRecord& pod, const std::st
   want.podKey = pod.key();
   want.podUid = pod.uid;
   want.qosClass = pod.qosClass;
+  want.resourceVersion = pod.resourceVersion;
+  want.terminating = pod.terminating;
   want.policy = policy->second;
   if (want.policy.empty()) {
     want.problems.push_back(std::string(kPolicyAnnotation) + " is empty");

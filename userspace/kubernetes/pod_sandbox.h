@@ -41,6 +41,8 @@ struct DesiredSandbox {
   std::string podKey;  // namespace/name, for logs and audit
   std::string podUid;
   std::string qosClass;
+  std::string resourceVersion;  // the pod's: a failed attempt is retried when the pod changes
+  bool terminating = false;     // deletionTimestamp set: its cgroup may be gone already
   std::string policy;
   std::optional<OutboundBinding> outbound;
   std::vector<std::string> problems;  // annotations that were not usable, and why

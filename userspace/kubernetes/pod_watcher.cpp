@@ -27,9 +27,11 @@ std::string describeStatus(const ApiStatus& status) {
          (status.message.empty() ? "" : ": " + status.message);
 }
 
-// What a create/rebind depends on: when any of it changes, a failed attempt is retried at once.
+// What a create/rebind depends on: when any of it changes, a failed attempt is retried at
+// once. The pod's resourceVersion is part of it, so any event about the pod (a Pending pod
+// whose containers start, say) retries without waiting for the backoff.
 std::string attemptOf(const DesiredSandbox& want) {
-  return want.podUid + "|" + want.policy + "|" +
+  return want.podUid + "|" + want.resourceVersion + "|" + want.policy + "|" +
          (want.outbound ? want.outbound->handler + want.outbound->params.dump() : "-");
 }
 
@@ -123,6 +125,9 @@ Status PodWatcher::listPods() {
 
 PodWatcher::WatchEnd PodWatcher::watchOnce(const std::stop_token& stop) {
   bool relist = false;
+  bool failed = false;  // an ERROR event other than 410: the server ends the watch
+  size_t lines = 0;
+  const auto started = Clock::now();
   const std::string path =
       watchPodsPath(options_.nodeName, resourceVersion_, options_.watchTimeoutSeconds);
   spdlog::debug("kubernetes: GET {}", path);
@@ -132,9 +137,16 @@ PodWatcher::WatchEnd PodWatcher::watchOnce(const std::stop_token& stop) {
       spdlog::warn("kubernetes: watch: {} (event skipped)", event.error().message());
       return true;
     }
-    if (!applyEvent(*event)) {
-      relist = true;
-      return false;
+    ++lines;
+    switch (applyEvent(*event)) {
+      case EventOutcome::kApplied:
+        return true;
+      case EventOutcome::kFailed:
+        failed = true;
+        return true;
+      case EventOutcome::kRelist:
+        relist = true;
+        return false;
     }
     return true;
   };
@@ -168,22 +180,30 @@ PodWatcher::WatchEnd PodWatcher::watchOnce(const std::stop_token& stop) {
                  describeStatus(parseApiStatus(response->body, response->status)));
     return WatchEnd::kFailed;
   }
+  if (failed) {
+    return WatchEnd::kFailed;
+  }
+  // A watch that ends at once with nothing in it, again and again, would be a busy loop.
+  if (lines == 0 && Clock::now() - started < std::chrono::seconds(1)) {
+    spdlog::warn("kubernetes: the watch ended at once without events; resuming after a pause");
+    return WatchEnd::kFailed;
+  }
   spdlog::debug("kubernetes: watch ended at resourceVersion {}; resuming", resourceVersion_);
   return WatchEnd::kResume;
 }
 
-bool PodWatcher::applyEvent(const WatchEvent& event) {
+PodWatcher::EventOutcome PodWatcher::applyEvent(const WatchEvent& event) {
   switch (event.type) {
     case WatchEventType::kError:
       if (event.status.code == 410) {
         spdlog::info("kubernetes: watch: {}; listing again", describeStatus(event.status));
-        return false;
+        return EventOutcome::kRelist;
       }
       spdlog::warn("kubernetes: watch error event: {}", describeStatus(event.status));
-      return true;
+      return EventOutcome::kFailed;
     case WatchEventType::kBookmark:
       resourceVersion_ = event.pod.resourceVersion;
-      return true;
+      return EventOutcome::kApplied;
     case WatchEventType::kAdded:
     case WatchEventType::kModified:
       if (event.pod.nodeName == options_.nodeName) {
@@ -200,7 +220,7 @@ bool PodWatcher::applyEvent(const WatchEvent& event) {
     resourceVersion_ = event.pod.resourceVersion;
   }
   reconcile();
-  return true;
+  return EventOutcome::kApplied;
 }
 
 std::string PodWatcher::findPodCgroup(const DesiredSandbox& want) const {
@@ -221,8 +241,8 @@ bool PodWatcher::waitingToRetry(const std::string& key, const std::string& attem
 void PodWatcher::noteFailure(const std::string& key, const std::string& attempt,
                              const std::string& message) {
   Failure& f = failures_[key];
-  const bool news = f.attempt != attempt || f.message != message;
-  f.delay = news ? options_.retryMin : std::min(f.delay * 2, options_.retryMax);
+  const bool news = f.message != message;  // logged once per reason, however often retried
+  f.delay = f.attempt != attempt ? options_.retryMin : std::min(f.delay * 2, options_.retryMax);
   f.attempt = attempt;
   f.message = message;
   f.next = Clock::now() + f.delay;
@@ -283,6 +303,11 @@ void PodWatcher::reconcile() {
       spdlog::warn("kubernetes: pod {}: {}", want.podKey, problem);
     }
     const std::string cgroup = findPodCgroup(want);
+    if (cgroup.empty() && want.terminating) {
+      // Being deleted and its cgroup gone (or never made): nothing left to confine.
+      spdlog::debug("kubernetes: pod {} is terminating without a cgroup; no sandbox", want.podKey);
+      continue;
+    }
     if (cgroup.empty()) {
       noteFailure(key, attempt,
                   "pod " + want.podKey + ": no cgroup yet (looked for " +

@@ -11,7 +11,8 @@
 // (resourceVersion too old: an ERROR event or the watch request's status) means events were
 // missed, so the pods are listed again and everything reconciled against the new list. A pod
 // whose sandbox could not be made (its cgroup not there yet, an unknown policy) is tried
-// again with its own backoff (1 s doubling to 60 s) until it works or the pod changes.
+// again with its own backoff (1 s doubling to 10 s), and at once when an event about the pod
+// arrives (a Pending pod whose containers start), until it works.
 //
 // The watcher runs on a thread of its own: libcurl's transfers block, and the watch's tick
 // (about once a second) runs the retries and notices a stop request.
@@ -59,7 +60,7 @@ struct WatcherOptions {
   std::chrono::milliseconds backoffMin{500};
   std::chrono::milliseconds backoffMax{30000};
   std::chrono::milliseconds retryMin{1000};
-  std::chrono::milliseconds retryMax{60000};
+  std::chrono::milliseconds retryMax{10000};
 };
 
 class PodWatcher {
@@ -71,11 +72,12 @@ class PodWatcher {
 
  private:
   enum class WatchEnd { kResume, kFailed, kRelist, kStopped };
+  enum class EventOutcome { kApplied, kFailed, kRelist };
 
   Status listPods();
   WatchEnd watchOnce(const std::stop_token& stop);
-  // false: the event says to list again (410).
-  bool applyEvent(const WatchEvent& event);
+  // kRelist: a 410, events were missed; kFailed: another ERROR event (resumed after a backoff).
+  EventOutcome applyEvent(const WatchEvent& event);
   void reconcile();
   void retryDue();
   // Waits `delay` unless a stop is requested first; false when stopping.

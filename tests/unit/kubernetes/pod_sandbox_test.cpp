@@ -85,7 +85,8 @@ TEST(PodSandboxTest, PhasesThatStillHaveProcessesKeepTheSandbox) {
   // A terminating pod (deletionTimestamp) still runs its containers for the grace period.
   PodRecord terminating = pod({{"egressd.io/policy", "p"}});
   terminating.terminating = true;
-  EXPECT_TRUE(desiredSandbox(terminating, "node-a"));
+  ASSERT_TRUE(desiredSandbox(terminating, "node-a"));
+  EXPECT_TRUE(desiredSandbox(terminating, "node-a")->terminating);
 }
 
 TEST(PodSandboxTest, ParamsWithoutAHandlerAreReportedAndThePolicyStays) {
