@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <cstring>
 #include <iostream>
+#include <optional>
 
 #include "common/unique_fd.h"
 #include "control/server.h"
@@ -25,6 +26,17 @@ int controlDaemonCommand(const ControlDaemonOptions& o, const ProxyOptions& prox
   if (!sigFd) {
     std::cerr << "egressd: signalfd: " << std::strerror(errno) << "\n";
     return kExitFailure;
+  }
+
+  // --kubernetes: its configuration is checked before anything starts.
+  std::optional<kubernetes::WatcherOptions> kubeOptions;
+  if (o.kubernetes.enabled) {
+    auto resolved = resolveKubernetesOptions(o.kubernetes);
+    if (!resolved.ok()) {
+      std::cerr << "egressd: " << resolved.error().message() << "\n";
+      return kExitUsage;
+    }
+    kubeOptions = std::move(*resolved);
   }
 
   // `egressd run`s killed before their cleanup (their owner process is gone).
@@ -56,13 +68,8 @@ int controlDaemonCommand(const ControlDaemonOptions& o, const ProxyOptions& prox
   // After restore: the watcher's first list reconciles against the sandboxes re-armed from
   // state.json (its own among them), so a restart re-creates nothing that survived it.
   std::unique_ptr<KubernetesWatch> kubernetes;
-  if (o.kubernetes.enabled) {
-    auto watch = KubernetesWatch::start(o.kubernetes, **manager);
-    if (!watch.ok()) {
-      std::cerr << "egressd: " << watch.error().message() << "\n";
-      return kExitUsage;
-    }
-    kubernetes = std::move(*watch);
+  if (kubeOptions) {
+    kubernetes = KubernetesWatch::start(std::move(*kubeOptions), **manager);
   }
   std::printf("egressd ready\n");
   std::fflush(stdout);

@@ -105,8 +105,7 @@ Status KubeSandboxes::remove(const kubernetes::Removal& removal, const std::stri
   return okStatus();
 }
 
-Result<std::unique_ptr<KubernetesWatch>> KubernetesWatch::start(const KubernetesOptions& o,
-                                                                SandboxManager& manager) {
+Result<kubernetes::WatcherOptions> resolveKubernetesOptions(const KubernetesOptions& o) {
   kubernetes::WatcherOptions w;
   w.nodeName = o.nodeName;
   if (w.nodeName.empty()) {
@@ -131,7 +130,12 @@ Result<std::unique_ptr<KubernetesWatch>> KubernetesWatch::start(const Kubernetes
     return std::move(api).error();
   }
   w.api = std::move(*api);
-  std::unique_ptr<KubernetesWatch> watch(new KubernetesWatch(manager, std::move(w)));
+  return w;
+}
+
+std::unique_ptr<KubernetesWatch> KubernetesWatch::start(kubernetes::WatcherOptions options,
+                                                        SandboxManager& manager) {
+  std::unique_ptr<KubernetesWatch> watch(new KubernetesWatch(manager, std::move(options)));
   watch->thread_ =
       std::jthread([m = watch.get()](const std::stop_token& stop) { m->watcher_.run(stop); });
   return watch;

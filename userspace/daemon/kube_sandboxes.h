@@ -27,12 +27,16 @@ class KubeSandboxes : public kubernetes::SandboxBackend {
   SandboxManager& manager_;
 };
 
+// The watcher's options from the daemon's (defaults from the environment and the
+// service-account files); EINVAL names what is missing. Checked before the daemon starts.
+Result<kubernetes::WatcherOptions> resolveKubernetesOptions(const KubernetesOptions& options);
+
 // The running watcher: stopped (and joined) on destruction, the watcher first.
 class KubernetesWatch {
  public:
-  // Resolves the options (EINVAL names what is missing) and starts the watcher's thread.
-  static Result<std::unique_ptr<KubernetesWatch>> start(const KubernetesOptions& options,
-                                                        SandboxManager& manager);
+  // Starts the watcher's thread.
+  static std::unique_ptr<KubernetesWatch> start(kubernetes::WatcherOptions options,
+                                                SandboxManager& manager);
   ~KubernetesWatch();
   KubernetesWatch(const KubernetesWatch&) = delete;
   KubernetesWatch& operator=(const KubernetesWatch&) = delete;
