@@ -229,9 +229,15 @@ Result<ApiResponse> perform(const ApiConfig& config, const std::string& pathAndQ
 
 }  // namespace
 
-Result<ApiResponse> ApiClient::get(const std::string& pathAndQuery, long timeoutSeconds) const {
+Result<ApiResponse> ApiClient::get(const std::string& pathAndQuery,
+                                   const std::function<bool()>* onTick, long timeoutSeconds) const {
   Transfer transfer;
-  return perform(config_, pathAndQuery, transfer, timeoutSeconds);
+  transfer.onTick = onTick;
+  auto response = perform(config_, pathAndQuery, transfer, timeoutSeconds);
+  if (response.ok() && transfer.stoppedByCallback) {
+    return Error(EINTR, "GET " + pathAndQuery + ": abandoned");
+  }
+  return response;
 }
 
 Result<ApiResponse> ApiClient::stream(const std::string& pathAndQuery,

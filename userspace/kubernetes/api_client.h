@@ -42,7 +42,9 @@ class ApiClient {
   const ApiConfig& config() const { return config_; }
 
   // GET `pathAndQuery` ("/api/v1/pods?..."), the whole body; bounded by `timeoutSeconds`.
-  Result<ApiResponse> get(const std::string& pathAndQuery, long timeoutSeconds = 60) const;
+  // `onTick` as for stream() (nullptr: none): returning false abandons the request (EINTR).
+  Result<ApiResponse> get(const std::string& pathAndQuery, const std::function<bool()>* onTick,
+                          long timeoutSeconds = 60) const;
 
   // GET of a stream of newline-separated documents (a watch): each complete line of a 2xx
   // answer goes to `onLine` as it arrives (returning false ends the stream). `onTick` runs

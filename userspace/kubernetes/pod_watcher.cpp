@@ -66,7 +66,10 @@ void PodWatcher::run(const std::stop_token& stop) {
   bool listed = false;
   while (!stop.stop_requested()) {
     if (!listed) {
-      if (Status status = listPods(); !status.ok()) {
+      if (Status status = listPods(stop); !status.ok()) {
+        if (stop.stop_requested()) {
+          return;
+        }
         spdlog::warn("kubernetes: listing the pods of node {}: {} (again in {} ms)",
                      options_.nodeName, status.error().message(), backoff.count());
         if (!sleepUnlessStopped(stop, backoff)) {
@@ -98,8 +101,9 @@ void PodWatcher::run(const std::stop_token& stop) {
   }
 }
 
-Status PodWatcher::listPods() {
-  auto response = client_.get(listPodsPath(options_.nodeName));
+Status PodWatcher::listPods(const std::stop_token& stop) {
+  const std::function<bool()> notStopped = [&stop] { return !stop.stop_requested(); };
+  auto response = client_.get(listPodsPath(options_.nodeName), &notStopped);
   if (!response.ok()) {
     return std::move(response).error();
   }

@@ -74,7 +74,7 @@ class PodWatcher {
   enum class WatchEnd { kResume, kFailed, kRelist, kStopped };
   enum class EventOutcome { kApplied, kFailed, kRelist };
 
-  Status listPods();
+  Status listPods(const std::stop_token& stop);
   WatchEnd watchOnce(const std::stop_token& stop);
   // kRelist: a 410, events were missed; kFailed: another ERROR event (resumed after a backoff).
   EventOutcome applyEvent(const WatchEvent& event);
