@@ -4,11 +4,13 @@
 // the daemon's --kube-cgroup-root) instead of the real kubepods. Each pod's "container" is
 // a process in a container cgroup below the pod's and in the world's sandbox netns.
 //
-// One test walks the watcher's life: the first list makes a sandbox for an annotated pod
-// (policy, handler params, netns of its processes, audit) and enforces it; watch events add,
-// bookmark and delete a pod; a watch that ends resumes from the last resourceVersion; a 410
-// makes the watcher list again, and the pod missing from the new list loses its sandbox. A
-// sandbox an operator made under a pod-like id is never touched.
+// PodsOfTheNodeGetSandboxesThatFollowThem walks the watcher's life: the first list makes a
+// sandbox for an annotated pod (policy, handler params, netns of its processes, audit) and
+// enforces it; watch events add, bookmark, rebind and delete; a watch that ends resumes from
+// the last resourceVersion; a 410 makes the watcher list again, and the pod missing from the
+// new list loses its sandbox; an operator's sandbox under a pod-like id is never touched.
+// The others: a Pending pod armed by its next event once its cgroup has a process (and an
+// unknown policy retried), the token file read for every request, and a daemon restart.
 #include <algorithm>
 #include <chrono>
 #include <iostream>
@@ -222,7 +224,8 @@ class Kubernetes : public E2eTest {
 
   // The daemon with --kubernetes against api_, pod cgroups under `kubeRoot`, policy k8s-web
   // (allowed.test; handler `tenant` setting X-Tenant from its params) from its policy dir.
-  void startDaemon(const test::TestCgroup& kubeRoot) {
+  // `token`: what the token file holds at start.
+  void startDaemon(const test::TestCgroup& kubeRoot, const std::string& token = kToken) {
     ASSERT_OK_AND_ASSIGN(test::ControlDaemon::Options opts, worldDaemonOptions());
     PolicySpec spec;
     spec.name = "k8s-web";
@@ -231,8 +234,7 @@ class Kubernetes : public E2eTest {
         "outboundHandlers:\n  tenant:\n    - setHeader: { name: X-Tenant, value: "
         "\"${params.tenant}\" }\n";
     opts.policyFiles["k8s-web.yaml"] = cpPolicy(spec);
-    ASSERT_OK_AND_ASSIGN(std::string tokenFile,
-                         api_->dir().writeFile("token", std::string(kToken) + "\n"));
+    ASSERT_OK_AND_ASSIGN(std::string tokenFile, api_->dir().writeFile("token", token + "\n"));
     opts.extraArgs.insert(opts.extraArgs.end(),
                           {"--kubernetes", "--kube-node", kNode, "--kube-api", api_->url(),
                            "--kube-token-file", tokenFile, "--kube-cgroup-root", kubeRoot.path()});
@@ -473,6 +475,37 @@ TEST_F(Kubernetes, PendingPodIsArmedWhenItsCgroupHasAProcess) {
       << "the pod's sandbox was not made once its policy existed";
   (void)proc.stop(milliseconds(0));
   (void)other.stop(milliseconds(0));
+}
+
+// The token file is read for every request (projected service-account tokens rotate): with a
+// token the API server refuses (401) the watcher keeps trying with its backoff, and once the
+// file holds a good token the next attempt lists the pods.
+TEST_F(Kubernetes, TokenIsReadAgainForEveryRequest) {
+  ASSERT_OK_AND_ASSIGN(kubeRoot_, test::TestCgroup::create());
+  const test::TestCgroup& kubeRoot = *kubeRoot_;
+  const std::string uid = randomUid();
+  ASSERT_OK_AND_ASSIGN(std::string container,
+                       kubeRoot.createChild("kubepods/pod" + uid + "/" + randomHex(64)));
+  ASSERT_OK_AND_ASSIGN(test::Process proc, spawnInCgroup({"sleep", "300"}, container, netns_));
+  ASSERT_OK_AND_ASSIGN(api_, FakeApiServer::start());
+  ASSERT_OK(api_->setPods("100", {podObject("ops", "rotated", uid, "Running", "Guaranteed",
+                                            {{"egressd.io/policy", "k8s-web"}}, "10")}));
+  ASSERT_NO_FATAL_FAILURE(startDaemon(kubeRoot, "expired-token"));
+  const std::string tokenFile = api_->dir().path() + "/token";
+  std::this_thread::sleep_for(milliseconds(2000));
+  size_t refused = 0;
+  for (const json& r : api_->requests()) {
+    refused += r.value("auth", true) ? 0 : 1;
+  }
+  EXPECT_GE(refused, 2U) << "the watcher did not keep trying:\n" << api_->log();
+  EXPECT_FALSE(listed(*daemon_, "k8s-ops_rotated").has_value());
+
+  ASSERT_OK(writeFileAtomic(tokenFile, std::string(kToken) + "\n"));
+  EXPECT_TRUE(waitListed(*daemon_, "k8s-ops_rotated", true, milliseconds(15000)))
+      << "the new token was not used:\n"
+      << api_->log();
+  EXPECT_TRUE(daemon_->running());
+  (void)proc.stop(milliseconds(0));
 }
 
 // A daemon restart: the sandboxes persist in state.json and are re-armed, and the first list
