@@ -62,6 +62,7 @@ std::optional<DesiredSandbox> desiredSandbox(const PodRecord& pod, const std::st
   want.qosClass = pod.qosClass;
   want.resourceVersion = pod.resourceVersion;
   want.terminating = pod.terminating;
+  want.pending = pod.phase == "Pending";
   want.policy = policy->second;
   if (want.policy.empty()) {
     want.problems.push_back(std::string(kPolicyAnnotation) + " is empty");

@@ -43,6 +43,7 @@ struct DesiredSandbox {
   std::string qosClass;
   std::string resourceVersion;  // the pod's: a failed attempt is retried when the pod changes
   bool terminating = false;     // deletionTimestamp set: its cgroup may be gone already
+  bool pending = false;         // phase Pending: its cgroup or first process may not be there yet
   std::string policy;
   std::optional<OutboundBinding> outbound;
   std::vector<std::string> problems;  // annotations that were not usable, and why

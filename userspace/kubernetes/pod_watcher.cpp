@@ -243,14 +243,18 @@ bool PodWatcher::waitingToRetry(const std::string& key, const std::string& attem
 }
 
 void PodWatcher::noteFailure(const std::string& key, const std::string& attempt,
-                             const std::string& message) {
+                             const std::string& message, bool expected) {
   Failure& f = failures_[key];
-  const bool news = f.message != message;  // logged once per reason, however often retried
+  if (f.message != message) {
+    f.warned = false;
+  }
   f.delay = f.attempt != attempt ? options_.retryMin : std::min(f.delay * 2, options_.retryMax);
   f.attempt = attempt;
   f.message = message;
   f.next = Clock::now() + f.delay;
-  if (news) {
+  // A warning once per reason, however often retried.
+  if (!expected && !f.warned) {
+    f.warned = true;
     spdlog::warn("kubernetes: {} (trying again)", message);
   } else {
     spdlog::debug("kubernetes: {} (again in {} ms)", message, f.delay.count());
@@ -303,9 +307,6 @@ void PodWatcher::reconcile() {
     if (waitingToRetry(key, attempt)) {
       continue;
     }
-    for (const std::string& problem : want.problems) {
-      spdlog::warn("kubernetes: pod {}: {}", want.podKey, problem);
-    }
     const std::string cgroup = findPodCgroup(want);
     if (cgroup.empty() && want.terminating) {
       // Being deleted and its cgroup gone (or never made): nothing left to confine.
@@ -317,13 +318,18 @@ void PodWatcher::reconcile() {
                   "pod " + want.podKey + ": no cgroup yet (looked for " +
                       podCgroupPath(options_.cgroupRoot, want.podUid,
                                     qosClassFromStatus(want.qosClass), CgroupDriver::kSystemd) +
-                      " and the other layouts)");
+                      " and the other layouts)",
+                  want.pending);
       continue;
     }
     if (Status made = backend_.create(want, cgroup); !made.ok()) {
       noteFailure(key, attempt,
-                  "pod " + want.podKey + ": sandbox " + want.id + ": " + made.error().message());
+                  "pod " + want.podKey + ": sandbox " + want.id + ": " + made.error().message(),
+                  want.pending);
       continue;
+    }
+    for (const std::string& problem : want.problems) {
+      spdlog::warn("kubernetes: pod {}: {}", want.podKey, problem);
     }
     failures_.erase(key);
     podKeyOfId_[want.id] = want.podKey;

@@ -84,15 +84,18 @@ class PodWatcher {
   static bool sleepUnlessStopped(const std::stop_token& stop, std::chrono::milliseconds delay);
   // The first existing cgroup of the pod's candidates, or "" (not made yet).
   std::string findPodCgroup(const DesiredSandbox& want) const;
-  // A failed create/rebind: logged (warn the first time and when the reason changes) and
-  // scheduled again with a growing delay.
-  void noteFailure(const std::string& key, const std::string& attempt, const std::string& message);
+  // A failed create/rebind: logged (warn the first time and when the reason changes; only
+  // debug while `expected`, a Pending pod not started yet) and scheduled again with a growing
+  // delay.
+  void noteFailure(const std::string& key, const std::string& attempt, const std::string& message,
+                   bool expected = false);
   // Whether `attempt` on `key` failed before and is not due again yet.
   bool waitingToRetry(const std::string& key, const std::string& attempt) const;
 
   struct Failure {
     std::string attempt;  // what was tried (pod uid, policy, binding): a change retries at once
     std::string message;
+    bool warned = false;  // `message` was logged as a warning
     std::chrono::milliseconds delay{0};
     std::chrono::steady_clock::time_point next;
   };

@@ -79,6 +79,8 @@ TEST(PodSandboxTest, PhasesThatStillHaveProcessesKeepTheSandbox) {
   for (const char* phase : {"Pending", "Running", "Unknown", ""}) {
     EXPECT_TRUE(desiredSandbox(pod({{"egressd.io/policy", "p"}}, phase), "node-a")) << phase;
   }
+  EXPECT_TRUE(desiredSandbox(pod({{"egressd.io/policy", "p"}}, "Pending"), "node-a")->pending);
+  EXPECT_FALSE(desiredSandbox(pod({{"egressd.io/policy", "p"}}, "Running"), "node-a")->pending);
   for (const char* phase : {"Succeeded", "Failed"}) {
     EXPECT_FALSE(desiredSandbox(pod({{"egressd.io/policy", "p"}}, phase), "node-a")) << phase;
   }
