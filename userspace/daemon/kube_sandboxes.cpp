@@ -79,6 +79,15 @@ Status KubeSandboxes::create(const DesiredSandbox& want, const std::string& cgro
 }
 
 Status KubeSandboxes::rebind(const DesiredSandbox& want) {
+  // The plan only rebinds the watcher's own sandboxes; checked again here, at the moment of
+  // the change (an operator may have re-made the id since the plan was made).
+  bool own = false;
+  for (const SandboxManager::Ownership& s : manager_.sandboxOwnership()) {
+    own = own || (s.id == want.id && s.owner == want.owner());
+  }
+  if (!own) {
+    return Error(EPERM, "sandbox " + want.id + " is not the one made for pod " + want.podKey);
+  }
   auto changed = want.outbound ? manager_.setOutboundHandler(want.id, *handlerRefOf(want.outbound))
                                : manager_.removeOutboundHandler(want.id);
   if (!changed.ok()) {
