@@ -87,6 +87,9 @@ void PodWatcher::run(const std::stop_token& stop) {
         return;
       case WatchEnd::kResume:
         backoff = options_.backoffMin;
+        // Also between events: what changed outside the watcher (an operator's delete of a
+        // pod's sandbox) is set right at least once per watch period.
+        reconcile();
         break;
       case WatchEnd::kRelist:
         listed = false;
