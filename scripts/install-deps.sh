@@ -7,7 +7,7 @@ packages=(
   # build
   build-essential cmake pkg-config clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev
   libyaml-cpp-dev libspdlog-dev libcxxopts-dev nlohmann-json3-dev node-llhttp libasio-dev
-  libidn2-dev libpsl-dev libsystemd-dev
+  libidn2-dev libpsl-dev libsystemd-dev libcurl4-openssl-dev
   libseccomp-dev libcap-dev libssl-dev libgtest-dev libgmock-dev clang-format git
   # packaging (packaging/CMakeLists.txt): man pages from --help, the .deb's Depends
   help2man dpkg-dev

@@ -206,7 +206,8 @@ TEST(Package, CpackBuildsTheDebWithDependsAndMaintainerScripts) {
     }
   }
   std::printf("[package] %s\n", depends.c_str());
-  for (const char* lib : {"libbpf1", "libssl3", "libyaml-cpp0.7", "libsystemd0", "libc6"}) {
+  for (const char* lib :
+       {"libbpf1", "libssl3", "libyaml-cpp0.7", "libsystemd0", "libcurl4", "libc6"}) {
     EXPECT_TRUE(contains(depends, lib)) << lib << " not in" << depends << "\n" << info.out;
   }
   EXPECT_TRUE(contains(info.out, " Package: egressd")) << info.out;

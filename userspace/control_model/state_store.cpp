@@ -43,6 +43,7 @@ Result<DaemonState> parseState(const nlohmann::json& json, const std::string& pa
     sandbox.cgroupPath = s.value("cgroup", "");
     sandbox.createdCgroup = s.value("createdCgroup", false);
     sandbox.netns = s.value("netns", "");
+    sandbox.owner = s.value("owner", "");
     auto overrides =
         policy::InstanceOverrides::fromJson(s.value("overrides", nlohmann::json::object()));
     if (!overrides.ok()) {
@@ -63,12 +64,16 @@ nlohmann::json stateToJson(const DaemonState& state) {
   }
   nlohmann::json sandboxes = nlohmann::json::array();
   for (const StoredSandbox& s : state.sandboxes) {
-    sandboxes.push_back({{"id", s.id},
-                         {"policy", s.policyName},
-                         {"cgroup", s.cgroupPath},
-                         {"createdCgroup", s.createdCgroup},
-                         {"netns", s.netns},
-                         {"overrides", s.overrides.toJson()}});
+    nlohmann::json sandbox = {{"id", s.id},
+                              {"policy", s.policyName},
+                              {"cgroup", s.cgroupPath},
+                              {"createdCgroup", s.createdCgroup},
+                              {"netns", s.netns},
+                              {"overrides", s.overrides.toJson()}};
+    if (!s.owner.empty()) {
+      sandbox["owner"] = s.owner;
+    }
+    sandboxes.push_back(std::move(sandbox));
   }
   nlohmann::json secrets = {{"names", state.secretNames}};
   if (state.secretValues) {

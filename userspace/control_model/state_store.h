@@ -24,6 +24,9 @@ struct StoredSandbox {
   bool createdCgroup = false;
   std::string netns;
   policy::InstanceOverrides overrides;
+  // Who made it: "" = an operator (the API); "kubernetes-pod/<uid>" = the pod watcher of
+  // `egressd daemon --kubernetes`, which touches only the sandboxes it made.
+  std::string owner;
 };
 
 struct DaemonState {

@@ -34,6 +34,16 @@ int detachCommand(const std::string& id, const std::string& pinRoot, const std::
 // stdout); kExitBadPolicy when any file has an error, kExitFailure when one cannot be read.
 int validateCommand(const std::vector<std::string>& files, bool json);
 
+// `egressd daemon --kubernetes` (daemon/kube_sandboxes.h, docs/kubernetes.md).
+struct KubernetesOptions {
+  bool enabled = false;
+  std::string nodeName;    // "" = $NODE_NAME
+  std::string apiServer;   // "" = https://$KUBERNETES_SERVICE_HOST:$KUBERNETES_SERVICE_PORT
+  std::string tokenFile;   // "" = the service account's token
+  std::string caFile;      // "" = the service account's ca.crt
+  std::string cgroupRoot;  // "" = the cgroup2 mount
+};
+
 struct ControlDaemonOptions {
   std::string pinRoot;
   std::string socketPath;
@@ -41,6 +51,7 @@ struct ControlDaemonOptions {
   std::string policyDir;
   std::string cgroupParent;  // where `sandbox create --create-cgroup` makes cgroups
   bool persistSecrets = false;
+  KubernetesOptions kubernetes;  // --kubernetes: sandboxes for this node's annotated pods
 };
 // The multi-sandbox daemon: restores its state, serves the control API on a unix socket,
 // prints "egressd ready"; SIGHUP reloads the policy files; SIGTERM/SIGINT exit with

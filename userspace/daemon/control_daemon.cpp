@@ -7,12 +7,14 @@
 #include <cstdio>
 #include <cstring>
 #include <iostream>
+#include <optional>
 
 #include "common/unique_fd.h"
 #include "control/server.h"
 #include "daemon/arming.h"
 #include "daemon/commands.h"
 #include "daemon/control_routes.h"
+#include "daemon/kube_sandboxes.h"
 #include "daemon/run_owner.h"
 #include "daemon/sandbox_manager.h"
 #include "daemon/service_manager.h"
@@ -24,6 +26,17 @@ int controlDaemonCommand(const ControlDaemonOptions& o, const ProxyOptions& prox
   if (!sigFd) {
     std::cerr << "egressd: signalfd: " << std::strerror(errno) << "\n";
     return kExitFailure;
+  }
+
+  // --kubernetes: its configuration is checked before anything starts.
+  std::optional<kubernetes::WatcherOptions> kubeOptions;
+  if (o.kubernetes.enabled) {
+    auto resolved = resolveKubernetesOptions(o.kubernetes);
+    if (!resolved.ok()) {
+      std::cerr << "egressd: " << resolved.error().message() << "\n";
+      return kExitUsage;
+    }
+    kubeOptions = std::move(*resolved);
   }
 
   // `egressd run`s killed before their cleanup (their owner process is gone).
@@ -52,6 +65,12 @@ int controlDaemonCommand(const ControlDaemonOptions& o, const ProxyOptions& prox
   }
   spdlog::info("control API on {} (state in {}, policies from {})", o.socketPath, o.stateDir,
                o.policyDir);
+  // After restore: the watcher's first list reconciles against the sandboxes re-armed from
+  // state.json (its own among them), so a restart re-creates nothing that survived it.
+  std::unique_ptr<KubernetesWatch> kubernetes;
+  if (kubeOptions) {
+    kubernetes = KubernetesWatch::start(std::move(*kubeOptions), **manager);
+  }
   std::printf("egressd ready\n");
   std::fflush(stdout);
   // Only now: every persisted sandbox is re-armed (restore) and the socket listens.
@@ -79,7 +98,8 @@ int controlDaemonCommand(const ControlDaemonOptions& o, const ProxyOptions& prox
                  o.pinRoot, o.stateDir);
     break;
   }
-  server->reset();  // no API call may run while the manager goes
+  kubernetes.reset();  // nor a watcher's change
+  server->reset();     // no API call may run while the manager goes
   (*manager)->flush();
   return 0;
 }

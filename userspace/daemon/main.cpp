@@ -193,7 +193,19 @@ int main(int argc, char** argv) {
                                                     stringOr(args, "state-dir"),
                                                     stringOr(args, "policy-dir"),
                                                     stringOr(args, "cgroup-parent"),
-                                                    args.count("persist-secrets") != 0U};
+                                                    args.count("persist-secrets") != 0U,
+                                                    {}};
+      control.kubernetes = {args.count("kubernetes") != 0U, stringOr(args, "kube-node"),
+                            stringOr(args, "kube-api"),     stringOr(args, "kube-token-file"),
+                            stringOr(args, "kube-ca-file"), stringOr(args, "kube-cgroup-root")};
+      if (!control.kubernetes.enabled) {
+        for (const char* option :
+             {"kube-node", "kube-api", "kube-token-file", "kube-ca-file", "kube-cgroup-root"}) {
+          if (args.count(option) != 0U) {
+            return usageError(std::string("--") + option + " goes with --kubernetes");
+          }
+        }
+      }
       logHostFeatures(spdlog::level::info);
       return egressd::daemon::controlDaemonCommand(control, proxy);
     }

@@ -265,11 +265,17 @@ Result<Json> SandboxManager::createSandbox(const CreateSandboxRequest& request) 
   return detailJson(it->second);
 }
 
-Result<Json> SandboxManager::deleteSandbox(const std::string& id) {
+Result<Json> SandboxManager::deleteSandbox(const std::string& id,
+                                           const std::optional<std::string>& requiredOwner) {
   std::lock_guard lock(mutex_);
   auto it = sandboxes_.find(id);
   if (it == sandboxes_.end()) {
     return unknownSandbox(id);
+  }
+  if (requiredOwner && it->second.owner != *requiredOwner) {
+    return Error(EPERM, "sandbox " + id + " belongs to " +
+                            (it->second.owner.empty() ? "an operator" : it->second.owner) +
+                            ", not " + *requiredOwner);
   }
   lifecycle_->stopServing(id);
   if (auto detached = lifecycle_->detachKernel(id); !detached.ok()) {
@@ -289,12 +295,29 @@ Json SandboxManager::listSandboxes() {
   std::lock_guard lock(mutex_);
   Json list = Json::array();
   for (const auto& [id, record] : sandboxes_) {
-    list.push_back({{"id", id},
-                    {"policy", record.policyName},
-                    {"cgroup", record.cgroupPath},
-                    {"openConnections", runtime_->openConnections(id)}});
+    Json entry = {{"id", id},
+                  {"policy", record.policyName},
+                  {"cgroup", record.cgroupPath},
+                  {"openConnections", runtime_->openConnections(id)}};
+    if (!record.owner.empty()) {
+      entry["owner"] = record.owner;
+    }
+    list.push_back(std::move(entry));
   }
   return Json{{"sandboxes", list}};
+}
+
+std::vector<SandboxManager::Ownership> SandboxManager::sandboxOwnership() {
+  std::lock_guard lock(mutex_);
+  std::vector<Ownership> out;
+  for (const auto& [id, record] : sandboxes_) {
+    out.push_back({id, record.owner, record.policyName, record.overrides.outbound});
+  }
+  return out;
+}
+
+void SandboxManager::auditControlEvent(const audit::AuditRecord& record) {
+  runtime_->auditControlEvent(record);
 }
 
 Result<Json> SandboxManager::showSandbox(const std::string& id) {

@@ -74,7 +74,20 @@ class SandboxManager {
 
   Json status();
   Result<Json> createSandbox(const CreateSandboxRequest& request);
-  Result<Json> deleteSandbox(const std::string& id);
+  // `requiredOwner`: delete only if the sandbox's owner is that (EPERM otherwise), so the pod
+  // watcher never deletes a sandbox an operator made meanwhile under the same id.
+  Result<Json> deleteSandbox(const std::string& id,
+                             const std::optional<std::string>& requiredOwner = std::nullopt);
+  // Every sandbox's id, owner, policy and instance catch-all handler (the pod watcher's view).
+  struct Ownership {
+    std::string id;
+    std::string owner;
+    std::string policyName;
+    std::optional<policy::HandlerRef> outbound;
+  };
+  std::vector<Ownership> sandboxOwnership();
+  // An audit record of the control layer (the pod watcher's creates and deletes).
+  void auditControlEvent(const audit::AuditRecord& record);
   Json listSandboxes();
   Result<Json> showSandbox(const std::string& id);
   // What a client needs to start a command inside the sandbox with `egressd run`'s

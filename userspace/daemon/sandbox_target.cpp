@@ -152,9 +152,25 @@ Result<SandboxRecord> placeSandbox(
   SandboxRecord record;
   record.id = request.id;
   record.policyName = request.policyName;
+  record.owner = request.owner;
   const bool fromProcess = request.pid.has_value() || request.container.has_value();
+  const bool pinsNetns = fromProcess || request.netnsOfCgroup;
+  if (request.netnsOfCgroup) {
+    auto mount = sandbox::findCgroup2Mount();
+    if (!mount.ok()) {
+      return std::move(mount).error();
+    }
+    if (!request.cgroup) {
+      return Error(EINVAL, "the netns of a cgroup's processes needs \"cgroup\"");
+    }
+    if (auto sandboxable =
+            checkSandboxableCgroup(*request.cgroup, *mount, "cgroup " + *request.cgroup);
+        !sandboxable.ok()) {
+      return std::move(sandboxable).error();
+    }
+  }
   if (request.netns) {
-    if (fromProcess) {
+    if (pinsNetns) {
       return Error(EINVAL,
                    "\"netns\" goes with \"cgroup\": with \"pid\" or \"container\" "
                    "the network namespace is that of the process or container");
@@ -199,7 +215,7 @@ Result<SandboxRecord> placeSandbox(
     return Error(EINVAL, id.error().message());
   }
   record.cgroupId = *id;
-  if (fromProcess) {
+  if (pinsNetns) {
     auto netns = pinNetnsOfCgroup(record.cgroupPath, request.pid.value_or(0), runDir, record.id);
     if (!netns.ok()) {
       return Error(EINVAL, netns.error().message());

@@ -39,6 +39,10 @@ struct CreateSandboxRequest {
   std::optional<pid_t> pid;              // ...or that of this process (and its netns)...
   std::optional<std::string> container;  // ...or of this container (id or prefix)
   pid_t peerPid = 0;                     // the caller, for `pid` (see above)
+  // With `cgroup` (not through the API): the netns is that of the cgroup's processes, pinned
+  // as for `pid` (the pod watcher: a pod's cgroup, its pause container's namespace).
+  bool netnsOfCgroup = false;
+  std::string owner;  // StoredSandbox::owner ("" = an operator)
 };
 
 // A new sandbox's record with its cgroup (found, or created under `cgroupParent`), the

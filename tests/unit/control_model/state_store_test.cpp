@@ -28,6 +28,7 @@ DaemonState sampleState() {
   plain.id = "sb2";
   plain.policyName = "other";
   plain.cgroupPath = "/sys/fs/cgroup/mine";
+  plain.owner = "kubernetes-pod/6f1c2d3e-8a9b-4c5d-9e0f-1a2b3c4d5e6f";
   state.sandboxes.push_back(plain);
   state.secretNames = {"TOKEN", "LOST"};
   return state;
@@ -71,6 +72,10 @@ TEST(StateStoreTest, RoundTripKeepsEverythingAndTheFileIsPrivate) {
   EXPECT_EQ(sb.overrides.toJson(), state.sandboxes[0].overrides.toJson());
   EXPECT_FALSE(back.sandboxes[1].createdCgroup);
   EXPECT_EQ(back.sandboxes[1].netns, "");
+  // The owner is kept (the pod watcher's sandboxes), and absent means an operator's.
+  EXPECT_EQ(sb.owner, "");
+  EXPECT_FALSE(stateToJson(back)["sandboxes"][0].contains("owner"));
+  EXPECT_EQ(back.sandboxes[1].owner, "kubernetes-pod/6f1c2d3e-8a9b-4c5d-9e0f-1a2b3c4d5e6f");
   // The same state writes the same file.
   EXPECT_EQ(stateToJson(back), stateToJson(state));
 }

@@ -46,6 +46,11 @@ TEST(UsageTest, EachModeOffersOnlyItsOwnOptions) {
   EXPECT_TRUE(offers(Mode::kVerify, "policy"));
   EXPECT_TRUE(offers(Mode::kVerify, "state-dir"));
   EXPECT_FALSE(offers(Mode::kVerify, "user"));
+  for (const char* kube : {"kubernetes", "kube-node", "kube-api", "kube-token-file", "kube-ca-file",
+                           "kube-cgroup-root"}) {
+    EXPECT_TRUE(offers(Mode::kDaemon, kube)) << kube;
+    EXPECT_FALSE(offers(Mode::kRun, kube)) << kube;
+  }
   for (const ModeSpec& spec : modes()) {
     EXPECT_TRUE(offers(spec.mode, "help")) << spec.name;
     EXPECT_TRUE(offers(spec.mode, "log-level")) << spec.name;
