@@ -2,25 +2,34 @@
 // prefix puts every file in place, the installed binaries run, the generated man pages are
 // valid roff that man renders with NAME and SYNOPSIS, the unit passes systemd-analyze;
 // `cpack` makes the .deb with dpkg-shlibdeps' Depends and the maintainer scripts; and the
-// postrm's purge, run against a real daemon's leftovers, leaves nothing behind. Nothing is
-// installed on the machine itself (no dpkg -i).
+// postrm's purge, run against a real daemon's leftovers, leaves nothing behind; and the .deb
+// installed with dpkg -i enforces and purges clean (skipped where an egressd is installed).
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <csignal>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <memory>
+#include <optional>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "cgroup.h"
+#include "common/unique_fd.h"
 #include "control_daemon.h"
 #include "egressd.h"
 #include "process.h"
+#include "sanitizers.h"
 #include "temp_dir.h"
 
 namespace egressd::e2e {
@@ -176,6 +185,30 @@ TEST_F(Installed, SystemdAnalyzeVerifiesTheUnit) {
   EXPECT_FALSE(contains(verified.out + verified.err, "egressd.service")) << verified.describe();
 }
 
+// `cpack -G DEB` of this build into `outDir`; the .deb's path, or a failure naming the
+// command's output.
+Result<std::string> buildDeb(const std::string& outDir, const std::string& dpkg) {
+  const std::string cpackConfig = std::string(EGRESSD_BUILD_DIR) + "/CPackConfig.cmake";
+  RunResult packed =
+      runCommand({EGRESSD_CPACK_COMMAND, "-G", "DEB", "--config", cpackConfig, "-B", outDir}, {},
+                 milliseconds(120000));
+  if (!packed.succeeded()) {
+    return Error(EIO, "cpack: " + packed.describe());
+  }
+  RunResult arch = runCommand({dpkg, "--print-architecture"});
+  if (!arch.succeeded()) {
+    return Error(EIO, "dpkg --print-architecture: " + arch.describe());
+  }
+  while (!arch.out.empty() && arch.out.back() == '\n') {
+    arch.out.pop_back();
+  }
+  std::string deb = outDir + "/egressd_" EGRESSD_VERSION_STRING "_" + arch.out + ".deb";
+  if (!fs::is_regular_file(deb)) {
+    return Error(ENOENT, deb + " not made:\n" + packed.describe());
+  }
+  return deb;
+}
+
 TEST(Package, CpackBuildsTheDebWithDependsAndMaintainerScripts) {
   const std::string dpkgDeb = onPath("dpkg-deb");
   const std::string dpkg = onPath("dpkg");
@@ -183,18 +216,9 @@ TEST(Package, CpackBuildsTheDebWithDependsAndMaintainerScripts) {
     GTEST_SKIP() << "dpkg-deb, dpkg or dpkg-shlibdeps (dpkg-dev) is not installed";
   }
   test::TempDir out = test::TempDir::createOrThrow();
-  const std::string cpackConfig = std::string(EGRESSD_BUILD_DIR) + "/CPackConfig.cmake";
-  RunResult packed =
-      runCommand({EGRESSD_CPACK_COMMAND, "-G", "DEB", "--config", cpackConfig, "-B", out.path()},
-                 {}, milliseconds(120000));
-  ASSERT_TRUE(packed.succeeded()) << packed.describe();
-  RunResult arch = runCommand({dpkg, "--print-architecture"});
-  ASSERT_TRUE(arch.succeeded()) << arch.describe();
-  while (!arch.out.empty() && arch.out.back() == '\n') {
-    arch.out.pop_back();
-  }
-  const std::string deb = out.path() + "/egressd_" EGRESSD_VERSION_STRING "_" + arch.out + ".deb";
-  ASSERT_TRUE(fs::is_regular_file(deb)) << deb << " not made:\n" << packed.describe();
+  auto built = buildDeb(out.path(), dpkg);
+  ASSERT_TRUE(built.ok()) << built.error().message();
+  const std::string deb = *built;
 
   RunResult info = runCommand({dpkgDeb, "-I", deb});
   ASSERT_TRUE(info.succeeded()) << info.describe();
@@ -293,6 +317,134 @@ TEST(Package, PurgeLeavesNothingBehind) {
   EXPECT_FALSE(fs::exists((*daemon)->runDir()));
   EXPECT_TRUE(fs::exists(configDir + "/policies/mine.yaml"));
   EXPECT_TRUE(contains(purged.err, "kept " + configDir)) << purged.describe();
+}
+
+// What a sandbox process gets when it connects to 127.0.0.1:`port` (a listener of the
+// test's): "connected", or the errno's number.
+std::string connectFromCgroup(const std::string& cgroup, int port) {
+  auto r = test::run({.argv = {"python3", "-c",
+                               "import socket, sys\n"
+                               "s = socket.socket()\n"
+                               "try:\n"
+                               "    s.connect(('127.0.0.1', int(sys.argv[1])))\n"
+                               "    print('connected')\n"
+                               "except OSError as e:\n"
+                               "    print(e.errno)\n",
+                               std::to_string(port)},
+                      .cgroup = cgroup},
+                     milliseconds(10000));
+  if (!r.ok()) {
+    return r.error().message();
+  }
+  std::string out = r->out;
+  while (!out.empty() && out.back() == '\n') {
+    out.pop_back();
+  }
+  return out;
+}
+
+// Purges the package on every way out of the test that installed it.
+struct PurgeOnExit {
+  ~PurgeOnExit() { (void)runCommand({"dpkg", "--purge", "egressd"}, {}, milliseconds(120000)); }
+};
+
+// The .deb installed on this machine for real (issue 17's "installs and starts", done on
+// the CI machine: a fresh chroot would need debootstrap and a mirror): dpkg -i, the
+// documented foreground command (no systemd as PID 1 here), a sandbox on a process found
+// by --pid that is enforced, then dpkg --purge: no pinned link still enforces, and none of
+// the package's files, state or directories are left. Skipped where egressd is already
+// installed or its default directories are in use: it never touches an operator's egressd.
+TEST(Package, InstalledDebEnforcesAndPurgeLeavesNothing) {
+  if (test::kAddressSanitizer) {
+    GTEST_SKIP() << "installs the packaged build; a sanitizer build is not what gets packaged";
+  }
+  const std::string dpkg = onPath("dpkg");
+  if (dpkg.empty() || onPath("dpkg-shlibdeps").empty() || onPath("python3").empty()) {
+    GTEST_SKIP() << "dpkg, dpkg-shlibdeps (dpkg-dev) or python3 is not installed";
+  }
+  RunResult status = runCommand({"dpkg-query", "-W", "-f=${Status}", "egressd"});
+  if (contains(status.out, "installed")) {
+    GTEST_SKIP() << "an egressd package is installed on this machine (" << status.out
+                 << "): not touching it";
+  }
+  for (const char* path : {"/usr/sbin/egressd", "/usr/bin/egressctl", "/sys/fs/bpf/egressd",
+                           "/var/lib/egressd", "/etc/egressd", "/run/egressd/egressd.sock"}) {
+    if (fs::exists(path)) {
+      GTEST_SKIP() << path << " exists: an egressd not from this test uses the default paths";
+    }
+  }
+  test::TempDir out = test::TempDir::createOrThrow();
+  auto deb = buildDeb(out.path(), dpkg);
+  ASSERT_TRUE(deb.ok()) << deb.error().message();
+
+  // A listener of the test's on loopback: reachable from any cgroup until a policy denies it.
+  UniqueFd listener(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  ASSERT_TRUE(listener) << std::strerror(errno);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof(addr);
+  ASSERT_EQ(::bind(listener.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+  ASSERT_EQ(::listen(listener.get(), 64), 0);
+  ASSERT_EQ(::getsockname(listener.get(), reinterpret_cast<sockaddr*>(&addr), &len), 0);
+  const int port = ntohs(addr.sin_port);
+  auto cgroup = test::TestCgroup::create();
+  ASSERT_TRUE(cgroup.ok()) << cgroup.error().message();
+  auto sleeper = test::Process::spawn({.argv = {"sleep", "300"}, .cgroup = cgroup->path()});
+  ASSERT_TRUE(sleeper.ok()) << sleeper.error().message();
+  ASSERT_EQ(connectFromCgroup(cgroup->path(), port), "connected") << "before any sandbox";
+
+  PurgeOnExit purgeOnExit;
+  RunResult installed = runCommand({dpkg, "-i", *deb}, {}, milliseconds(120000));
+  ASSERT_TRUE(installed.succeeded()) << installed.describe();
+  EXPECT_TRUE(fs::is_directory("/etc/egressd/policies")) << "postinst";
+  EXPECT_TRUE(fs::is_directory("/var/lib/egressd")) << "postinst";
+  ASSERT_TRUE(fs::is_regular_file("/usr/sbin/egressd"));
+  std::ofstream("/etc/egressd/policies/pkg-test.yaml") << "name: pkg-test\nenableInternet: false\n";
+
+  // Under systemd the postinst started egressd.service; else the documented foreground
+  // command, as an operator would run it.
+  const bool systemd = fs::is_directory("/run/systemd/system");
+  const std::string socket = "/run/egressd/egressd.sock";
+  std::optional<test::Process> daemon;
+  if (!systemd) {
+    auto spawned = test::Process::spawn(
+        {.argv = {"/usr/sbin/egressd", "daemon", "--socket", socket, "--run-dir", "/run/egressd",
+                  "--state-dir", "/var/lib/egressd", "--policy-dir", "/etc/egressd/policies"}});
+    ASSERT_TRUE(spawned.ok()) << spawned.error().message();
+    daemon = std::move(*spawned);
+  }
+  auto daemonLog = [&] { return daemon ? daemon->stderrText() : std::string("(egressd.service)"); };
+  RunResult listed;
+  for (int i = 0; i < 100 && !listed.succeeded() && (!daemon || daemon->running()); ++i) {
+    std::this_thread::sleep_for(milliseconds(100));
+    listed = runCommand({"/usr/bin/egressctl", "--socket", socket, "sandbox", "list"});
+  }
+  ASSERT_TRUE(listed.succeeded()) << listed.describe() << "\ndaemon:\n" << daemonLog();
+
+  RunResult created =
+      runCommand({"/usr/bin/egressctl", "--socket", socket, "sandbox", "create", "pkg-x",
+                  "--policy", "pkg-test", "--pid", std::to_string(sleeper->pid())});
+  ASSERT_TRUE(created.succeeded()) << created.describe() << "\ndaemon:\n" << daemonLog();
+  EXPECT_EQ(connectFromCgroup(cgroup->path(), port), std::to_string(EPERM))
+      << "the installed egressd did not enforce pkg-test on " << cgroup->path();
+  EXPECT_TRUE(fs::is_directory("/sys/fs/bpf/egressd/links/pkg-x"));
+
+  if (daemon) {
+    RunResult stopped = daemon->stop(milliseconds(10000));
+    EXPECT_EQ(stopped.exitCode, 0) << stopped.describe();
+    // Pinned links outlive the daemon: still enforced until the purge.
+    EXPECT_EQ(connectFromCgroup(cgroup->path(), port), std::to_string(EPERM));
+  }
+  fs::remove("/etc/egressd/policies/pkg-test.yaml");
+  RunResult purged = runCommand({dpkg, "--purge", "egressd"}, {}, milliseconds(120000));
+  ASSERT_TRUE(purged.succeeded()) << purged.describe();
+  for (const char* path : {"/usr/sbin/egressd", "/usr/bin/egressctl", "/sys/fs/bpf/egressd",
+                           "/var/lib/egressd", "/etc/egressd", "/run/egressd/egressd.sock"}) {
+    EXPECT_FALSE(fs::exists(path)) << path << " left by the purge";
+  }
+  EXPECT_EQ(connectFromCgroup(cgroup->path(), port), "connected")
+      << "a pinned link still enforces after the purge";
 }
 
 }  // namespace
