@@ -13,8 +13,8 @@ cd "$(dirname "$0")/.."
 
 scripts/install-deps.sh
 # The same configuration as scripts/test.sh's build/ (so running both builds once).
-cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DCMAKE_C_FLAGS_RELEASE="-O3 -DNDEBUG -g" \
-  -DCMAKE_CXX_FLAGS_RELEASE="-O3 -DNDEBUG -g" -DEGRESSD_BUILD_TESTS=OFF >/dev/null
+cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DCMAKE_C_FLAGS_RELEASE="-O3 -DNDEBUG -g1" \
+  -DCMAKE_CXX_FLAGS_RELEASE="-O3 -DNDEBUG -g1" -DEGRESSD_BUILD_TESTS=OFF >/dev/null
 cmake --build build -j"$(nproc)" >/dev/null
 egressd=build/userspace/daemon/egressd
 egressctl=build/userspace/cli/egressctl
