@@ -130,6 +130,12 @@ class ResponseParser {
   // Back to the initial state: call for each new upstream connection.
   void reset();
 
+  // The body's bytes without their framing (chunk sizes, extensions and trailers removed)
+  // also go to `sink(arg, data, len)` as they are fed: for a relay that re-frames the body
+  // (an HTTP/2 stream answered by an HTTP/1.1 upstream). Null: off. Kept across reset().
+  using BodySink = void (*)(void* arg, const char* data, size_t len);
+  void setBodySink(BodySink sink, void* arg);
+
  private:
   struct Impl;
   std::unique_ptr<Impl> impl_;

@@ -199,6 +199,30 @@ const llhttp_settings_t& ParserCore::settings() {
   return kSettings;
 }
 
+const llhttp_settings_t& ParserCore::settingsWithBody() {
+  static const llhttp_settings_t kSettings = [] {
+    llhttp_settings_t s = settings();
+    s.on_body = &ParserCore::onBody;
+    return s;
+  }();
+  return kSettings;
+}
+
+void ParserCore::setBodySink(BodySink sink, void* arg) {
+  bodySink_ = sink;
+  bodySinkArg_ = arg;
+  parser_.settings =
+      const_cast<llhttp_settings_t*>(sink != nullptr ? &settingsWithBody() : &settings());
+}
+
+int ParserCore::onBody(llhttp_t* parser, const char* at, size_t len) {
+  ParserCore& core = self(parser);
+  if (core.bodySink_ != nullptr) {
+    core.bodySink_(core.bodySinkArg_, at, len);
+  }
+  return 0;
+}
+
 int ParserCore::onMessageBegin(llhttp_t* parser) {
   ParserCore& core = self(parser);
   core.headDone_ = false;

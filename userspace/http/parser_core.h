@@ -72,6 +72,11 @@ class ParserCore {
 
   void resetCore();
 
+  // Decoded body bytes (chunk framing removed) go to `sink` as llhttp finds them, besides
+  // the raw bytes feed() reports; null: none (the default; the hot path pays nothing).
+  using BodySink = void (*)(void* arg, const char* data, size_t len);
+  void setBodySink(BodySink sink, void* arg);
+
  protected:
   enum class Phase { kHead, kBody, kClosed, kUpgraded, kError };
 
@@ -97,6 +102,10 @@ class ParserCore {
 
  private:
   static const llhttp_settings_t& settings();
+  static const llhttp_settings_t& settingsWithBody();
+  static int onBody(llhttp_t* parser, const char* at, size_t len);
+  BodySink bodySink_ = nullptr;
+  void* bodySinkArg_ = nullptr;
   static ParserCore& self(llhttp_t* parser) { return *static_cast<ParserCore*>(parser->data); }
 
   static int onMessageBegin(llhttp_t* parser);

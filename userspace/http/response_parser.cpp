@@ -150,6 +150,10 @@ bool ResponseParser::upgraded() const {
 bool ResponseParser::betweenMessages() const {
   return impl_->betweenMessages();
 }
+void ResponseParser::setBodySink(BodySink sink, void* arg) {
+  impl_->setBodySink(sink, arg);
+}
+
 void ResponseParser::reset() {
   impl_->resetCore();
   impl_->method_ = Impl::RequestMethod::kOther;
