@@ -17,6 +17,8 @@ packages=(
   clang-tidy
   # tests and demo: real servers and clients
   iproute2 dnsmasq-base bind9-dnsutils socat curl python3 procps
+  # HTTP/2 (userspace/proxy/h2_*): the library, and real h2 servers and clients for the tests
+  libnghttp2-dev nghttp2-server nghttp2-client python3-h2 python3-grpcio
   # benchmark: DNS load
   dnsperf
 )

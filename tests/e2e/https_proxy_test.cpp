@@ -1255,9 +1255,11 @@ TEST_F(HttpsProxyTest, ReloadSwitchesInterceptionForNewConnections) {
   EXPECT_EQ(modeOf(*sb, r), "passthrough");
 }
 
-TEST_F(HttpsProxyTest, ClientOfferingOnlyH2IsRefusedUnderInterception) {
+// With http.http2 off, interception speaks HTTP/1.1 only (http2_test.cpp covers h2 on).
+TEST_F(HttpsProxyTest, ClientOfferingOnlyH2IsRefusedWhenHttp2IsOff) {
   PolicySpec s = intercepting(spec());
   s.allowedHosts = {"allowed.test"};
+  s.extraYaml += "http:\n  http2: false\n";
   ASSERT_OK_AND_ASSIGN(auto sb, start(s));
   const TlsCall base{.connect = endpoint(3, kHttpsGood),
                      .sni = "allowed.test",

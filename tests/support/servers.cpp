@@ -16,6 +16,8 @@ int portOf(const std::string& line) {
   return colon == std::string::npos ? -1 : std::atoi(line.c_str() + colon + 1);
 }
 
+}  // namespace
+
 // Waits until a server script wrote its --ready file and returns its non-empty lines; on
 // failure the process is killed and its output is in the error.
 Result<std::vector<std::string>> waitForReadyFile(Process& proc, const std::string& ready,
@@ -43,7 +45,6 @@ Result<std::vector<std::string>> waitForReadyFile(Process& proc, const std::stri
   return lines;
 }
 
-}  // namespace
 
 std::string serversScript() {
 #ifdef EGRESSD_SERVERS_PY

@@ -99,6 +99,11 @@ class TestHttpOrigin {
   std::vector<std::string> bound_;
 };
 
+// Waits until a server script wrote its --ready file and returns its non-empty lines; on
+// failure the process is killed and its output is in the error.
+Result<std::vector<std::string>> waitForReadyFile(Process& proc, const std::string& ready,
+                                                  const std::string& what);
+
 std::string serversScript();
 std::string httpOriginScript();
 // The interpreter for the test scripts and clients: $EGRESSD_TEST_PYTHON, else the

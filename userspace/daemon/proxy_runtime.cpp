@@ -164,6 +164,7 @@ struct ProxyRuntime::Impl {
   // Shared by every proxy thread; must outlive the proxy (declared before it is reset).
   tls::SslCtxPtr interceptTls;
   tls::SslCtxPtr upstreamTls;
+  tls::SslCtxPtr upstreamTlsH2;  // offers h2: the upstreams of HTTP/2 sessions
 
   std::shared_ptr<handlers::SecretStore> secrets = std::make_shared<handlers::SecretStore>();
 
@@ -372,10 +373,16 @@ Result<std::unique_ptr<ProxyRuntime>> ProxyRuntime::start(const ProxyOptions& op
     if (!clientSide.ok()) {
       return std::move(clientSide).error().wrap("upstream TLS");
     }
+    auto clientSideH2 = tls::makeUpstreamClientContext(options.upstreamCaFile, true);
+    if (!clientSideH2.ok()) {
+      return std::move(clientSideH2).error().wrap("upstream TLS");
+    }
     impl->interceptTls = std::move(*serverSide);
     impl->upstreamTls = std::move(*clientSide);
+    impl->upstreamTlsH2 = std::move(*clientSideH2);
     config.interceptTls = impl->interceptTls.get();
     config.upstreamTls = impl->upstreamTls.get();
+    config.upstreamTlsH2 = impl->upstreamTlsH2.get();
     auto server = proxy::ProxyServer::start(config);
     if (!server.ok()) {
       return std::move(server).error();

@@ -315,7 +315,7 @@ SocketPermissions Parser::sockets(const Field& field) const {
 
 HttpRules Parser::httpRules(const Field& field) const {
   const auto items = entries(field);
-  diagnostics_.rejectUnknownKeys(field, items, {"allowUpgrades", "allowTrace", "forwarded"});
+  diagnostics_.rejectUnknownKeys(field, items, {"allowUpgrades", "allowTrace", "forwarded", "http2"});
   HttpRules rules;
   for (const auto& [key, value] : items) {
     const std::string name = key.node.Scalar();
@@ -341,6 +341,8 @@ HttpRules Parser::httpRules(const Field& field) const {
       }
     } else if (name == "allowTrace") {
       rules.allowTrace = boolean(value);
+    } else if (name == "http2") {
+      rules.http2 = boolean(value);
     } else if (name == "forwarded") {
       const std::string text = scalar(value, "strip or sandbox");
       if (text == "strip") {

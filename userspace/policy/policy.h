@@ -135,6 +135,9 @@ struct HttpRules {
   // 403 by egressd. h2c is never allowed.
   std::vector<std::string> allowUpgrades = {"websocket"};
   bool allowTrace = false;  // TRACE/TRACK are answered 405 unless true
+  // Intercepted TLS offers ALPN h2 besides http/1.1; every stream is judged like an HTTP/1.1
+  // request (docs/http2.md). False: http/1.1 only, and an h2-only client is refused.
+  bool http2 = true;
   ForwardedMode forwarded = ForwardedMode::kStrip;
 };
 struct TlsRules {

@@ -13,6 +13,7 @@
 #include "metrics/metrics.h"
 #include "proxy/byte_tunnel.h"
 #include "proxy/byte_window.h"
+#include "proxy/h2_session.h"
 #include "proxy/request_body_relay.h"
 #include "proxy/request_decision.h"
 #include "proxy/request_rules.h"
@@ -24,6 +25,7 @@
 #include "proxy/upstream_pool.h"
 #include "proxy/upstream_target.h"
 #include "proxy/watchdog.h"
+#include "tls/contexts.h"
 
 namespace egressd::proxy {
 
@@ -68,9 +70,10 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Stream>> {
         relay_(client_, upstream_.stream(), upstreamBuf_, responseParser_, redactor_, watchdog_,
                config.ioTimeout, sandbox_->bytesToSandbox) {}
 
-  // Serves requests until the connection ends. Plain only: returns true when the client
-  // turned out to speak TLS; the socket and what was read of it are then takeClient()'s
-  // and takeReceived()'s.
+  // Serves requests until the connection ends. Plain: returns true when the client turned
+  // out to speak TLS; the socket and what was read of it are then takeClient()'s and
+  // takeReceived()'s. TLS: returns true when the handshake chose h2; the stream is then
+  // takeClient()'s.
   asio::awaitable<bool> run();
   Stream takeClient() { return std::move(client_); }
   std::string takeReceived() { return std::string(clientBuf_.readPtr(), clientBuf_.readable()); }
@@ -128,6 +131,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession<Stream>> {
   const std::string tlsServerName_;
   std::string clientHello_;
   bool tlsDetected_ = false;
+  bool h2Selected_ = false;  // TLS only: the handshake's ALPN chose h2
   // Of the request in flight: the Upgrade protocols the policy allows (its view outlives
   // the request), and the injected secrets to hide in the response.
   const std::vector<std::string>* upgradeAllow_ = nullptr;
@@ -163,6 +167,8 @@ asio::awaitable<bool> HttpSession<Stream>::run() {
       audit(out);
       serve = false;
     }
+    // The caller serves an h2 connection (h2_session.h).
+    h2Selected_ = serve && tls::selectedAlpn(client_.ssl()) == tls::kAlpnH2;
   } else {
     prepareSocket(client_);
     if (sandbox_->connectionsAccepted != nullptr) {
@@ -170,8 +176,13 @@ asio::awaitable<bool> HttpSession<Stream>::run() {
     }
   }
 
+  // No co_await inside a && condition: GCC 12 evaluates it even when the left side is
+  // false (seen here: a read after a failed handshake, and of an h2 connection's preface).
   bool first = true;
-  while (serve && co_await readRequestHead(first)) {
+  while (serve && !h2Selected_) {
+    if (!co_await readRequestHead(first)) {
+      break;
+    }
     first = false;
     if (!co_await handleRequest()) {
       break;
@@ -181,7 +192,7 @@ asio::awaitable<bool> HttpSession<Stream>::run() {
   watchdog_.stop();
   upstream_.release();
   sandbox_->openConnections.fetch_sub(1, std::memory_order_relaxed);
-  if (tlsDetected_) {
+  if (tlsDetected_ || h2Selected_) {
     co_return true;  // the caller goes on with the socket
   }
   shutdownSend(client_);
@@ -571,9 +582,14 @@ asio::awaitable<void> serveInterceptedConnection(TlsStream client, std::string c
                                                  std::shared_ptr<SandboxContext> sandbox,
                                                  const ProxyConfig& config, UpstreamPools* pools) {
   auto session = std::make_shared<HttpSession<TlsStream>>(
-      std::move(client), orig, std::move(sandbox), config, pools, std::move(serverName),
-      std::move(clientHello));
-  co_await session->run();
+      std::move(client), orig, sandbox, config, pools, serverName, std::move(clientHello));
+  if (!co_await session->run()) {
+    co_return;
+  }
+  TlsStream stream = session->takeClient();
+  session.reset();
+  co_await serveHttp2Connection(std::move(stream), std::move(serverName), orig, std::move(sandbox),
+                                config, pools);
 }
 
 }  // namespace egressd::proxy

@@ -54,6 +54,19 @@ struct ProxyConfig {
   // side of intercepted connections, and the client side to upstreams (verifying).
   SSL_CTX* interceptTls = nullptr;
   SSL_CTX* upstreamTls = nullptr;
+  // The client side for the upstreams of HTTP/2 sessions: offers h2 and http/1.1 (null: those
+  // upstreams get upstreamTls, HTTP/1.1 only).
+  SSL_CTX* upstreamTlsH2 = nullptr;
+  // HTTP/2 sessions (h2_session.h): limits against the attacks specific to HTTP/2.
+  struct Http2Limits {
+    uint32_t maxConcurrentStreams = 100;    // SETTINGS_MAX_CONCURRENT_STREAMS
+    size_t maxHeaderListBytes = 64 * 1024;  // decoded, per request (RFC 9113 6.5.2 counting)
+    uint32_t maxContinuationFrames = 16;    // per header block
+    uint32_t resetsPerSecond = 100;         // client RST_STREAMs, sustained; then GOAWAY
+    uint32_t resetBurst = 400;
+    size_t streamWindowBytes = 256 * 1024;     // what one stream may have buffered in egressd
+    unsigned maxHttp1UpstreamsPerSession = 8;  // parallel HTTP/1.1 upstream connections
+  } http2;
 };
 
 // A proxied connection holds up to four descriptors: the sandbox's socket, the upstream

@@ -257,13 +257,16 @@ asio::awaitable<std::optional<Interception>> TlsGate::run() {
       canIntercept && !hello->encryptedClientHello &&
       (handled || (name ? view->intercept.matches(name->name) : view->intercept.all));
   if (intercept) {
-    if (!hello->alpn.empty() &&
-        std::find(hello->alpn.begin(), hello->alpn.end(), tls::kAlpnHttp11) == hello->alpn.end()) {
+    const auto offers = [&hello](std::string_view protocol) {
+      return std::find(hello->alpn.begin(), hello->alpn.end(), protocol) != hello->alpn.end();
+    };
+    const bool http2 = view->http.http2;
+    if (!hello->alpn.empty() && !offers(tls::kAlpnHttp11) && !(http2 && offers(tls::kAlpnH2))) {
       out.decision = "deny";
       out.reason = "alpn_unsupported";
-      out.detail =
-          "the client offers only protocols other than http/1.1 (HTTP/2 is not "
-          "intercepted)";
+      out.detail = http2 ? "the client offers neither h2 nor http/1.1"
+                         : "the client offers only protocols other than http/1.1 (policy "
+                           "http.http2 is false)";
       refuse(tls::AlertDescription::kNoApplicationProtocol, out);
       finish();
       co_return std::nullopt;
@@ -288,6 +291,9 @@ asio::awaitable<std::optional<Interception>> TlsGate::run() {
       refuse(tls::AlertDescription::kInternalError, out);
       finish();
       co_return std::nullopt;
+    }
+    if (http2) {
+      tls::allowHttp2(ssl.get());
     }
     countConnection("intercept", "allow");
     finish();

@@ -17,6 +17,16 @@ constexpr unsigned char kSessionIdContext[] = "egressd-intercept";
 // ALPN wire format (RFC 7301 3.1): length-prefixed names.
 constexpr unsigned char kAlpnOffer[] = {8, 'h', 't', 't', 'p', '/', '1', '.', '1'};
 static_assert(sizeof(kAlpnOffer) == 1 + kAlpnHttp11.size());
+// h2 first: the server's preference decides (SSL_select_next_proto walks our list).
+constexpr unsigned char kAlpnOfferH2[] = {2, 'h', '2', 8, 'h', 't', 't', 'p', '/', '1', '.', '1'};
+static_assert(sizeof(kAlpnOfferH2) == 2 + kAlpnH2.size() + kAlpnHttp11.size());
+
+// The per-connection mark allowHttp2() sets: the address of this object in the SSL's ex data.
+int http2ExIndex() {
+  static const int index = SSL_get_ex_new_index(0, nullptr, nullptr, nullptr, nullptr);
+  return index;
+}
+constexpr char kHttp2Allowed = 1;
 
 Error openSslError(const std::string& what) {
   std::string reason = drainOpenSslErrors();
@@ -28,12 +38,15 @@ Error openSslError(const std::string& what) {
 
 // Selects http/1.1 from the client's list; a list without it is a fatal
 // no_application_protocol alert (RFC 7301 3.2). Not called when the client sent no ALPN.
-int selectAlpn(SSL* /*ssl*/, const unsigned char** out, unsigned char* outlen,
-               const unsigned char* in, unsigned int inlen, void* /*arg*/) {
+int selectAlpn(SSL* ssl, const unsigned char** out, unsigned char* outlen, const unsigned char* in,
+               unsigned int inlen, void* /*arg*/) {
   unsigned char* selected = nullptr;
   unsigned char selectedLength = 0;
-  if (SSL_select_next_proto(&selected, &selectedLength, kAlpnOffer, sizeof(kAlpnOffer), in,
-                            inlen) != OPENSSL_NPN_NEGOTIATED) {
+  const bool h2 = SSL_get_ex_data(ssl, http2ExIndex()) == &kHttp2Allowed;
+  const unsigned char* offer = h2 ? kAlpnOfferH2 : kAlpnOffer;
+  const unsigned int offerLength = h2 ? sizeof(kAlpnOfferH2) : sizeof(kAlpnOffer);
+  if (SSL_select_next_proto(&selected, &selectedLength, offer, offerLength, in, inlen) !=
+      OPENSSL_NPN_NEGOTIATED) {
     return SSL_TLSEXT_ERR_ALERT_FATAL;
   }
   *out = selected;
@@ -81,7 +94,19 @@ Result<SslCtxPtr> makeInterceptionServerContext() {
   return ctx;
 }
 
-Result<SslCtxPtr> makeUpstreamClientContext(const std::string& extraCaFile) {
+void allowHttp2(SSL* ssl) {
+  SSL_set_ex_data(ssl, http2ExIndex(), const_cast<char*>(&kHttp2Allowed));
+}
+
+std::string_view selectedAlpn(const SSL* ssl) {
+  const unsigned char* data = nullptr;
+  unsigned int length = 0;
+  SSL_get0_alpn_selected(ssl, &data, &length);
+  return data == nullptr ? std::string_view()
+                         : std::string_view(reinterpret_cast<const char*>(data), length);
+}
+
+Result<SslCtxPtr> makeUpstreamClientContext(const std::string& extraCaFile, bool offerHttp2) {
   const std::string what = "creating the upstream TLS context";
   ERR_clear_error();
   SslCtxPtr ctx(SSL_CTX_new(TLS_client_method()));
@@ -105,7 +130,8 @@ Result<SslCtxPtr> makeUpstreamClientContext(const std::string& extraCaFile) {
       return Error(EINVAL, error.message());
     }
   }
-  if (SSL_CTX_set_alpn_protos(ctx.get(), kAlpnOffer, sizeof(kAlpnOffer)) != 0) {
+  if ((offerHttp2 ? SSL_CTX_set_alpn_protos(ctx.get(), kAlpnOfferH2, sizeof(kAlpnOfferH2))
+                  : SSL_CTX_set_alpn_protos(ctx.get(), kAlpnOffer, sizeof(kAlpnOffer))) != 0) {
     return openSslError(what + ": setting ALPN");
   }
   // Client sessions are announced to SSL_CTX_sess_set_new_cb (the caller keeps them per
