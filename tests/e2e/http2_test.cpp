@@ -429,18 +429,30 @@ TEST_F(Http2Test, RapidResetEndsTheConnection) {
   }
 }
 
-// CONTINUATION flood (CVE-2024-27316 class) and an HPACK bomb: the connection ends before the
-// header block is buffered or decoded without bound.
-TEST_F(Http2Test, ContinuationFloodAndHpackBombEndTheConnection) {
+// CONTINUATION flood (CVE-2024-27316 class), an HPACK bomb and a PING flood: the connection
+// ends before the header block is buffered or decoded without bound, or acknowledgements
+// pile up.
+TEST_F(Http2Test, ContinuationHpackAndPingFloodsEndTheConnection) {
   ASSERT_OK_AND_ASSIGN(auto sb, start(spec()));
   const int64_t before = peakRssKib(*sb);
   json r = attack(*sb, "continuation", 10000);
   EXPECT_TRUE(r.value("closed", false) || r.contains("goaway")) << r.dump();
   EXPECT_FALSE(r["goaway"].is_null()) << r.dump();
+  ASSERT_OK_AND_ASSIGN(json c, sb->daemon().waitForAudit(
+                                   auditWith({{"reason", "h2_continuation_flood"}})));
+  EXPECT_EQ(c.value("decision", ""), "deny") << c;
   json b = attack(*sb, "hpack-bomb", 12000);
   EXPECT_TRUE(b.value("closed", false)) << b.dump();
   EXPECT_FALSE(b["goaway"].is_null()) << b.dump();
   EXPECT_EQ(b.value("responses", -1), 0) << b.dump();
+  ASSERT_OK_AND_ASSIGN(json h, sb->daemon().waitForAudit(auditWith({{"reason", "h2_header_bomb"}})));
+  EXPECT_EQ(h.value("decision", ""), "deny") << h;
+  // PINGs whose acknowledgements the client never reads: nghttp2's queue bound.
+  json p = attack(*sb, "ping-flood", 200000);
+  EXPECT_TRUE(p.value("closed", false)) << p.dump();
+  ASSERT_OK_AND_ASSIGN(json f,
+                       sb->daemon().waitForAudit(auditWith({{"reason", "h2_control_flood"}})));
+  EXPECT_EQ(f.value("decision", ""), "deny") << f;
   expectStillServing(*sb);
   const int64_t after = peakRssKib(*sb);
   if (!test::kAddressSanitizer) {

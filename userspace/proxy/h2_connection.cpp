@@ -92,10 +92,12 @@ asio::awaitable<void> H2Connection::readLoop(std::shared_ptr<void> owner) {
     }
     const ssize_t taken = nghttp2_session_mem_recv(session_, buffer.get(), n);
     if (taken < 0) {
-      // nghttp2 has queued a GOAWAY where the error calls for one; the writer sends it.
       if (endReason_.empty()) {
         endReason_ = nghttp2_strerror(static_cast<int>(taken));
       }
+      // A fatal error does not always queue a GOAWAY (a flood, too many CONTINUATIONs):
+      // the peer is told why all the same (a second GOAWAY request is ignored).
+      nghttp2_session_terminate_session(session_, onInputError(static_cast<int>(taken)));
       afterInput();
       break;
     }

@@ -39,6 +39,8 @@ class H2Connection {
   // After each chunk of input was handed to nghttp2 (frames received); after each write.
   virtual void afterInput() {}
   virtual void afterOutput(size_t /*bytes*/) {}
+  // nghttp2 refused the input with `error` (NGHTTP2_ERR_*): the GOAWAY code to end with.
+  virtual uint32_t onInputError(int /*error*/) { return NGHTTP2_PROTOCOL_ERROR; }
   // Why the connection ended, for the log: nghttp2's error text or the socket's.
   std::string endReason_;
 

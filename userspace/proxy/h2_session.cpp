@@ -116,6 +116,7 @@ class H2Session final : public h2::H2Connection,
   bool setUp();
   void afterInput() override;
   void afterOutput(size_t bytes) override;
+  uint32_t onInputError(int error) override;
   void touch();
   // Ends the connection because the client broke a limit: GOAWAY ENHANCE_YOUR_CALM, audited.
   void abuse(const std::string& kind, const std::string& detail);
@@ -289,6 +290,17 @@ void H2Session::afterInput() {
 
 void H2Session::afterOutput(size_t /*bytes*/) {
   touch();
+}
+
+uint32_t H2Session::onInputError(int error) {
+  // nghttp2's own flood limits (its CONTINUATION cap, queued control frames): audited like
+  // egressd's.
+  if (error == NGHTTP2_ERR_TOO_MANY_CONTINUATIONS) {
+    abuse("continuation_flood", std::string("nghttp2: ") + nghttp2_strerror(error));
+  } else if (error == NGHTTP2_ERR_FLOODED) {
+    abuse("control_flood", std::string("nghttp2: ") + nghttp2_strerror(error));
+  }
+  return abused_ ? NGHTTP2_ENHANCE_YOUR_CALM : NGHTTP2_PROTOCOL_ERROR;
 }
 
 void H2Session::abuse(const std::string& kind, const std::string& detail) {

@@ -61,7 +61,7 @@ struct ProxyConfig {
   struct Http2Limits {
     uint32_t maxConcurrentStreams = 100;    // SETTINGS_MAX_CONCURRENT_STREAMS
     size_t maxHeaderListBytes = 64 * 1024;  // decoded, per request (RFC 9113 6.5.2 counting)
-    uint32_t maxContinuationFrames = 16;    // per header block
+    uint32_t maxContinuationFrames = 4;     // per header block (nghttp2 itself stops at 8)
     uint32_t resetsPerSecond = 100;         // client RST_STREAMs, sustained; then GOAWAY
     uint32_t resetBurst = 400;
     size_t streamWindowBytes = 256 * 1024;     // what one stream may have buffered in egressd

@@ -9,6 +9,7 @@ Modes:
   continuation   HEADERS without END_HEADERS, then N CONTINUATION frames of literal fields
   hpack-bomb     one 4000-byte field added to the HPACK table, then N one-byte references
   streams        N POST /echo streams opened and left open (no END_STREAM)
+  ping-flood     N PING frames, none of the acknowledgements read until the end
   window         INITIAL_WINDOW_SIZE 0, then N GET /big?n=4194304 streams, never read;
                  holds --hold seconds
 Prints one JSON object: goaway (error code or null), goaway_debug, closed (the server
@@ -174,6 +175,11 @@ def main():
             refs = b"\xbe" * min(n, 12000)  # index 62: the entry just added
             sock.sendall(frame(HEADERS, END_HEADERS | END_STREAM, 1, block + refs))
             reader.pump(5, until=lambda r: r["goaway"] is not None and r["closed"])
+        elif mode == "ping-flood":
+            batch = frame(PING, 0, 0, b"12345678") * 256
+            for _ in range(max(1, n // 256)):
+                sock.sendall(batch)
+            reader.pump(3, until=lambda r: r["goaway"] is not None and r["closed"])
         elif mode == "streams":
             for i in range(n):
                 sock.sendall(frame(HEADERS, END_HEADERS, 1 + 2 * i,
