@@ -438,14 +438,15 @@ TEST_F(Http2Test, ContinuationHpackAndPingFloodsEndTheConnection) {
   json r = attack(*sb, "continuation", 10000);
   EXPECT_TRUE(r.value("closed", false) || r.contains("goaway")) << r.dump();
   EXPECT_FALSE(r["goaway"].is_null()) << r.dump();
-  ASSERT_OK_AND_ASSIGN(json c, sb->daemon().waitForAudit(
-                                   auditWith({{"reason", "h2_continuation_flood"}})));
+  ASSERT_OK_AND_ASSIGN(json c,
+                       sb->daemon().waitForAudit(auditWith({{"reason", "h2_continuation_flood"}})));
   EXPECT_EQ(c.value("decision", ""), "deny") << c;
   json b = attack(*sb, "hpack-bomb", 12000);
   EXPECT_TRUE(b.value("closed", false)) << b.dump();
   EXPECT_FALSE(b["goaway"].is_null()) << b.dump();
   EXPECT_EQ(b.value("responses", -1), 0) << b.dump();
-  ASSERT_OK_AND_ASSIGN(json h, sb->daemon().waitForAudit(auditWith({{"reason", "h2_header_bomb"}})));
+  ASSERT_OK_AND_ASSIGN(json h,
+                       sb->daemon().waitForAudit(auditWith({{"reason", "h2_header_bomb"}})));
   EXPECT_EQ(h.value("decision", ""), "deny") << h;
   // PINGs whose acknowledgements the client never reads: nghttp2's queue bound.
   json p = attack(*sb, "ping-flood", 200000);
@@ -484,6 +485,52 @@ TEST_F(Http2Test, StreamAndWindowExhaustionStayBounded) {
         << "peak RSS grew from " << before << " to " << after << " KiB for 200 MiB offered";
   }
   expectStillServing(*sb);
+}
+
+// Memory an idle connection costs the daemon (VmRSS growth with N connections held, over N):
+// an intercepted HTTP/1.1 connection after one request (its upstream kept alive beside it),
+// and an HTTP/2 connection with one open stream (its upstream HTTP/2 stream open too).
+TEST_F(Http2Test, IdleConnectionsCostAtMost64KiB) {
+  if (test::kAddressSanitizer) {
+    GTEST_SKIP() << "RSS under AddressSanitizer is mostly shadow memory";
+  }
+  ASSERT_OK_AND_ASSIGN(auto sb, start(spec()));
+  constexpr int kConnections = 200;
+  for (const auto& [protocol, port] :
+       {std::pair{std::string("h1"), kHttpsGood}, std::pair{std::string("h2"), kH2Origin}}) {
+    SCOPED_TRACE(protocol);
+    const std::string p = std::to_string(port);
+    auto holder = [&](int count) {
+      return test::Process::spawn(test::SpawnOptions{
+          .argv = {test::python3Bin(), clientsDir() + "/idle_tls_conns.py", "--connect",
+                   w().ip4(3) + ":" + p, "--sni", "allowed.test", "--cafile", sandboxCa(*sb),
+                   "--authority", "allowed.test:" + p, "--protocol", protocol, "--count",
+                   std::to_string(count), "--hold", "30"},
+          .cgroup = sb->cgroup().path()});
+    };
+    // One small round first: what is allocated once (leaf certificate, pools, TLS contexts)
+    // is not a per-connection cost.
+    {
+      ASSERT_OK_AND_ASSIGN(test::Process warm, holder(10));
+      ASSERT_TRUE(warm.waitForOutput("\"ready\"", milliseconds(30000))) << warm.stderrText();
+    }
+    usleep(500000);
+    ASSERT_OK_AND_ASSIGN(uint64_t before, test::procStatusKib(sb->daemon().pid(), "VmRSS"));
+    ASSERT_OK_AND_ASSIGN(test::Process held, holder(kConnections));
+    ASSERT_TRUE(held.waitForOutput("\"ready\"", milliseconds(60000))) << held.stderrText();
+    const json ready = jsonOf(held.stdoutText());
+    ASSERT_EQ(ready.value("ready", 0), kConnections) << held.stdoutText();
+    usleep(500000);
+    ASSERT_OK_AND_ASSIGN(uint64_t after, test::procStatusKib(sb->daemon().pid(), "VmRSS"));
+    const double perConnection =
+        static_cast<double>(static_cast<int64_t>(after) - static_cast<int64_t>(before)) /
+        kConnections;
+    std::printf("idle %s connection: %.1f KiB each (VmRSS %lu -> %lu KiB for %d)\n",
+                protocol.c_str(), perConnection, static_cast<unsigned long>(before),
+                static_cast<unsigned long>(after), kConnections);
+    RecordProperty("kib_per_idle_" + protocol + "_connection", std::to_string(perConnection));
+    EXPECT_LE(perConnection, 64.0) << "VmRSS " << before << " -> " << after << " KiB";
+  }
 }
 
 }  // namespace

@@ -81,8 +81,15 @@ asio::awaitable<void> H2Connection::lingerClose() {
 }
 
 asio::awaitable<void> H2Connection::readLoop(std::shared_ptr<void> owner) {
-  std::unique_ptr<uint8_t[]> buffer(new uint8_t[bufferBytes_]);
   while (!stopping_) {
+    // An idle connection holds no read buffer: one is taken only once bytes are there.
+    if (const std::error_code wec = co_await stream_.waitReadable(); wec) {
+      if (endReason_.empty()) {
+        endReason_ = wec.message();
+      }
+      break;
+    }
+    std::unique_ptr<uint8_t[]> buffer(new uint8_t[bufferBytes_]);
     auto [ec, n] = co_await stream_.readSome(asio::buffer(buffer.get(), bufferBytes_));
     if (ec || n == 0) {
       if (endReason_.empty()) {

@@ -208,6 +208,17 @@ asio::awaitable<bool> HttpSession<Stream>::readRequestHead(bool first) {
   bool headTimerSet = false;
   if (!first) {
     setDeadline(config_.idleTimeout);
+    if constexpr (kTls) {
+      // Between requests an intercepted connection waits without its two buffers (32 KiB):
+      // most keep-alive connections are idle most of the time.
+      if (!sawByte && upstreamBuf_.readable() == 0) {
+        clientBuf_.release();
+        upstreamBuf_.release();
+        if (const std::error_code ec = co_await client_.waitReadable(); ec) {
+          co_return false;
+        }
+      }
+    }
   }
   for (;;) {
     if (clientBuf_.readable() > 0) {

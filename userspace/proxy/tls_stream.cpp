@@ -50,8 +50,36 @@ void TlsStream::attach(tls::SslPtr ssl, Role role) {
   }
   eof_ = false;
   pending_.clear();
-  if (!readBuffer_) {
-    readBuffer_ = std::make_unique<char[]>(kReadBufferBytes);
+}
+
+// A memory BIO never gives back what it grew to: once one is empty and larger than an idle
+// connection needs, it is swapped for a fresh one (what lets an idle connection cost little).
+void TlsStream::trimBios() {
+  constexpr size_t kKeepBytes = 4096;
+  BUF_MEM* mem = nullptr;
+  BIO_get_mem_ptr(input_, &mem);
+  if (mem != nullptr && mem->max > kKeepBytes && BIO_ctrl_pending(input_) == 0) {
+    BIO* fresh = BIO_new(BIO_s_mem());
+    if (fresh != nullptr) {
+      BIO_set_mem_eof_return(fresh, -1);
+      SSL_set0_rbio(ssl_.get(), fresh);  // frees the old one
+      input_ = fresh;
+    }
+  }
+  mem = nullptr;
+  BIO_get_mem_ptr(output_, &mem);
+  if (mem != nullptr && mem->max > kKeepBytes && BIO_ctrl_pending(output_) == 0) {
+    BIO* fresh = BIO_new(BIO_s_mem());
+    if (fresh != nullptr) {
+      SSL_set0_wbio(ssl_.get(), fresh);
+      output_ = fresh;
+    }
+  }
+  if (pending_.empty() && pending_.capacity() > kKeepBytes) {
+    std::string().swap(pending_);
+  }
+  if (sending_.empty() && sending_.capacity() > kKeepBytes) {
+    std::string().swap(sending_);
   }
 }
 
@@ -91,6 +119,7 @@ asio::awaitable<std::error_code> TlsStream::flush() {
     const size_t n = socket_.write_some(asio::buffer(mem->data, mem->length), ec);
     if (!ec && n == mem->length) {
       (void)BIO_reset(output_);
+      trimBios();
       co_return std::error_code();
     }
     if (ec && ec != asio::error::would_block && ec != asio::error::try_again) {
@@ -117,21 +146,38 @@ asio::awaitable<std::error_code> TlsStream::flush() {
   }
   flushing_ = false;
   flushDone_->cancel();
+  trimBios();
   co_return flushError_;
 }
 
 asio::awaitable<std::error_code> TlsStream::fill() {
-  auto [ec, n] =
-      co_await socket_.async_read_some(asio::buffer(readBuffer_.get(), kReadBufferBytes), kNoThrow);
-  if (ec == asio::error::eof || (!ec && n == 0)) {
-    eof_ = true;
+  // One read buffer per thread, not per connection: the bytes go into OpenSSL's input BIO
+  // before anything else runs on the thread, so a connection waiting for its peer holds no
+  // read buffer. Read first (data is usually there already), wait only when there is none.
+  thread_local const std::unique_ptr<char[]> scratch(new char[kReadBufferBytes]);
+  std::error_code ec;
+  if (!socket_.non_blocking()) {
+    socket_.non_blocking(true, ec);
+  }
+  for (;;) {
+    const size_t n = socket_.read_some(asio::buffer(scratch.get(), kReadBufferBytes), ec);
+    if (ec == asio::error::would_block || ec == asio::error::try_again) {
+      auto [wec] = co_await socket_.async_wait(asio::ip::tcp::socket::wait_read, kNoThrow);
+      if (wec) {
+        co_return wec;
+      }
+      continue;
+    }
+    if (ec == asio::error::eof || (!ec && n == 0)) {
+      eof_ = true;
+      co_return std::error_code();
+    }
+    if (ec) {
+      co_return ec;
+    }
+    BIO_write(input_, scratch.get(), static_cast<int>(n));
     co_return std::error_code();
   }
-  if (ec) {
-    co_return ec;
-  }
-  BIO_write(input_, readBuffer_.get(), static_cast<int>(n));
-  co_return std::error_code();
 }
 
 asio::awaitable<std::error_code> TlsStream::handshake(std::string_view alreadyReceived) {
@@ -167,6 +213,24 @@ asio::awaitable<std::error_code> TlsStream::handshake(std::string_view alreadyRe
   }
 }
 
+asio::awaitable<std::error_code> TlsStream::waitReadable() {
+  if (eof_) {
+    co_return std::error_code();
+  }
+  if (!ssl_) {
+    std::error_code ec;
+    if (socket_.available(ec) > 0 || ec) {
+      co_return ec;
+    }
+    auto [wec] = co_await socket_.async_wait(asio::ip::tcp::socket::wait_read, kNoThrow);
+    co_return wec;
+  }
+  if (SSL_pending(ssl_.get()) > 0 || BIO_ctrl_pending(input_) > 0) {
+    co_return std::error_code();
+  }
+  co_return co_await fill();
+}
+
 asio::awaitable<std::tuple<std::error_code, size_t>> TlsStream::readSome(
     asio::mutable_buffer buffer) {
   if (!ssl_) {
@@ -198,6 +262,7 @@ asio::awaitable<std::tuple<std::error_code, size_t>> TlsStream::readSome(
       }
     }
     if (r == 1) {
+      trimBios();
       co_return std::tuple<std::error_code, size_t>{std::error_code(), n};
     }
     if (err == SSL_ERROR_ZERO_RETURN) {

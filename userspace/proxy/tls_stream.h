@@ -57,6 +57,10 @@ class TlsStream {
 
   // Plaintext in. n == 0 without error: the peer closed (close_notify or TCP FIN).
   asio::awaitable<std::tuple<std::error_code, size_t>> readSome(asio::mutable_buffer buffer);
+  // Returns once readSome() has something to work on (plaintext or ciphertext already here,
+  // bytes on the socket, or its end), without a buffer of the caller's held meanwhile: an
+  // idle connection waits here with its buffers released. Plain mode: the socket is readable.
+  asio::awaitable<std::error_code> waitReadable();
   // Plaintext out, all of it.
   asio::awaitable<std::tuple<std::error_code, size_t>> writeAll(asio::const_buffer data);
 
@@ -78,6 +82,7 @@ class TlsStream {
   // Reads ciphertext from the socket into OpenSSL's input; sets eof_ at TCP FIN.
   asio::awaitable<std::error_code> fill();
   void takeOutput();
+  void trimBios();
 
   asio::ip::tcp::socket socket_;
   tls::SslPtr ssl_;
@@ -89,7 +94,6 @@ class TlsStream {
   std::string pending_;  // ciphertext taken from output_, not yet handed to the socket
   std::string sending_;  // what the active flusher is writing
   std::unique_ptr<asio::steady_timer> flushDone_;  // waiters for the active flusher
-  std::unique_ptr<char[]> readBuffer_;
   std::string failureText_;
 };
 
