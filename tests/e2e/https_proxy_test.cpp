@@ -232,8 +232,12 @@ class HttpsProxyTest : public E2eTest {
     const std::string addr = contains(ip, ":") ? "[" + ip + "]" : ip;
     // HTTP/1.1 inside TLS is what this suite tests (curl would choose h2 under interception;
     // http2_test.cpp covers that).
-    std::vector<std::string> args{"--http1.1", "--cacert", cafile, "--resolve",
-                                  host + ":" + p + ":" + addr, "https://" + host + ":" + p + path};
+    std::vector<std::string> args{"--http1.1",
+                                  "--cacert",
+                                  cafile,
+                                  "--resolve",
+                                  host + ":" + p + ":" + addr,
+                                  "https://" + host + ":" + p + path};
     args.insert(args.end(), extra.begin(), extra.end());
     return curlIn(sb, args);
   }
@@ -1449,9 +1453,9 @@ TEST_F(HttpsProxyTest, DnsOverHttpsFollowsTheHostPolicy) {
   auto dohCurl = [&](Sandbox& sb, const std::string& dohHost, const std::string& ip,
                      const std::string& cafile, const std::string& tag) {
     // The DoH answer would name lookup.allowed.test; the DoH request is all that matters.
-    return sb.runInside({"curl", "--http1.1", "--noproxy", "*", "-sS", "--max-time", "10", "--cacert", cafile,
-                         "--resolve", dohHost + ":" + port + ":" + ip, "--doh-url",
-                         "https://" + dohHost + ":" + port + "/dns-query?tag=" + tag,
+    return sb.runInside({"curl", "--http1.1", "--noproxy", "*", "-sS", "--max-time", "10",
+                         "--cacert", cafile, "--resolve", dohHost + ":" + port + ":" + ip,
+                         "--doh-url", "https://" + dohHost + ":" + port + "/dns-query?tag=" + tag,
                          "http://lookup.allowed.test/"},
                         "", milliseconds(20000));
   };

@@ -511,6 +511,9 @@ ssize_t H2Session::readResponseBody(nghttp2_session* session, int32_t /*streamId
   if (stream.responseBody.size() == 0 && stream.responseEnded) {
     *flags |= NGHTTP2_DATA_FLAG_EOF;
     if (!stream.responseTrailers.empty()) {
+      for (http::Header& h : stream.responseTrailers) {
+        stream.redactor.maskField(h.value);
+      }
       h2::HeaderList trailers = h2::relayedFields(stream.responseTrailers);
       *flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
       nghttp2_submit_trailer(session, stream.id, trailers.data(), trailers.size());
@@ -533,7 +536,13 @@ void H2Session::respond(H2Stream& stream, int status, const std::vector<http::He
   }
   stream.responseSubmitted = true;
   stream.status = status;
-  h2::HeaderList list = h2::responseHeaders(status, headers);
+  // An upstream that echoes a request header would hand the injected secret back: masked,
+  // as the HTTP/1.1 relay masks it in the head's bytes.
+  std::vector<http::Header> masked = headers;
+  for (http::Header& h : masked) {
+    stream.redactor.maskField(h.value);
+  }
+  h2::HeaderList list = h2::responseHeaders(status, masked);
   nghttp2_data_provider provider{};
   provider.source.ptr = &stream;
   provider.read_callback = &H2Session::readResponseBody;

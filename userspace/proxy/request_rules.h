@@ -70,6 +70,12 @@ class SecretRedactor {
   // Returns whatever is kept back; valid until the next call.
   std::string_view flush();
   uint64_t redactions() const { return redactions_; }
+  // Masks every secret in `text` (a header value: whole, not a stream), within no limit.
+  void maskField(std::string& text) {
+    if (!secrets_.empty()) {
+      mask(text.data(), text.size());
+    }
+  }
 
  private:
   std::vector<std::string> secrets_;
