@@ -13,8 +13,11 @@
            without announcing it; wrk counts each such close as one read error
       resumption=1: the cell offered TLS session resumption; the share of handshakes
            the target resumed is shown (tls_conns.c's resumed/handshakes counters)
-      out: the load generator's stdout (wrk's BENCH_RESULT line or idle_conns.py's
-           BENCH_IDLE line); exit: its exit code
+      out: the load generator's stdout (wrk's BENCH_RESULT line, idle_conns.py's
+           BENCH_IDLE line or h2load's summary); exit: its exit code
+      tool=h2load, h2log: h2load's --log-file (per-request latency), expected: the body
+           every answer carries, inflight: requests in flight at most (bodies may end
+           past the measured duration)
       before, after: procstat.py samples of the proxy (files)
       pinning: pinning.py's snapshot, taken while the cell ran (file)
   table.py render RESULTS HEADER_FILE     print the markdown report: per cell the median
@@ -31,6 +34,8 @@ when every one of its rounds was measured; a refused or failed round leaves it w
 """
 
 import json
+import os
+import re
 import statistics
 import sys
 
@@ -43,6 +48,7 @@ SCENARIOS = {
     "tls-new": "HTTPS conn per request, full handshake",
     "tls-resume": "HTTPS conn per request, resumed",
     "tls-1m": "HTTPS 1 MiB body",
+    "tls-h2-keepalive": "HTTPS keep-alive, h2load",
 }
 # Goal lines under the table: (label, scenario, target, versus, goal ratio).
 GOALS = [
@@ -126,7 +132,10 @@ def record(results_path, pairs):
         if row["scenario"] == "idle":
             measure_idle(row, output, before, after, problems)
         else:
-            result = parse_kv_line(output, "BENCH_RESULT")
+            if cell.get("tool") == "h2load":
+                result = parse_h2load(row, output, cell, problems)
+            else:
+                result = parse_kv_line(output, "BENCH_RESULT")
             closes = cell.get("closes_after_response") == "1"
             measure_requests(row, result, before, after, problems, closes)
             if cell.get("resumption") == "1" and row.get("handshakes"):
@@ -149,6 +158,56 @@ def record(results_path, pairs):
         row["problems"] = problems
     with open(results_path, "a") as f:
         f.write(json.dumps(row) + "\n")
+
+
+def parse_h2load(row, output, cell, problems):
+    """h2load's summary and per-request log as a BENCH_RESULT dict (wrk.lua's keys), or
+    None. The protocol h2load negotiated goes into the row: it is the point of the
+    scenario, and whatever happened is shown."""
+    alpn = re.search(r"^Application protocol: (\S+)", output, re.M)
+    if alpn:
+        row["protocol"] = alpn.group(1)
+    elif "No protocol negotiated" in output:
+        row["protocol"] = "no ALPN"
+    tls = re.search(r"^TLS Protocol: (\S+)", output, re.M)
+    if tls:
+        row["tls_version"] = tls.group(1)
+    finished = re.search(r"^finished in ([\d.]+)(us|ms|s),", output, re.M)
+    requests = re.search(
+        r"^requests: (\d+) total, \d+ started, (\d+) done, \d+ succeeded, \d+ failed, "
+        r"\d+ errored, (\d+) timeout",
+        output,
+        re.M,
+    )
+    codes = re.search(r"^status codes: (\d+) 2xx, (\d+) 3xx, (\d+) 4xx, (\d+) 5xx", output, re.M)
+    traffic = re.search(r"^traffic: .*?\((\d+)\) total, .*\((\d+)\) data", output, re.M)
+    if not (finished and requests and codes and traffic):
+        return None
+    seconds = float(finished.group(1)) / {"us": 1e6, "ms": 1e3, "s": 1}[finished.group(2)]
+    ok, *others = (int(n) for n in codes.groups())
+    answered, done = ok + sum(others), int(requests.group(2))
+    latencies = []
+    for line in read_text(cell.get("h2log", "")).splitlines():
+        fields = line.split("\t")
+        if len(fields) >= 3 and fields[1] != "-1":
+            latencies.append(int(fields[2]))
+    latencies.sort()
+    body = os.path.getsize(cell["expected"])
+    data, inflight = int(traffic.group(2)), int(cell.get("inflight") or 0)
+    # h2load does not compare bodies (the preflight does); their sizes must add up, give
+    # or take the answers in flight when the duration ended.
+    if ok and not ok * body <= data <= (ok + inflight) * body:
+        problems.append(f"{data:,} body bytes for {ok:,} answers of {body} bytes")
+    return {
+        "requests": answered,
+        "duration_us": int(seconds * 1e6),
+        "bytes": int(traffic.group(1)),
+        "p50_us": latencies[len(latencies) // 2] if latencies else 0,
+        "p99_us": latencies[len(latencies) * 99 // 100] if latencies else 0,
+        "non2xx": sum(others),
+        "failed_streams": done - answered,
+        "timeouts": int(requests.group(3)),
+    }
 
 
 def measure_requests(row, r, before, after, problems, closes_after_response):
@@ -181,6 +240,7 @@ def measure_requests(row, r, before, after, problems, closes_after_response):
         ("timeouts", "timeouts"),
         ("tls_errors", "TLS errors"),
         ("bad_body", "wrong bodies"),
+        ("failed_streams", "requests without an answer"),
     ):
         if r.get(key, 0):
             problems.append(f"{r[key]} {label}")
@@ -266,6 +326,10 @@ def cells(rows):
                 cell["handshakes"] = handshakes
                 resumed = sum(r["resumed"] for r in measured if "resumed_pct" in r)
                 cell["resumed_pct"] = 100.0 * resumed / handshakes
+            protocols = [r["protocol"] for r in measured if r.get("protocol")]
+            if protocols:
+                versions = sorted({r["tls_version"] for r in measured if r.get("tls_version")})
+                cell["protocols"] = (protocols, versions)
         out.append(cell)
     return out
 
@@ -289,9 +353,28 @@ def outcome(row):
     if not texts:
         texts.append("n/a: " + row["skipped"] if row.get("skipped") else "ok")
     notes = [row["note"]] if row["note"] else []
+    if "protocols" in row:
+        protocols, versions = row["protocols"]
+        said = ", ".join(
+            p if n == len(protocols) else f"{p} in {n} of {len(protocols)} rounds"
+            for p, n in {p: protocols.count(p) for p in protocols}.items()
+        )
+        notes.insert(0, f"negotiated {said}" + (f" over {'/'.join(versions)}" if versions else ""))
+        if "streams" in row["conns"] and "h2" not in protocols:
+            notes.insert(1, "h2load pipelines each connection's streams as HTTP/1.1 requests")
+    elif row.get("protocol"):
+        over = f" over {row['tls_version']}" if row.get("tls_version") else ""
+        notes.insert(0, f"negotiated {row['protocol']}{over}")
     if "resumed_pct" in row:
         notes.insert(0, f"{row['resumed_pct']:.0f}% of {row['handshakes']:,} handshakes resumed")
     return "; ".join(texts) + (f" ({'; '.join(notes)})" if notes else "")
+
+
+def baseline(target):
+    """The direct row a target's added p99 is measured against: "direct", or for a
+    variant row ("egressd intercept, --h1") the direct row of the same variant."""
+    variant = target.partition(", ")[2]
+    return "direct" + (", " + variant if variant else "")
 
 
 def markdown(headers, rows):
@@ -306,7 +389,7 @@ def request_table(rows, with_round=False):
     direct_p99 = {
         (r["scenario"], r["target"], r.get("round")): r["p99_ms"]
         for r in rows
-        if r["target"] == "direct" and "p99_ms" in r and not r["failed"]
+        if r["target"].startswith("direct") and "p99_ms" in r and not r["failed"]
     }
     headers = ["scenario", "target"] + (["round", "load"] if with_round else [])
     headers += ["conns", "req/s"] + ([] if with_round else ["spread"])
@@ -316,8 +399,8 @@ def request_table(rows, with_round=False):
     for scenario, label in SCENARIOS.items():
         for r in (r for r in rows if r["scenario"] == scenario):
             added = None
-            base = direct_p99.get((scenario, "direct", r.get("round")))
-            if r["target"] != "direct" and "p99_ms" in r and base is not None:
+            base = direct_p99.get((scenario, baseline(r["target"]), r.get("round")))
+            if not r["target"].startswith("direct") and "p99_ms" in r and base is not None:
                 added = r["p99_ms"] - base
             line = [label, r["target"]]
             if with_round:
