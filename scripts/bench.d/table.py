@@ -174,18 +174,17 @@ def parse_h2load(row, output, cell, problems):
         row["tls_version"] = tls.group(1)
     finished = re.search(r"^finished in ([\d.]+)(us|ms|s),", output, re.M)
     requests = re.search(
-        r"^requests: (\d+) total, \d+ started, (\d+) done, \d+ succeeded, \d+ failed, "
+        r"^requests: \d+ total, \d+ started, (\d+) done, (\d+) succeeded, (\d+) failed, "
         r"\d+ errored, (\d+) timeout",
         output,
         re.M,
     )
-    codes = re.search(r"^status codes: (\d+) 2xx, (\d+) 3xx, (\d+) 4xx, (\d+) 5xx", output, re.M)
+    codes = re.search(r"^status codes: \d+ 2xx, (\d+) 3xx, (\d+) 4xx, (\d+) 5xx", output, re.M)
     traffic = re.search(r"^traffic: .*?\((\d+)\) total, .*\((\d+)\) data", output, re.M)
     if not (finished and requests and codes and traffic):
         return None
     seconds = float(finished.group(1)) / {"us": 1e6, "ms": 1e3, "s": 1}[finished.group(2)]
-    ok, *others = (int(n) for n in codes.groups())
-    answered, done = ok + sum(others), int(requests.group(2))
+    done, succeeded, failed, timeouts = (int(n) for n in requests.groups())
     latencies = []
     for line in read_text(cell.get("h2log", "")).splitlines():
         fields = line.split("\t")
@@ -194,19 +193,19 @@ def parse_h2load(row, output, cell, problems):
     latencies.sort()
     body = os.path.getsize(cell["expected"])
     data, inflight = int(traffic.group(2)), int(cell.get("inflight") or 0)
-    # h2load does not compare bodies (the preflight does); their sizes must add up, give
-    # or take the answers in flight when the duration ended.
-    if ok and not ok * body <= data <= (ok + inflight) * body:
-        problems.append(f"{data:,} body bytes for {ok:,} answers of {body} bytes")
+    # h2load does not compare bodies (the preflight does); their sizes must add up: every
+    # completed answer's body, plus at most one per request in flight when it stopped.
+    if succeeded and not succeeded * body <= data <= (succeeded + inflight) * body:
+        problems.append(f"{data:,} body bytes for {succeeded:,} answers of {body} bytes")
     return {
-        "requests": answered,
+        "requests": done,
         "duration_us": int(seconds * 1e6),
         "bytes": int(traffic.group(1)),
         "p50_us": latencies[len(latencies) // 2] if latencies else 0,
         "p99_us": latencies[len(latencies) * 99 // 100] if latencies else 0,
-        "non2xx": sum(others),
-        "failed_streams": done - answered,
-        "timeouts": int(requests.group(3)),
+        "non2xx": sum(int(n) for n in codes.groups()),
+        "failed_streams": failed,
+        "timeouts": timeouts,
     }
 
 
@@ -240,7 +239,7 @@ def measure_requests(row, r, before, after, problems, closes_after_response):
         ("timeouts", "timeouts"),
         ("tls_errors", "TLS errors"),
         ("bad_body", "wrong bodies"),
-        ("failed_streams", "requests without an answer"),
+        ("failed_streams", "requests failed (stream or connection error)"),
     ):
         if r.get(key, 0):
             problems.append(f"{r[key]} {label}")
