@@ -45,7 +45,6 @@ Result<std::vector<std::string>> waitForReadyFile(Process& proc, const std::stri
   return lines;
 }
 
-
 std::string serversScript() {
 #ifdef EGRESSD_SERVERS_PY
   return EGRESSD_SERVERS_PY;

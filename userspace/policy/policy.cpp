@@ -315,7 +315,8 @@ SocketPermissions Parser::sockets(const Field& field) const {
 
 HttpRules Parser::httpRules(const Field& field) const {
   const auto items = entries(field);
-  diagnostics_.rejectUnknownKeys(field, items, {"allowUpgrades", "allowTrace", "forwarded", "http2"});
+  diagnostics_.rejectUnknownKeys(field, items,
+                                 {"allowUpgrades", "allowTrace", "forwarded", "http2"});
   HttpRules rules;
   for (const auto& [key, value] : items) {
     const std::string name = key.node.Scalar();
