@@ -496,8 +496,11 @@ TEST_F(Http2Test, IdleConnectionsCostAtMost64KiB) {
   }
   ASSERT_OK_AND_ASSIGN(auto sb, start(spec()));
   constexpr int kConnections = 200;
-  for (const auto& [protocol, port] :
+  for (const auto& [protocolName, portNumber] :
        {std::pair{std::string("h1"), kHttpsGood}, std::pair{std::string("h2"), kH2Origin}}) {
+    // Copies: clang 14 cannot capture structured bindings in the lambda below.
+    const std::string protocol = protocolName;
+    const int port = portNumber;
     SCOPED_TRACE(protocol);
     const std::string p = std::to_string(port);
     auto holder = [&](int count) {
