@@ -125,7 +125,8 @@ class H2Session final : public h2::H2Connection,
   asio::awaitable<void> handleStream(std::shared_ptr<H2Stream> stream);
   asio::awaitable<void> judgeAndForward(std::shared_ptr<H2Stream> stream);
   // egressd's own response (a denial, a handler's answer, an error).
-  void answer(H2Stream& stream, int status, std::string body, std::vector<http::Header> headers);
+  void answer(H2Stream& stream, int status, const std::string& body,
+              std::vector<http::Header> headers);
   asio::awaitable<void> forward(std::shared_ptr<H2Stream> stream, UpstreamTarget target,
                                 std::vector<http::Header> setHeaders,
                                 std::vector<std::string> dropHeaders);
@@ -584,7 +585,7 @@ void H2Session::consumeRequest(int32_t id, size_t bytes) {
   }
 }
 
-void H2Session::answer(H2Stream& stream, int status, std::string body,
+void H2Session::answer(H2Stream& stream, int status, const std::string& body,
                        std::vector<http::Header> headers) {
   const bool bodyAllowed = status >= 200 && status != 204 && status != 304;
   if (bodyAllowed) {
@@ -679,7 +680,7 @@ asio::awaitable<void> H2Session::judgeAndForward(std::shared_ptr<H2Stream> strea
     if (!decision.operatorLog.empty()) {
       spdlog::warn("{}", decision.operatorLog);
     }
-    answer(*stream, out.status, std::move(decision.body), std::move(decision.responseHeaders));
+    answer(*stream, out.status, decision.body, std::move(decision.responseHeaders));
     co_return;
   }
   stream->redactor.reset(std::move(decision.secretValues));
