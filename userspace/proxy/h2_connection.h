@@ -15,6 +15,14 @@
 
 namespace egressd::proxy::h2 {
 
+// RAII for the nghttp2 objects a session is set up with.
+struct CallbacksDeleter {
+  void operator()(nghttp2_session_callbacks* c) const { nghttp2_session_callbacks_del(c); }
+};
+struct OptionDeleter {
+  void operator()(nghttp2_option* o) const { nghttp2_option_del(o); }
+};
+
 class H2Connection {
  public:
   H2Connection(const H2Connection&) = delete;

@@ -35,13 +35,6 @@ using h2::H2Stream;
 using h2::H2Upstream;
 using h2::Signal;
 
-struct CallbacksDeleter {
-  void operator()(nghttp2_session_callbacks* c) const { nghttp2_session_callbacks_del(c); }
-};
-struct OptionDeleter {
-  void operator()(nghttp2_option* o) const { nghttp2_option_del(o); }
-};
-
 // "1a2b\r\n": the head of an HTTP/1.1 chunk of `size` bytes. (Not inline in the coroutine:
 // GCC 12 miscompiles a local array in a coroutine frame.)
 std::string chunkHead(size_t size) {
@@ -196,7 +189,7 @@ bool H2Session::setUp() {
   if (nghttp2_session_callbacks_new(&raw) != 0) {
     return false;
   }
-  std::unique_ptr<nghttp2_session_callbacks, CallbacksDeleter> callbacks(raw);
+  std::unique_ptr<nghttp2_session_callbacks, h2::CallbacksDeleter> callbacks(raw);
   nghttp2_session_callbacks_set_on_begin_frame_callback(raw, &H2Session::onBeginFrame);
   nghttp2_session_callbacks_set_on_begin_headers_callback(raw, &H2Session::onBeginHeaders);
   nghttp2_session_callbacks_set_on_header_callback(raw, &H2Session::onHeader);
@@ -207,7 +200,7 @@ bool H2Session::setUp() {
   if (nghttp2_option_new(&rawOption) != 0) {
     return false;
   }
-  std::unique_ptr<nghttp2_option, OptionDeleter> option(rawOption);
+  std::unique_ptr<nghttp2_option, h2::OptionDeleter> option(rawOption);
   // Request bytes are acknowledged only once the upstream took them (consumeRequest).
   nghttp2_option_set_no_auto_window_update(rawOption, 1);
   // Floods of PING/SETTINGS whose acknowledgements the client never reads.

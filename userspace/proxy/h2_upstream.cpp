@@ -9,13 +9,6 @@ namespace egressd::proxy::h2 {
 
 namespace {
 
-struct CallbacksDeleter {
-  void operator()(nghttp2_session_callbacks* c) const { nghttp2_session_callbacks_del(c); }
-};
-struct OptionDeleter {
-  void operator()(nghttp2_option* o) const { nghttp2_option_del(o); }
-};
-
 H2Upstream& self(void* p) {
   return *static_cast<H2Upstream*>(p);
 }
