@@ -111,6 +111,25 @@ const Header* ResponseHead::find(std::string_view name) const {
   return findHeader(headers, name);
 }
 
+std::vector<std::string_view> listElements(std::string_view value) {
+  std::vector<std::string_view> elements;
+  while (!value.empty()) {
+    const size_t comma = value.find(',');
+    std::string_view element = value.substr(0, comma);
+    while (!element.empty() && (element.front() == ' ' || element.front() == '\t')) {
+      element.remove_prefix(1);
+    }
+    while (!element.empty() && (element.back() == ' ' || element.back() == '\t')) {
+      element.remove_suffix(1);
+    }
+    if (!element.empty()) {
+      elements.push_back(element);
+    }
+    value = comma == std::string_view::npos ? std::string_view() : value.substr(comma + 1);
+  }
+  return elements;
+}
+
 std::string serializeRequestHead(const RequestHead& head, const std::vector<Header>& extraHeaders,
                                  const std::vector<std::string>& dropHeaders) {
   const std::string_view path = head.path.empty() ? std::string_view("/") : head.path;

@@ -98,6 +98,10 @@ Result<Authority> parseAuthority(std::string_view text);
 // without a trailing dot, a missing port meaning `defaultPort`. Invalid input is never the same.
 bool sameAuthority(std::string_view a, std::string_view b, uint16_t defaultPort);
 
+// The elements of a comma-separated field value (RFC 9110 5.6.1), each trimmed of SP/HTAB,
+// empty ones left out: "close, X-Hop" -> {"close", "X-Hop"}. Views into `value`.
+std::vector<std::string_view> listElements(std::string_view value);
+
 // True for a non-empty RFC 9110 token (field names, methods).
 bool isToken(std::string_view text);
 

@@ -31,20 +31,10 @@ std::vector<std::string> forbiddenNames(const std::vector<http::Header>& headers
     if (!http::equalsIgnoreCase(h.name, "connection")) {
       continue;
     }
-    std::string_view rest = h.value;
-    while (!rest.empty()) {
-      const size_t comma = rest.find(',');
-      std::string_view token = rest.substr(0, comma);
-      while (!token.empty() && (token.front() == ' ' || token.front() == '\t')) {
-        token.remove_prefix(1);
-      }
-      while (!token.empty() && (token.back() == ' ' || token.back() == '\t')) {
-        token.remove_suffix(1);
-      }
-      if (!token.empty() && token.find('*') == std::string_view::npos) {
+    for (std::string_view token : http::listElements(h.value)) {
+      if (token.find('*') == std::string_view::npos) {
         names.emplace_back(token);
       }
-      rest = comma == std::string_view::npos ? std::string_view() : rest.substr(comma + 1);
     }
   }
   return names;

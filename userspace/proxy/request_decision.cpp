@@ -241,25 +241,14 @@ std::vector<std::string> hopByHopHeaders(const http::RequestHead& head) {
   }
   std::vector<std::string> names = {"Connection", "Keep-Alive", "Proxy-Connection", "TE"};
   if (const http::Header* connection = head.find("Connection")) {
-    std::string_view rest = connection->value;
-    while (!rest.empty()) {
-      const size_t comma = rest.find(',');
-      std::string_view token = rest.substr(0, comma);
-      while (!token.empty() && (token.front() == ' ' || token.front() == '\t')) {
-        token.remove_prefix(1);
-      }
-      while (!token.empty() && (token.back() == ' ' || token.back() == '\t')) {
-        token.remove_suffix(1);
-      }
+    for (std::string_view token : http::listElements(connection->value)) {
       // Never let a client strip what the request's framing or routing depends on; a '*'
       // would read as a prefix to dropHeaders (http::fieldNameMatches).
-      if (!token.empty() && token.find('*') == std::string_view::npos &&
-          !http::equalsIgnoreCase(token, "Host") &&
+      if (token.find('*') == std::string_view::npos && !http::equalsIgnoreCase(token, "Host") &&
           !http::equalsIgnoreCase(token, "Content-Length") &&
           !http::equalsIgnoreCase(token, "Transfer-Encoding")) {
         names.emplace_back(token);
       }
-      rest = comma == std::string_view::npos ? std::string_view() : rest.substr(comma + 1);
     }
   }
   return names;

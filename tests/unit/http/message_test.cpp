@@ -7,6 +7,13 @@
 namespace egressd::http {
 namespace {
 
+TEST(ListElements, TrimsOwsAndSkipsEmptyElements) {
+  EXPECT_EQ(listElements("close, X-Hop"), (std::vector<std::string_view>{"close", "X-Hop"}));
+  EXPECT_EQ(listElements(" a ,\t,b\t, "), (std::vector<std::string_view>{"a", "b"}));
+  EXPECT_TRUE(listElements("").empty());
+  EXPECT_TRUE(listElements(" , ,").empty());
+}
+
 TEST(SerializeRequestHead, OriginFormWithDropAndExtra) {
   RequestHead head;
   head.method = "POST";
